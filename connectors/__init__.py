@@ -1,0 +1,15 @@
+"""Kafka Connect connectors of the platform: their configs as files (`connectors/debezium/*.json`,
+templated from settings) and a client that applies them idempotently through the Connect REST API."""
+
+from connectors.client import ApplyResult, ConnectClient, ConnectError, ConnectorFailed
+from connectors.configs import ConnectorConfig, load_config, template_values
+
+__all__ = [
+    "ApplyResult",
+    "ConnectClient",
+    "ConnectError",
+    "ConnectorConfig",
+    "ConnectorFailed",
+    "load_config",
+    "template_values",
+]

@@ -1,0 +1,120 @@
+"""A small Kafka Connect REST client: apply a connector idempotently, wait for RUNNING, and report
+a failed task with its stack trace."""
+
+from __future__ import annotations
+
+import enum
+import time
+from typing import Any
+
+import httpx
+
+from connectors.configs import ConnectorConfig
+
+
+class ConnectError(Exception):
+    """The Connect REST API refused a request or could not be reached."""
+
+
+class ConnectorFailed(ConnectError):
+    """A connector or one of its tasks is FAILED; `trace` is the worker's stack trace."""
+
+    def __init__(self, connector: str, what: str, trace: str) -> None:
+        first = trace.strip().splitlines()[0] if trace.strip() else "no trace"
+        super().__init__(f"connector {connector}: {what} FAILED: {first}")
+        self.connector = connector
+        self.trace = trace
+
+
+class ApplyResult(enum.Enum):
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+
+
+class ConnectClient:
+    def __init__(self, url: str, timeout: float = 10.0) -> None:
+        self._http = httpx.Client(base_url=url, timeout=timeout, headers={"Accept": "application/json"})
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> ConnectClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- requests ------------------------------------------------------------------------------
+    def apply(self, connector: ConnectorConfig) -> ApplyResult:
+        """Create or update the connector; the same config again changes nothing (no restart)."""
+        desired = {k: str(v) for k, v in connector.config.items()}
+        current = self.config(connector.name)
+        if current is not None:
+            current.pop("name", None)  # Connect adds the name to the stored config
+            if current == desired:
+                return ApplyResult.UNCHANGED
+        self._request("PUT", f"/connectors/{connector.name}/config", json=desired)
+        return ApplyResult.CREATED if current is None else ApplyResult.UPDATED
+
+    def config(self, name: str) -> dict[str, str] | None:
+        response = self._request("GET", f"/connectors/{name}/config", allow_404=True)
+        return None if response is None else dict(response.json())
+
+    def status(self, name: str) -> dict[str, Any] | None:
+        response = self._request("GET", f"/connectors/{name}/status", allow_404=True)
+        return None if response is None else dict(response.json())
+
+    def names(self) -> list[str]:
+        response = self._request("GET", "/connectors")
+        assert response is not None
+        return sorted(response.json())
+
+    def delete(self, name: str) -> bool:
+        """Delete the connector; False when there was none."""
+        return self._request("DELETE", f"/connectors/{name}", allow_404=True) is not None
+
+    def wait_running(self, name: str, timeout: float = 60.0) -> dict[str, Any]:
+        """Wait until the connector and all its tasks are RUNNING; raise on FAILED or time-out."""
+        deadline = time.monotonic() + timeout
+        last: dict[str, Any] | None = None
+        while time.monotonic() < deadline:
+            last = self.status(name)
+            if last is not None:
+                _raise_if_failed(name, last)
+                tasks = last.get("tasks", [])
+                if last["connector"]["state"] == "RUNNING" and tasks and all(
+                    t["state"] == "RUNNING" for t in tasks
+                ):
+                    return last
+            time.sleep(0.25)
+        raise ConnectError(f"connector {name} not RUNNING after {timeout:.0f}s (last status: {last})")
+
+    def _request(self, method: str, path: str, *, allow_404: bool = False, **kwargs: Any) -> httpx.Response | None:
+        for attempt in range(20):
+            try:
+                response = self._http.request(method, path, **kwargs)
+            except httpx.HTTPError as exc:
+                raise ConnectError(f"Kafka Connect at {self._http.base_url} unreachable: {exc}") from exc
+            # 409: the worker is rebalancing; the request is fine, retry shortly
+            if response.status_code == 409 and attempt < 19:
+                time.sleep(0.5)
+                continue
+            if response.status_code == 404 and allow_404:
+                return None
+            if response.is_error:
+                try:
+                    message = response.json().get("message", response.text)
+                except ValueError:
+                    message = response.text
+                raise ConnectError(f"{method} {path}: HTTP {response.status_code}: {message}")
+            return response
+        raise AssertionError("unreachable")
+
+
+def _raise_if_failed(name: str, status: dict[str, Any]) -> None:
+    if status["connector"]["state"] == "FAILED":
+        raise ConnectorFailed(name, "connector", status["connector"].get("trace", ""))
+    for task in status.get("tasks", []):
+        if task["state"] == "FAILED":
+            raise ConnectorFailed(name, f"task {task['id']}", task.get("trace", ""))

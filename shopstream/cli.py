@@ -1,0 +1,170 @@
+"""`shopstream`: the command line of the platform (Typer + rich)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from shopstream.stack import StackError, StackSettings
+from shopstream.stack.stack import ComponentStatus, Stack
+
+app = typer.Typer(help="shopstream: stream-processing-first e-commerce data platform.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+connectors_app = typer.Typer(help="Kafka Connect connectors (Debezium).", no_args_is_help=True)
+app.add_typer(connectors_app, name="connectors")
+console = Console()
+Names = Annotated[list[str] | None, typer.Argument(help="Components (default: all).", show_default=False)]
+
+
+@app.command()
+def setup(flink: Annotated[bool, typer.Option(help="Also build the PyFlink environment.")] = False) -> None:
+    """Install what the stack runs from: Debian packages, Kafka/Debezium jars (Maven), PyFlink env."""
+    from shopstream.stack import installer
+
+    settings = StackSettings()
+    stack = Stack(settings)
+    stack.paths.make_dirs()
+    started = time.monotonic()
+    with _progress() as progress:
+        task = progress.add_task("checking prerequisites", total=None)
+
+        def report(message: str) -> None:
+            progress.update(task, description=message)
+            console.log(message)
+
+        java = installer.check_java(stack.components, settings)
+        apt = installer.missing_apt(stack.components)
+        if apt:
+            installer.install_apt(apt, report)
+        for artifacts in installer.stale_maven(stack.components, stack.paths):
+            installer.fetch_maven(artifacts, stack.paths, report)
+        if flink:
+            installer.setup_flink_env(settings, stack.paths, report)
+    console.print(f"[green]setup done[/green] in {time.monotonic() - started:.1f}s ({java or 'no Java needed'})")
+
+
+@app.command()
+def up(names: Names = None, wait: Annotated[bool, typer.Option(help="Wait until healthy.")] = True) -> None:
+    """Start the stack (or the named components) and wait until every one is healthy."""
+    stack = Stack(StackSettings())
+    started = time.monotonic()
+    with Live(_table([]), console=console, refresh_per_second=4, transient=False) as live:
+        statuses = stack.up(names or [], on_status=lambda s: live.update(_table(s)), wait=wait)
+        live.update(_table(statuses))
+    state = "healthy" if all(s.healthy for s in statuses) else "started"
+    console.print(f"[green]{len(statuses)} components {state}[/green] in {time.monotonic() - started:.1f}s")
+
+
+@app.command()
+def down(names: Names = None) -> None:
+    """Stop the named components, or the whole stack and its process manager."""
+    stack = Stack(StackSettings())
+    stack.down(names or [])
+    console.print("[green]stopped[/green] " + (", ".join(names) if names else "the stack"))
+
+
+@app.command()
+def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """Each component: up/down, version, ports, pid, uptime, log path. Exit 1 when any is down."""
+    statuses = Stack(StackSettings()).status()
+    if as_json:
+        print(json.dumps([_as_dict(s) for s in statuses], indent=2))
+    else:
+        console.print(_table(statuses))
+    raise typer.Exit(0 if all(s.healthy for s in statuses) else 1)
+
+
+@app.command()
+def logs(name: str, lines: Annotated[int, typer.Option("-n", help="Lines to show.")] = 50,
+         follow: Annotated[bool, typer.Option("-f", "--follow")] = False) -> None:
+    """Show (or follow) one component's log."""
+    stack = Stack(StackSettings())
+    path = stack.paths.log(name) if name == "supervisord" else stack.paths.log(stack.select([name])[0].name)
+    if not path.exists():
+        raise StackError(f"no log yet at {path}; has `shopstream up` started {name}?")
+    console.print(f"[dim]{path}[/dim]")
+    subprocess.run(["tail", "-n", str(lines), *(["-F"] if follow else []), str(path)], check=False)
+
+
+@connectors_app.command("apply")
+def connectors_apply(files: list[Path], timeout: float = 60.0) -> None:
+    """Create or update connectors from config files; unchanged ones are left alone."""
+    from connectors import ConnectClient, load_config
+
+    settings = StackSettings()
+    with ConnectClient(settings.connect.url) as client:
+        for path in files:
+            config = load_config(path, settings)
+            result = client.apply(config)
+            client.wait_running(config.name, timeout=timeout)
+            console.print(f"{config.name}: {result.value}, RUNNING")
+
+
+@connectors_app.command("list")
+def connectors_list() -> None:
+    """Connectors on the worker, with their state."""
+    from connectors import ConnectClient
+
+    with ConnectClient(StackSettings().connect.url) as client:
+        for name in client.names():
+            state = client.status(name) or {}
+            tasks = ", ".join(f"{t['id']}:{t['state']}" for t in state.get("tasks", []))
+            console.print(f"{name}: {state.get('connector', {}).get('state', '?')} [{tasks}]")
+
+
+@connectors_app.command("delete")
+def connectors_delete(name: str) -> None:
+    """Delete a connector (its replication slot stays in Postgres)."""
+    from connectors import ConnectClient
+
+    with ConnectClient(StackSettings().connect.url) as client:
+        console.print(f"{name}: {'deleted' if client.delete(name) else 'not found'}")
+
+
+def _table(statuses: list[ComponentStatus]) -> Table:
+    table = Table("component", "state", "version", "ports", "pid", "uptime", "log", "detail", box=None)
+    colors = {"up": "green", "starting": "yellow", "down": "red"}
+    for s in statuses:
+        table.add_row(
+            s.name, f"[{colors[s.state]}]{s.state}[/]", s.version, ",".join(map(str, s.ports)),
+            str(s.pid or "-"), f"{s.uptime_seconds:.0f}s" if s.uptime_seconds is not None else "-",
+            str(s.log), s.detail[:60],
+        )
+    return table
+
+
+def _as_dict(s: ComponentStatus) -> dict[str, object]:
+    return {"name": s.name, "state": s.state, "detail": s.detail, "version": s.version, "ports": list(s.ports),
+            "pid": s.pid, "uptime_seconds": s.uptime_seconds, "log": str(s.log)}
+
+
+def _progress() -> Progress:
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+                    console=console, transient=True)
+
+
+def main() -> None:
+    """Entry point: a StackError (or a connector error) is one red line, never a traceback."""
+    from connectors.client import ConnectError
+
+    try:
+        app()
+    except (StackError, ConnectError, ValueError) as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

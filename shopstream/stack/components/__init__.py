@@ -1,0 +1,26 @@
+"""The registry of local-stack components, in start order. To add one: a module here with a
+`component(settings, paths) -> Component` function, and one line below."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from shopstream.stack.component import Component
+from shopstream.stack.components import connect, kafka, postgres, redis
+from shopstream.stack.paths import StackPaths
+from shopstream.stack.settings import StackSettings
+
+REGISTRY: list[Callable[[StackSettings, StackPaths], Component]] = [
+    postgres.component,
+    redis.component,
+    kafka.component,
+    connect.component,
+]
+
+
+def build_components(settings: StackSettings) -> list[Component]:
+    paths = StackPaths(settings.home)
+    return [factory(settings, paths) for factory in REGISTRY]
+
+
+__all__ = ["REGISTRY", "build_components"]

@@ -1,0 +1,56 @@
+"""Kafka Connect (distributed mode, one worker) with the Debezium Postgres connector plugin."""
+
+from __future__ import annotations
+
+import httpx
+
+from shopstream.stack.component import Component, MavenArtifacts, Port, ProbeFailed
+from shopstream.stack.components.jvm import jar_version, java_command
+from shopstream.stack.paths import StackPaths
+from shopstream.stack.settings import StackSettings
+from shopstream.stack.templates import render
+
+DEBEZIUM_POSTGRES = "io.debezium.connector.postgresql.PostgresConnector"
+
+
+def component(settings: StackSettings, paths: StackPaths) -> Component:
+    cfg = settings.connect
+    jars = paths.jars / "kafka"  # the worker runs from the Kafka distribution, as bin/connect-distributed.sh does
+    debezium = paths.connect_plugins / "debezium-connector-postgres"
+    props = paths.conf / "connect-distributed.properties"
+
+    def prepare() -> None:
+        render(settings.repo / "infra" / "conf" / "connect-distributed.properties", props, {
+            "bootstrap": settings.kafka.bootstrap, "group_id": cfg.group_id, "host": cfg.host,
+            "port": cfg.port, "plugin_path": paths.connect_plugins,
+        })
+
+    def probe() -> str:
+        try:
+            root = httpx.get(f"{cfg.url}/", timeout=2).raise_for_status().json()
+            plugins = httpx.get(f"{cfg.url}/connector-plugins", timeout=5).raise_for_status().json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise ProbeFailed(f"REST API: {exc}") from exc
+        found = {p["class"]: p.get("version", "?") for p in plugins}
+        if DEBEZIUM_POSTGRES not in found:
+            raise ProbeFailed(f"Debezium Postgres plugin not loaded from {debezium}")
+        return f"{root['version']} (debezium-postgres {found[DEBEZIUM_POSTGRES]})"
+
+    return Component(
+        name="connect",
+        summary="Kafka Connect + Debezium Postgres connector",
+        ports=[Port(cfg.port, settings.env_name("connect", "port"))],
+        command=java_command(settings, heap=cfg.heap, classpath=jars,
+                             main="org.apache.kafka.connect.cli.ConnectDistributed", args=[str(props)]),
+        probe=probe,
+        prepare=prepare,
+        maven=[
+            MavenArtifacts(settings.repo / "infra" / "maven" / "kafka" / "pom.xml", jars),
+            MavenArtifacts(settings.repo / "infra" / "maven" / "debezium-postgres" / "pom.xml", debezium),
+        ],
+        needs_java=True,
+        wait_for=[(settings.kafka.host, settings.kafka.port)],
+    )
+
+
+

@@ -1,0 +1,75 @@
+"""Settings of the local stack, from the environment (`SHOPSTREAM_<COMPONENT>__<FIELD>`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The repository this package was installed from (editable install): the stack's files live here.
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class PostgresSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 5432
+    user: str = "shopstream"
+    password: SecretStr = SecretStr("shopstream")
+    database: str = "shopstream"
+
+    @property
+    def dsn(self) -> str:
+        secret = self.password.get_secret_value()
+        return f"postgresql://{self.user}:{secret}@{self.host}:{self.port}/{self.database}"
+
+
+class RedisSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 6379
+
+
+class KafkaSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 9092
+    controller_port: int = 9093
+    heap: str = "512m"
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+class ConnectSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8083
+    heap: str = "512m"
+    group_id: str = "shopstream-connect"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+class StackSettings(BaseSettings):
+    """Where the stack lives and which ports it takes; every field is overridable by environment,
+    e.g. `SHOPSTREAM_KAFKA__PORT=19092`, `SHOPSTREAM_HOME=/data/shopstream`."""
+
+    model_config = SettingsConfigDict(env_prefix="SHOPSTREAM_", env_nested_delimiter="__", extra="ignore")
+
+    # Everything the stack writes (data, logs, jars, generated config) goes under this one folder.
+    home: Path = REPO_ROOT / ".local"
+    repo: Path = REPO_ROOT
+    # Java for Kafka and Kafka Connect; empty means `java` on PATH.
+    java_home: Path | None = None
+    # Seconds `up` waits for every component to become healthy.
+    up_timeout: float = 180.0
+
+    postgres: PostgresSettings = PostgresSettings()
+    redis: RedisSettings = RedisSettings()
+    kafka: KafkaSettings = KafkaSettings()
+    connect: ConnectSettings = ConnectSettings()
+
+    def env_name(self, *path: str) -> str:
+        """The environment variable that sets a field, for error messages: ('kafka', 'port')."""
+        return "SHOPSTREAM_" + "__".join(p.upper() for p in path)
