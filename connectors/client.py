@@ -49,6 +49,7 @@ class ConnectClient:
     def apply(self, connector: ConnectorConfig) -> ApplyResult:
         """Create or update the connector; the same config again changes nothing (no restart)."""
         desired = {k: str(v) for k, v in connector.config.items()}
+        self.validate(connector)
         current = self.config(connector.name)
         if current is not None:
             current.pop("name", None)  # Connect adds the name to the stored config
@@ -56,6 +57,23 @@ class ConnectClient:
                 return ApplyResult.UNCHANGED
         self._request("PUT", f"/connectors/{connector.name}/config", json=desired)
         return ApplyResult.CREATED if current is None else ApplyResult.UPDATED
+
+    def validate(self, connector: ConnectorConfig) -> None:
+        """Ask the plugin to check the config (Debezium connects to the database to do so) and
+        raise with every field's errors; the worker's own PUT answers a bare HTTP 500 instead."""
+        plugin = connector.config.get("connector.class", "")
+        body = {**connector.config, "name": connector.name}
+        response = self._request("PUT", f"/connector-plugins/{plugin}/config/validate", json=body)
+        assert response is not None
+        report = response.json()
+        if report.get("error_count", 0) == 0:
+            return
+        errors = [
+            f"{entry['value']['name']}: {'; '.join(entry['value']['errors'])}"
+            for entry in report.get("configs", [])
+            if (entry.get("value") or {}).get("errors")
+        ]
+        raise ConnectError(f"connector {connector.name}: invalid config: " + " | ".join(errors))
 
     def config(self, name: str) -> dict[str, str] | None:
         response = self._request("GET", f"/connectors/{name}/config", allow_404=True)
@@ -70,9 +88,16 @@ class ConnectClient:
         assert response is not None
         return sorted(response.json())
 
-    def delete(self, name: str) -> bool:
-        """Delete the connector; False when there was none."""
-        return self._request("DELETE", f"/connectors/{name}", allow_404=True) is not None
+    def delete(self, name: str, timeout: float = 30.0) -> bool:
+        """Delete the connector and wait until the worker has let it go; False when there was none."""
+        if self._request("DELETE", f"/connectors/{name}", allow_404=True) is None:
+            return False
+        deadline = time.monotonic() + timeout
+        while self.status(name) is not None:
+            if time.monotonic() > deadline:
+                raise ConnectError(f"connector {name} still present {timeout:.0f}s after DELETE")
+            time.sleep(0.2)
+        return True
 
     def wait_running(self, name: str, timeout: float = 60.0) -> dict[str, Any]:
         """Wait until the connector and all its tasks are RUNNING; raise on FAILED or time-out."""

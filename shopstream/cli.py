@@ -33,7 +33,6 @@ def setup(flink: Annotated[bool, typer.Option(help="Also build the PyFlink envir
 
     settings = StackSettings()
     stack = Stack(settings)
-    stack.paths.make_dirs()
     started = time.monotonic()
     with _progress() as progress:
         task = progress.add_task("checking prerequisites", total=None)
@@ -42,14 +41,7 @@ def setup(flink: Annotated[bool, typer.Option(help="Also build the PyFlink envir
             progress.update(task, description=message)
             console.log(message)
 
-        java = installer.check_java(stack.components, settings)
-        apt = installer.missing_apt(stack.components)
-        if apt:
-            installer.install_apt(apt, report)
-        for artifacts in installer.stale_maven(stack.components, stack.paths):
-            installer.fetch_maven(artifacts, stack.paths, report)
-        if flink:
-            installer.setup_flink_env(settings, stack.paths, report)
+        java = installer.install_all(settings, stack.components, stack.paths, report, flink=flink)
     console.print(f"[green]setup done[/green] in {time.monotonic() - started:.1f}s ({java or 'no Java needed'})")
 
 
@@ -61,6 +53,7 @@ def up(names: Names = None, wait: Annotated[bool, typer.Option(help="Wait until 
     with Live(_table([]), console=console, refresh_per_second=4, transient=False) as live:
         statuses = stack.up(names or [], on_status=lambda s: live.update(_table(s)), wait=wait)
         live.update(_table(statuses))
+    console.print()
     state = "healthy" if all(s.healthy for s in statuses) else "started"
     console.print(f"[green]{len(statuses)} components {state}[/green] in {time.monotonic() - started:.1f}s")
 

@@ -6,6 +6,7 @@ returns a `Component`, plus one line in that package's registry (and, for a JVM 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +58,14 @@ class Component:
     environment: Mapping[str, str] = field(default_factory=dict)
     stop_signal: str = "TERM"
     stop_wait_seconds: int = 30
+
+    @property
+    def artifacts_digest(self) -> str:
+        """Changes when the component's Maven artifacts change, so that `up` restarts it."""
+        digest = hashlib.sha256()
+        for artifacts in self.maven:
+            digest.update(artifacts.pom.read_bytes())
+        return digest.hexdigest()[:16]
 
     @property
     def port(self) -> int:

@@ -60,7 +60,7 @@ def install_apt(packages: Sequence[AptPackage], report: Report) -> None:
 def fetch_maven(artifacts: MavenArtifacts, paths: StackPaths, report: Report) -> None:
     if shutil.which("mvn") is None:
         raise StackError("Maven (mvn) is not installed; it fetches the Kafka and Debezium jars: apt-get install maven")
-    report(f"mvn dependency:copy-dependencies {artifacts.pom.relative_to(artifacts.pom.parents[2])}")
+    report(f"mvn dependency:copy-dependencies -f {artifacts.pom.parent.parent.name}/{artifacts.pom.parent.name}/pom.xml")
     staging = artifacts.output.with_name(artifacts.output.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     _run(["mvn", "-B", "-q", "-f", str(artifacts.pom), "dependency:copy-dependencies",
@@ -89,6 +89,21 @@ def setup_flink_env(settings: StackSettings, paths: StackPaths, report: Report) 
     _run([*pip, "--no-deps", "-e", str(settings.repo)], dict(os.environ), "pip install -e . (PyFlink environment)")
     stamp.write_text(digest)
     return venv
+
+
+def install_all(settings: StackSettings, components: Sequence[Component], paths: StackPaths, report: Report,
+                *, flink: bool = False) -> str | None:
+    """Everything `setup` does, each part skipped when already in place; returns the Java found."""
+    paths.make_dirs()
+    java = check_java(components, settings)
+    apt = missing_apt(components)
+    if apt:
+        install_apt(apt, report)
+    for artifacts in stale_maven(components, paths):
+        fetch_maven(artifacts, paths, report)
+    if flink:
+        setup_flink_env(settings, paths, report)
+    return java
 
 
 def check_java(components: Sequence[Component], settings: StackSettings) -> str | None:

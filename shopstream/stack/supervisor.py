@@ -9,7 +9,8 @@ import subprocess
 import sys
 import time
 import xmlrpc.client
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,8 @@ class Supervisor:
     # --- daemon --------------------------------------------------------------------------------
     def is_running(self) -> bool:
         try:
-            return bool(self._rpc().supervisor.getState()["statecode"] == 1)
+            with self._rpc() as rpc:
+                return bool(rpc.supervisor.getState()["statecode"] == 1)
         except (OSError, xmlrpc.client.Fault, xmlrpc.client.ProtocolError):
             return False
 
@@ -83,19 +85,20 @@ class Supervisor:
 
     def apply_config(self) -> None:
         """Make the running daemon match the config file: add, drop and restart changed programs."""
-        rpc = self._rpc()
-        added, changed, removed = rpc.supervisor.reloadConfig()[0]
-        for name in removed + changed:
-            _ignore_faults(rpc.supervisor.stopProcessGroup, name)
-            rpc.supervisor.removeProcessGroup(name)
-        for name in changed + added:
-            rpc.supervisor.addProcessGroup(name)
+        with self._rpc() as rpc:
+            added, changed, removed = rpc.supervisor.reloadConfig()[0]
+            for name in removed + changed:
+                _ignore_faults(rpc.supervisor.stopProcessGroup, name)
+                rpc.supervisor.removeProcessGroup(name)
+            for name in changed + added:
+                rpc.supervisor.addProcessGroup(name)
 
     def shutdown(self, timeout: float = 120) -> None:
         """Stop every program, then supervisord itself; wait until it is gone."""
         if not self.is_running():
             return
-        self._rpc().supervisor.shutdown()
+        with self._rpc() as rpc:
+            rpc.supervisor.shutdown()
         deadline = time.monotonic() + timeout
         while self.pidfile.exists() or self.is_running():
             if time.monotonic() > deadline:
@@ -104,16 +107,20 @@ class Supervisor:
 
     # --- programs ------------------------------------------------------------------------------
     def start(self, name: str) -> None:
-        _ignore_faults(self._rpc().supervisor.startProcess, name, False, codes=(60,))  # ALREADY_STARTED
+        with self._rpc() as rpc:
+            _ignore_faults(rpc.supervisor.startProcess, name, False, codes=(60,))  # ALREADY_STARTED
 
     def stop(self, name: str) -> None:
-        _ignore_faults(self._rpc().supervisor.stopProcess, name, True, codes=(70,))  # NOT_RUNNING
+        with self._rpc() as rpc:
+            _ignore_faults(rpc.supervisor.stopProcess, name, True, codes=(70,))  # NOT_RUNNING
 
     def processes(self) -> dict[str, ProcessInfo]:
         if not self.is_running():
             return {}
         out = {}
-        for p in self._rpc().supervisor.getAllProcessInfo():
+        with self._rpc() as rpc:
+            infos = rpc.supervisor.getAllProcessInfo()
+        for p in infos:
             running = p["statename"] in ("RUNNING", "STARTING", "STOPPING")
             out[p["name"]] = ProcessInfo(
                 name=p["name"], state=p["statename"], pid=p["pid"] or None,
@@ -122,9 +129,13 @@ class Supervisor:
             )
         return out
 
-    def _rpc(self) -> Any:
+    @contextmanager
+    def _rpc(self) -> Iterator[Any]:
         transport = SupervisorTransport(None, None, serverurl=f"unix://{self.socket}")
-        return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+        try:
+            yield xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+        finally:
+            transport.close()
 
 
 def _program_section(c: Component, paths: StackPaths) -> list[str]:
@@ -133,7 +144,8 @@ def _program_section(c: Component, paths: StackPaths) -> list[str]:
         # start only once the dependencies accept connections, then exec the real command
         deps = [f"{host}:{port}" for host, port in c.wait_for]
         argv = [sys.executable, "-m", "shopstream.stack.waitfor", *deps, "--", *argv]
-    env = ",".join(f'{k}="{v}"' for k, v in c.environment.items())
+    environment = {**c.environment, **({"SHOPSTREAM_ARTIFACTS": c.artifacts_digest} if c.maven else {})}
+    env = ",".join(f'{k}="{v}"' for k, v in environment.items())
     return [
         f"[program:{c.name}]",
         "command=" + " ".join(shlex.quote(a).replace("%", "%%") for a in argv),
