@@ -108,9 +108,7 @@ class ConnectClient:
             if last is not None:
                 _raise_if_failed(name, last)
                 tasks = last.get("tasks", [])
-                if last["connector"]["state"] == "RUNNING" and tasks and all(
-                    t["state"] == "RUNNING" for t in tasks
-                ):
+                if last["connector"]["state"] == "RUNNING" and tasks and all(t["state"] == "RUNNING" for t in tasks):
                     return last
             time.sleep(0.25)
         raise ConnectError(f"connector {name} not RUNNING after {timeout:.0f}s (last status: {last})")

@@ -35,10 +35,10 @@ def template_values(settings: StackSettings) -> dict[str, str]:
 def load_config(path: Path, settings: StackSettings, **extra: str) -> ConnectorConfig:
     """Read a config file and fill its placeholders; an unknown placeholder is an error."""
     try:
-        raw: dict[str, Any] = json.loads(path.read_text())
+        raw: Any = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise ValueError(f"{path}: not a readable JSON connector config ({exc})") from exc
-    if not isinstance(raw.get("name"), str) or not isinstance(raw.get("config"), dict):
+    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str) or not isinstance(raw.get("config"), dict):
         raise ValueError(f'{path}: expected {{"name": "...", "config": {{...}}}}')
     values = {**template_values(settings), **extra}
     try:

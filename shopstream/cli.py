@@ -18,8 +18,12 @@ from rich.table import Table
 from shopstream.stack import StackError, StackSettings
 from shopstream.stack.stack import ComponentStatus, Stack
 
-app = typer.Typer(help="shopstream: stream-processing-first e-commerce data platform.",
-                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+app = typer.Typer(
+    help="shopstream: stream-processing-first e-commerce data platform.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
 connectors_app = typer.Typer(help="Kafka Connect connectors (Debezium).", no_args_is_help=True)
 app.add_typer(connectors_app, name="connectors")
 console = Console()
@@ -78,8 +82,11 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
 
 
 @app.command()
-def logs(name: str, lines: Annotated[int, typer.Option("-n", help="Lines to show.")] = 50,
-         follow: Annotated[bool, typer.Option("-f", "--follow")] = False) -> None:
+def logs(
+    name: str,
+    lines: Annotated[int, typer.Option("-n", help="Lines to show.")] = 50,
+    follow: Annotated[bool, typer.Option("-f", "--follow")] = False,
+) -> None:
     """Show (or follow) one component's log."""
     stack = Stack(StackSettings())
     path = stack.paths.log(name) if name == "supervisord" else stack.paths.log(stack.select([name])[0].name)
@@ -129,21 +136,40 @@ def _table(statuses: list[ComponentStatus]) -> Table:
     colors = {"up": "green", "starting": "yellow", "down": "red"}
     for s in statuses:
         table.add_row(
-            s.name, f"[{colors[s.state]}]{s.state}[/]", s.version, ",".join(map(str, s.ports)),
-            str(s.pid or "-"), f"{s.uptime_seconds:.0f}s" if s.uptime_seconds is not None else "-",
-            str(s.log), s.detail[:60],
+            s.name,
+            f"[{colors[s.state]}]{s.state}[/]",
+            s.version,
+            ",".join(map(str, s.ports)),
+            str(s.pid or "-"),
+            f"{s.uptime_seconds:.0f}s" if s.uptime_seconds is not None else "-",
+            str(s.log),
+            s.detail[:60],
         )
     return table
 
 
 def _as_dict(s: ComponentStatus) -> dict[str, object]:
-    return {"name": s.name, "state": s.state, "detail": s.detail, "version": s.version, "ports": list(s.ports),
-            "pid": s.pid, "uptime_seconds": s.uptime_seconds, "log": str(s.log)}
+    return {
+        "name": s.name,
+        "state": s.state,
+        "detail": s.detail,
+        "version": s.version,
+        "ports": list(s.ports),
+        "pid": s.pid,
+        "uptime_seconds": s.uptime_seconds,
+        "log": str(s.log),
+    }
 
 
 def _progress() -> Progress:
-    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-                    console=console, transient=True)
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
 
 
 def main() -> None:

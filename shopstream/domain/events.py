@@ -7,7 +7,9 @@ import re
 from dataclasses import dataclass
 
 # ecommerce.<context>.<aggregate>.<event in past tense>.v<major>
-_NAME = re.compile(r"^ecommerce\.(?P<context>[a-z_]+)\.(?P<aggregate>[a-z_]+)\.(?P<event>[a-z_]+)\.v(?P<major>[1-9]\d*)$")
+_NAME = re.compile(
+    r"^ecommerce\.(?P<context>[a-z_]+)\.(?P<aggregate>[a-z_]+)\.(?P<event>[a-z_]+)\.v(?P<major>[1-9]\d*)$"
+)
 
 
 @dataclass(frozen=True)

@@ -60,11 +60,14 @@ def install_apt(packages: Sequence[AptPackage], report: Report) -> None:
 def fetch_maven(artifacts: MavenArtifacts, paths: StackPaths, report: Report) -> None:
     if shutil.which("mvn") is None:
         raise StackError("Maven (mvn) is not installed; it fetches the Kafka and Debezium jars: apt-get install maven")
-    report(f"mvn dependency:copy-dependencies -f {artifacts.pom.parent.parent.name}/{artifacts.pom.parent.name}/pom.xml")
+    report(f"mvn dependency:copy-dependencies -f {artifacts.pom}")
     staging = artifacts.output.with_name(artifacts.output.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
-    _run(["mvn", "-B", "-q", "-f", str(artifacts.pom), "dependency:copy-dependencies",
-          f"-DoutputDirectory={staging}"], dict(os.environ), f"mvn on {artifacts.pom}")
+    _run(
+        ["mvn", "-B", "-q", "-f", str(artifacts.pom), "dependency:copy-dependencies", f"-DoutputDirectory={staging}"],
+        dict(os.environ),
+        f"mvn on {artifacts.pom}",
+    )
     shutil.rmtree(artifacts.output, ignore_errors=True)
     staging.rename(artifacts.output)
     stamp = _stamp_of(artifacts, paths)
@@ -91,8 +94,9 @@ def setup_flink_env(settings: StackSettings, paths: StackPaths, report: Report) 
     return venv
 
 
-def install_all(settings: StackSettings, components: Sequence[Component], paths: StackPaths, report: Report,
-                *, flink: bool = False) -> str | None:
+def install_all(
+    settings: StackSettings, components: Sequence[Component], paths: StackPaths, report: Report, *, flink: bool = False
+) -> str | None:
     """Everything `setup` does, each part skipped when already in place; returns the Java found."""
     paths.make_dirs()
     java = check_java(components, settings)

@@ -54,8 +54,12 @@ class Stack:
         return [known[n] for n in names]
 
     # --- up / down -----------------------------------------------------------------------------
-    def up(self, names: Sequence[str] = (), on_status: Callable[[list[ComponentStatus]], None] | None = None,
-           wait: bool = True) -> list[ComponentStatus]:
+    def up(
+        self,
+        names: Sequence[str] = (),
+        on_status: Callable[[list[ComponentStatus]], None] | None = None,
+        wait: bool = True,
+    ) -> list[ComponentStatus]:
         """Start the named components (all by default) and wait until they are healthy."""
         selected = self.select(names)
         self._check_installed(selected)
@@ -87,8 +91,12 @@ class Stack:
         for c in self.select(names):
             self.supervisor.stop(c.name)
 
-    def wait_healthy(self, names: Sequence[str] = (), timeout: float | None = None,
-                     on_status: Callable[[list[ComponentStatus]], None] | None = None) -> list[ComponentStatus]:
+    def wait_healthy(
+        self,
+        names: Sequence[str] = (),
+        timeout: float | None = None,
+        on_status: Callable[[list[ComponentStatus]], None] | None = None,
+    ) -> list[ComponentStatus]:
         deadline = time.monotonic() + (timeout if timeout is not None else self.settings.up_timeout)
         while True:
             statuses = self.status(names)
@@ -101,8 +109,9 @@ class Stack:
                     raise StackError(f"{s.name} keeps crashing; last lines of {s.log}:\n{_tail(s.log, 15)}")
             if time.monotonic() > deadline:
                 late = [f"{s.name} ({s.detail})" for s in statuses if not s.healthy]
-                raise StackError(f"not healthy after {self.settings.up_timeout:.0f}s: {', '.join(late)}; "
-                                 f"see `shopstream logs NAME`")
+                raise StackError(
+                    f"not healthy after {self.settings.up_timeout:.0f}s: {', '.join(late)}; see `shopstream logs NAME`"
+                )
             time.sleep(0.5)
 
     # --- status --------------------------------------------------------------------------------
@@ -145,8 +154,10 @@ class Stack:
     def _check_ports_free(self, c: Component) -> None:
         for port in c.ports:
             if not _can_bind(port.number):
-                raise StackError(f"port {port.number} ({c.name}) is already in use{_owner(port.number)}; "
-                                 f"stop that process or set {port.setting} to a free port")
+                raise StackError(
+                    f"port {port.number} ({c.name}) is already in use{_owner(port.number)}; "
+                    f"stop that process or set {port.setting} to a free port"
+                )
 
 
 def _can_bind(port: int) -> bool:

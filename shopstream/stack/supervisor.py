@@ -73,8 +73,12 @@ class Supervisor:
 
     def start_daemon(self) -> None:
         """Start supervisord (it daemonizes); it starts every program marked autostart."""
-        proc = subprocess.run([sys.executable, "-m", "supervisor.supervisord", "-c", str(self.config)],
-                              capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            [_python(), "-m", "supervisor.supervisord", "-c", str(self.config)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if proc.returncode != 0:
             raise StackError(f"supervisord did not start: {(proc.stderr or proc.stdout).strip()[-300:]}")
         deadline = time.monotonic() + 15
@@ -123,7 +127,9 @@ class Supervisor:
         for p in infos:
             running = p["statename"] in ("RUNNING", "STARTING", "STOPPING")
             out[p["name"]] = ProcessInfo(
-                name=p["name"], state=p["statename"], pid=p["pid"] or None,
+                name=p["name"],
+                state=p["statename"],
+                pid=p["pid"] or None,
                 started_at=float(p["start"]) if running and p["start"] else None,
                 description=p["description"],
             )
@@ -143,7 +149,7 @@ def _program_section(c: Component, paths: StackPaths) -> list[str]:
     if c.wait_for:
         # start only once the dependencies accept connections, then exec the real command
         deps = [f"{host}:{port}" for host, port in c.wait_for]
-        argv = [sys.executable, "-m", "shopstream.stack.waitfor", *deps, "--", *argv]
+        argv = [_python(), "-m", "shopstream.stack.waitfor", *deps, "--", *argv]
     environment = {**c.environment, **({"SHOPSTREAM_ARTIFACTS": c.artifacts_digest} if c.maven else {})}
     env = ",".join(f'{k}="{v}"' for k, v in environment.items())
     return [
@@ -166,6 +172,12 @@ def _program_section(c: Component, paths: StackPaths) -> list[str]:
         "stdout_logfile_backups=3",
         "",
     ]
+
+
+def _python() -> str:
+    """This environment's interpreter by a stable name (the config must not change with the
+    name a caller happened to start Python under, or `up` would restart programs for nothing)."""
+    return str(Path(sys.prefix) / "bin" / "python")
 
 
 def _socket_path(folder: Path) -> Path:

@@ -51,8 +51,11 @@ def smoke(stack: Stack, connect: ConnectClient) -> Iterator[ConnectorConfig]:
     deadline = time.monotonic() + 30
     while True:  # the slot stays active until the task has really stopped
         try:
-            sql(settings, f"SELECT pg_drop_replication_slot('cdc_smoke_{run}') "
-                          f"FROM pg_replication_slots WHERE slot_name = 'cdc_smoke_{run}'")
+            sql(
+                settings,
+                f"SELECT pg_drop_replication_slot('cdc_smoke_{run}') "
+                f"FROM pg_replication_slots WHERE slot_name = 'cdc_smoke_{run}'",
+            )
             break
         except asyncpg.ObjectInUseError:
             if time.monotonic() > deadline:
@@ -75,8 +78,14 @@ def consume_until(consumer: Consumer, want: Any, timeout: float) -> list[dict[st
 
 
 def subscribe(stack: Stack, topic: str) -> Consumer:
-    consumer = Consumer({"bootstrap.servers": stack.settings.kafka.bootstrap, "group.id": f"t-{uuid.uuid4().hex}",
-                         "auto.offset.reset": "earliest", "topic.metadata.refresh.interval.ms": 500})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": stack.settings.kafka.bootstrap,
+            "group.id": f"t-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "topic.metadata.refresh.interval.ms": 500,
+        }
+    )
     consumer.subscribe([topic])
     return consumer
 
@@ -106,7 +115,8 @@ def test_insert_arrives_as_change_event_within_10s_and_reapply_is_clean(
         connect.wait_running(smoke.name, timeout=60)
         sql(stack.settings, f"UPDATE {table} SET qty = 7 WHERE sku = 'SKU-1'")
         events = consume_until(
-            consumer, lambda s: any(e["op"] == "u" and e["after"]["qty"] == 7 for e in s), timeout=20)
+            consumer, lambda s: any(e["op"] == "u" and e["after"]["qty"] == 7 for e in s), timeout=20
+        )
         skus = [e["after"]["sku"] for e in events]
         assert "SKU-2" in skus, skus
         assert skus.count("SKU-2") == 1, skus  # resumed from the stored offset: no duplicate

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 from confluent_kafka import Consumer, Producer
@@ -22,16 +23,21 @@ def test_produce_and_consume_keeps_per_key_order(stack: Stack) -> None:
         producer.produce(topic, key=key.encode(), value=value.encode())
     assert producer.flush(15) == 0
 
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"test-{uuid.uuid4().hex[:8]}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"test-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
     consumer.subscribe([topic])
     received: list[tuple[str, str, int]] = []
     try:
-        for _ in range(200):
+        deadline = time.monotonic() + 60
+        while len(received) < len(sent) and time.monotonic() < deadline:
             msg = consumer.poll(0.5)
             if msg is None:
-                if len(received) == len(sent):
-                    break
                 continue
             assert msg.error() is None, msg.error()
             received.append((msg.key().decode(), msg.value().decode(), msg.partition()))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from shopstream.stack.component import Component, MavenArtifacts, Port, ProbeFailed
-from shopstream.stack.components.jvm import jar_version, java_command
+from shopstream.stack.components.jvm import java_command
 from shopstream.stack.paths import StackPaths
 from shopstream.stack.settings import StackSettings
 from shopstream.stack.templates import render
@@ -20,10 +20,17 @@ def component(settings: StackSettings, paths: StackPaths) -> Component:
     props = paths.conf / "connect-distributed.properties"
 
     def prepare() -> None:
-        render(settings.repo / "infra" / "conf" / "connect-distributed.properties", props, {
-            "bootstrap": settings.kafka.bootstrap, "group_id": cfg.group_id, "host": cfg.host,
-            "port": cfg.port, "plugin_path": paths.connect_plugins,
-        })
+        render(
+            settings.repo / "infra" / "conf" / "connect-distributed.properties",
+            props,
+            {
+                "bootstrap": settings.kafka.bootstrap,
+                "group_id": cfg.group_id,
+                "host": cfg.host,
+                "port": cfg.port,
+                "plugin_path": paths.connect_plugins,
+            },
+        )
 
     def probe() -> str:
         try:
@@ -40,8 +47,13 @@ def component(settings: StackSettings, paths: StackPaths) -> Component:
         name="connect",
         summary="Kafka Connect + Debezium Postgres connector",
         ports=[Port(cfg.port, settings.env_name("connect", "port"))],
-        command=java_command(settings, heap=cfg.heap, classpath=jars,
-                             main="org.apache.kafka.connect.cli.ConnectDistributed", args=[str(props)]),
+        command=java_command(
+            settings,
+            heap=cfg.heap,
+            classpath=jars,
+            main="org.apache.kafka.connect.cli.ConnectDistributed",
+            args=[str(props)],
+        ),
         probe=probe,
         prepare=prepare,
         maven=[
@@ -51,6 +63,3 @@ def component(settings: StackSettings, paths: StackPaths) -> Component:
         needs_java=True,
         wait_for=[(settings.kafka.host, settings.kafka.port)],
     )
-
-
-

@@ -17,7 +17,8 @@ def java_command(settings: StackSettings, *, heap: str, classpath: Path, main: s
         "-XX:+ExitOnOutOfMemoryError",
         "-Djava.awt.headless=true",
         f"-Dlog4j2.configurationFile={settings.repo / 'infra' / 'conf' / 'log4j2.properties'}",
-        "-cp", f"{classpath}/*",
+        "-cp",
+        f"{classpath}/*",
         main,
         *args,
     ]

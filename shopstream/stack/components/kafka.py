@@ -25,17 +25,29 @@ def component(settings: StackSettings, paths: StackPaths) -> Component:
     props = paths.conf / "kafka-server.properties"
 
     def prepare() -> None:
-        render(settings.repo / "infra" / "conf" / "kafka-server.properties", props, {
-            "host": cfg.host, "port": cfg.port, "controller_port": cfg.controller_port, "log_dirs": data,
-        })
+        render(
+            settings.repo / "infra" / "conf" / "kafka-server.properties",
+            props,
+            {
+                "host": cfg.host,
+                "port": cfg.port,
+                "controller_port": cfg.controller_port,
+                "log_dirs": data,
+            },
+        )
         if (data / "meta.properties").exists():
             return
         # first start: format the KRaft storage with a cluster id kept beside the config
         id_file = paths.conf / "kafka-cluster.id"
         if not id_file.exists():
             id_file.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))
-        fmt = java_command(settings, heap="256m", classpath=jars, main="kafka.tools.StorageTool",
-                           args=["format", "-t", id_file.read_text().strip(), "-c", str(props)])
+        fmt = java_command(
+            settings,
+            heap="256m",
+            classpath=jars,
+            main="kafka.tools.StorageTool",
+            args=["format", "-t", id_file.read_text().strip(), "-c", str(props)],
+        )
         proc = subprocess.run(fmt, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise StackError(f"formatting Kafka storage in {data} failed: {proc.stderr.strip()[-300:]}")

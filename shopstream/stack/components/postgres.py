@@ -36,12 +36,23 @@ def component(settings: StackSettings, paths: StackPaths) -> Component:
         summary="Postgres 15, wal_level=logical",
         ports=[Port(pg.port, settings.env_name("postgres", "port"))],
         command=[
-            str(PG_BIN / "postgres"), "-D", str(data), "-p", str(pg.port), "-k", str(sockets),
-            "-c", f"listen_addresses={pg.host}",
-            "-c", "wal_level=logical",
-            "-c", "max_wal_senders=20",
-            "-c", "max_replication_slots=20",
-            "-c", "shared_buffers=128MB",
+            str(PG_BIN / "postgres"),
+            "-D",
+            str(data),
+            "-p",
+            str(pg.port),
+            "-k",
+            str(sockets),
+            "-c",
+            f"listen_addresses={pg.host}",
+            "-c",
+            "wal_level=logical",
+            "-c",
+            "max_wal_senders=20",
+            "-c",
+            "max_replication_slots=20",
+            "-c",
+            "shared_buffers=128MB",
         ],
         probe=lambda: asyncio.run(_server_version(pg)),
         prepare=prepare,
@@ -63,13 +74,28 @@ def _init_cluster(data: Path, pg: PostgresSettings, user: str | None) -> None:
     chown(pwfile, user)
     cluster = scratch / "cluster"
     try:
-        run_as(user, [
-            str(PG_BIN / "initdb"), "-D", str(cluster), "-U", pg.user, f"--pwfile={pwfile}",
-            "-E", "UTF8", "--locale=C.UTF-8", "--auth-local=trust", "--auth-host=scram-sha-256",
-        ])
+        run_as(
+            user,
+            [
+                str(PG_BIN / "initdb"),
+                "-D",
+                str(cluster),
+                "-U",
+                pg.user,
+                f"--pwfile={pwfile}",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+            ],
+        )
         # single-user mode: no server, no port needed yet
-        run_as(user, [str(PG_BIN / "postgres"), "--single", "-D", str(cluster), "postgres"],
-               input_text=f'CREATE DATABASE "{pg.database}";\n')
+        run_as(
+            user,
+            [str(PG_BIN / "postgres"), "--single", "-D", str(cluster), "postgres"],
+            input_text=f'CREATE DATABASE "{pg.database}";\n',
+        )
         cluster.rename(data)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
