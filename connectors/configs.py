@@ -23,7 +23,8 @@ class ConnectorConfig:
 def template_values(settings: StackSettings) -> dict[str, str]:
     pg = settings.postgres
     return {
-        "postgres_host": pg.host,
+        # as seen from the Connect worker, which is not always where we are
+        "postgres_host": settings.connect.postgres_host or pg.host,
         "postgres_port": str(pg.port),
         "postgres_user": pg.user,
         "postgres_password": pg.password.get_secret_value(),

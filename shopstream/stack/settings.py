@@ -45,6 +45,8 @@ class ConnectSettings(BaseModel):
     port: int = 8083
     heap: str = "512m"
     group_id: str = "shopstream-connect"
+    # How the Connect worker reaches Postgres, when not as `postgres.host` (docker compose: "postgres").
+    postgres_host: str | None = None
 
     @property
     def url(self) -> str:

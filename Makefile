@@ -1,0 +1,67 @@
+# shopstream — the two commands of the README are `make run` and `make test`; the rest wrap the CLI.
+# Every target does its own set-up (idempotent: seconds when already done).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+SS     := $(BIN)/shopstream
+PYTEST := infra/bin/pytest-strict $(BIN)/python
+
+.PHONY: run setup setup-flink up down status logs test test-unit test-integration test-e2e lint bench clean
+
+## run: the platform's main job — install, start the local stack and keep it healthy
+run: setup
+	$(SS) up
+
+## test: the whole test suite (lint, unit, integration, e2e), starting the stack it needs
+test: setup lint
+	$(PYTEST) tests
+
+$(BIN)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "error: Python 3.11+ is needed (PYTHON=$(PYTHON))" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[stack,dev]'
+	touch $@
+
+setup: $(BIN)/.installed
+	$(SS) setup
+
+setup-flink: $(BIN)/.installed
+	$(SS) setup --flink
+
+up: setup
+	$(SS) up
+
+down: $(BIN)/.installed
+	$(SS) down
+
+status: $(BIN)/.installed
+	$(SS) status
+
+## logs NAME=kafka
+logs: $(BIN)/.installed
+	$(SS) logs $(NAME)
+
+test-unit: $(BIN)/.installed
+	$(PYTEST) tests/unit
+
+test-integration: setup
+	$(PYTEST) tests/integration
+
+test-e2e: setup
+	$(PYTEST) tests/e2e
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+## bench: figures of the stack itself (cold/warm start, idle memory) into bench/RESULTS.md
+bench: setup
+	$(BIN)/python bench/stack_bench.py --report bench/RESULTS.md
+
+## clean: stop the stack and delete everything it wrote (.local/) — data included
+clean:
+	-$(SS) down
+	rm -rf .local

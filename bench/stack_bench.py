@@ -1,0 +1,145 @@
+"""Figures of the local stack (issue 2): cold `setup`+`up`, warm `up`, idle RSS.
+
+Runs a second, throw-away stack beside any dev stack: its own SHOPSTREAM_HOME in a temp folder and
+every port shifted by --port-offset, so nothing of the developer's is touched. "Cold" starts from an
+empty home and an empty Maven repository (every jar downloaded from Maven Central); the Debian
+packages are already installed (apt is not re-run). "Warm" is `down` then `up` with everything in place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psutil
+from rich.console import Console
+from rich.progress import Progress
+
+from shopstream.stack import StackSettings
+from shopstream.stack.stack import Stack
+
+console = Console()
+SHOPSTREAM = str(Path(sys.prefix) / "bin" / "shopstream")
+
+
+def timed(argv: list[str], env: dict[str, str]) -> float:
+    started = time.monotonic()
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return time.monotonic() - started
+
+
+def rss_by_component(stack: Stack) -> dict[str, int]:
+    out = {}
+    for s in stack.status():
+        if s.pid is None:
+            continue
+        proc = psutil.Process(s.pid)
+        out[s.name] = sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)])
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--report", type=Path, default=Path("bench/RESULTS.md"))
+    parser.add_argument("--port-offset", type=int, default=20000)
+    parser.add_argument("--warm-runs", type=int, default=3)
+    parser.add_argument("--idle-seconds", type=float, default=30.0)
+    args = parser.parse_args()
+
+    home = Path(tempfile.mkdtemp(prefix="shopstream-bench-"))
+    m2 = Path(tempfile.mkdtemp(prefix="shopstream-bench-m2-"))
+    os.chmod(home, 0o755)
+    o = args.port_offset
+    env = {
+        **os.environ,
+        "SHOPSTREAM_HOME": str(home),
+        "SHOPSTREAM_POSTGRES__PORT": str(5432 + o),
+        "SHOPSTREAM_REDIS__PORT": str(6379 + o),
+        "SHOPSTREAM_KAFKA__PORT": str(9092 + o),
+        "SHOPSTREAM_KAFKA__CONTROLLER_PORT": str(9093 + o),
+        "SHOPSTREAM_CONNECT__PORT": str(8083 + o),
+        "MAVEN_OPTS": f"-Dmaven.repo.local={m2}",  # cold: nothing cached
+    }
+    settings = StackSettings(
+        home=home,
+        postgres={"port": 5432 + o},
+        redis={"port": 6379 + o},
+        kafka={"port": 9092 + o, "controller_port": 9093 + o},
+        connect={"port": 8083 + o},
+    )
+    stack = Stack(settings)
+    try:
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task("cold setup", total=3 + args.warm_runs)
+            cold_setup = timed([SHOPSTREAM, "setup"], env)
+            progress.update(task, advance=1, description="cold up")
+            cold_up = timed([SHOPSTREAM, "up"], env)
+            progress.update(task, advance=1, description=f"idle {args.idle_seconds:.0f}s")
+            time.sleep(args.idle_seconds)
+            per_component = rss_by_component(stack)
+            idle_total = stack.resident_memory_bytes()
+            progress.update(task, advance=1, description="warm up")
+            warm = []
+            for _ in range(args.warm_runs):
+                timed([SHOPSTREAM, "down"], env)
+                warm.append(timed([SHOPSTREAM, "up"], env))
+                progress.update(task, advance=1)
+    finally:
+        subprocess.run([SHOPSTREAM, "down"], env=env, capture_output=True, check=False)
+        shutil.rmtree(home, ignore_errors=True)
+        shutil.rmtree(m2, ignore_errors=True)
+
+    gib = 1024**3
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    rows = [
+        ("cold `setup` (empty home, empty Maven repo)", f"{cold_setup:.1f} s", ""),
+        ("cold `up` (initdb, Kafka format, first start)", f"{cold_up:.1f} s", ""),
+        ("cold `setup` + `up`", f"{cold_setup + cold_up:.1f} s", ""),
+        (
+            f"warm `up` to all-healthy (median of {len(warm)})",
+            f"{statistics.median(warm):.1f} s",
+            f"goal ≤ 30 s: {'met' if statistics.median(warm) <= 30 else 'MISSED'}",
+        ),
+        (
+            f"idle RSS, whole stack ({args.idle_seconds:.0f} s after healthy)",
+            f"{idle_total / gib:.2f} GiB",
+            f"goal ≤ 3 GiB: {'met' if idle_total <= 3 * gib else 'MISSED'}",
+        ),
+    ]
+    rows += [(f"idle RSS, {name}", f"{rss / 1024**2:.0f} MiB", "") for name, rss in per_component.items()]
+    lines = [
+        "# Benchmark results",
+        "",
+        "`make bench` (bench/stack_bench.py) writes this file. Conditions: "
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit}, {platform.platform()}, "
+        f"{os.cpu_count()} cores, {psutil.virtual_memory().total / gib:.0f} GiB RAM, "
+        f"Python {platform.python_version()}; a throw-away stack with ports shifted by {o}; "
+        "Debian packages already installed; cold = empty SHOPSTREAM_HOME and empty Maven repository.",
+        "",
+        "## Local stack (issue 2)",
+        "",
+        "| figure | measured | goal |",
+        "|---|---|---|",
+        *[f"| {a} | {b} | {c} |" for a, b, c in rows],
+        "",
+        f"Warm `up` runs: {', '.join(f'{w:.1f} s' for w in warm)}.",
+        "",
+    ]
+    args.report.write_text("\n".join(lines))
+    console.print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Ingest paths that do not start at the serving API: MQTT device feeds and bulk loaders into Kafka."""
