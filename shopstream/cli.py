@@ -132,7 +132,11 @@ def connectors_delete(name: str) -> None:
 
 
 def _table(statuses: list[ComponentStatus]) -> Table:
-    table = Table("component", "state", "version", "ports", "pid", "uptime", "log", "detail", box=None)
+    table = Table(box=None)
+    for column in ("component", "state", "version", "ports", "pid", "uptime"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("log", overflow="fold")
+    table.add_column("detail", overflow="fold")
     colors = {"up": "green", "starting": "yellow", "down": "red"}
     for s in statuses:
         table.add_row(
@@ -142,10 +146,18 @@ def _table(statuses: list[ComponentStatus]) -> Table:
             ",".join(map(str, s.ports)),
             str(s.pid or "-"),
             f"{s.uptime_seconds:.0f}s" if s.uptime_seconds is not None else "-",
-            str(s.log),
+            _short(s.log),
             s.detail[:60],
         )
     return table
+
+
+def _short(path: Path) -> str:
+    """Paths under the current folder are shown relative to it (tables stay readable)."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _as_dict(s: ComponentStatus) -> dict[str, object]:
