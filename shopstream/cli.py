@@ -26,7 +26,8 @@ app = typer.Typer(
 )
 connectors_app = typer.Typer(help="Kafka Connect connectors (Debezium).", no_args_is_help=True)
 app.add_typer(connectors_app, name="connectors")
-console = Console()
+# piped output (CI logs, `| grep`) is not wrapped to 80 columns, or the status table loses columns
+console = Console() if Console().is_terminal else Console(width=160)
 Names = Annotated[list[str] | None, typer.Argument(help="Components (default: all).", show_default=False)]
 
 
@@ -133,21 +134,21 @@ def connectors_delete(name: str) -> None:
 
 def _table(statuses: list[ComponentStatus]) -> Table:
     table = Table(box=None)
-    for column in ("component", "state", "version", "ports", "pid", "uptime"):
+    table.add_column("component", no_wrap=True)
+    table.add_column("state", overflow="fold", min_width=8, ratio=1)
+    for column in ("version", "ports", "pid", "uptime", "log"):
         table.add_column(column, no_wrap=True)
-    table.add_column("log", overflow="fold")
-    table.add_column("detail", overflow="fold")
     colors = {"up": "green", "starting": "yellow", "down": "red"}
     for s in statuses:
+        state = s.state if s.healthy else f"{s.state} ({s.detail})"
         table.add_row(
             s.name,
-            f"[{colors[s.state]}]{s.state}[/]",
+            f"[{colors[s.state]}]{state}[/]",
             s.version,
             ",".join(map(str, s.ports)),
             str(s.pid or "-"),
             f"{s.uptime_seconds:.0f}s" if s.uptime_seconds is not None else "-",
             _short(s.log),
-            s.detail[:60],
         )
     return table
 

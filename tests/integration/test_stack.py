@@ -49,7 +49,7 @@ def test_status_reports_every_component_up_with_version_port_pid_and_log(stack: 
         assert s.log.exists()
     assert statuses["postgres"].version.startswith("15.")
     assert statuses["kafka"].version.startswith("4.")
-    assert "+debezium-postgres 3.6" in statuses["connect"].version
+    assert "+dbz-3.6" in statuses["connect"].version
     assert statuses["kafka"].ports == (stack.settings.kafka.port, stack.settings.kafka.controller_port)
 
 

@@ -41,7 +41,7 @@ def component(settings: StackSettings, paths: StackPaths) -> Component:
         found = {p["class"]: p.get("version", "?") for p in plugins}
         if DEBEZIUM_POSTGRES not in found:
             raise ProbeFailed(f"Debezium Postgres plugin not loaded from {debezium}")
-        return f"{root['version']}+debezium-postgres {found[DEBEZIUM_POSTGRES]}"
+        return f"{root['version']}+dbz-{found[DEBEZIUM_POSTGRES]}"
 
     return Component(
         name="connect",
