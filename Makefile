@@ -14,14 +14,14 @@ run: setup
 	$(SS) up
 
 ## test: the whole test suite (lint, unit, integration, e2e), starting the stack it needs
-test: setup lint
+test: setup-flink lint
 	$(PYTEST) tests
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "error: Python 3.11+ is needed (PYTHON=$(PYTHON))" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[stack,dev]'
+	$(BIN)/python -m pip install -q -e '.[stack,events,streams,olap,dev]'
 	touch $@
 
 setup: $(BIN)/.installed
@@ -53,6 +53,7 @@ test-e2e: setup
 	$(PYTEST) tests/e2e
 
 lint: $(BIN)/.installed
+	$(BIN)/python -m pip check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -62,6 +63,5 @@ bench: setup
 	$(BIN)/python bench/stack_bench.py --report bench/RESULTS.md
 
 ## clean: stop the stack and delete everything it wrote (.local/) — data included
-clean:
-	-$(SS) down
-	rm -rf .local
+clean: $(BIN)/.installed
+	$(SS) clean --yes

@@ -1,8 +1,8 @@
-"""Kafka Connect connectors of the platform: their configs as files (`connectors/debezium/*.json`,
-templated from settings) and a client that applies them idempotently through the Connect REST API."""
+"""Kafka Connect connectors of the platform: configs as JSON files templated from settings, and a
+client that applies them idempotently through the Connect REST API."""
 
 from connectors.client import ApplyResult, ConnectClient, ConnectError, ConnectorFailed
-from connectors.configs import ConnectorConfig, load_config, template_values
+from connectors.configs import ConnectorConfig, load_config
 
 __all__ = [
     "ApplyResult",
@@ -11,5 +11,4 @@ __all__ = [
     "ConnectorConfig",
     "ConnectorFailed",
     "load_config",
-    "template_values",
 ]

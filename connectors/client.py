@@ -20,8 +20,11 @@ class ConnectorFailed(ConnectError):
     """A connector or one of its tasks is FAILED; `trace` is the worker's stack trace."""
 
     def __init__(self, connector: str, what: str, trace: str) -> None:
-        first = trace.strip().splitlines()[0] if trace.strip() else "no trace"
-        super().__init__(f"connector {connector}: {what} FAILED: {first}")
+        lines = [line.strip() for line in trace.strip().splitlines()]
+        first = lines[0] if lines else "no trace"
+        causes = [line for line in lines if line.startswith("Caused by:")]
+        root = f" ({causes[-1]})" if causes and causes[-1] != first else ""
+        super().__init__(f"connector {connector}: {what} FAILED: {first}{root}")
         self.connector = connector
         self.trace = trace
 
@@ -99,17 +102,24 @@ class ConnectClient:
             time.sleep(0.2)
         return True
 
-    def wait_running(self, name: str, timeout: float = 60.0) -> dict[str, Any]:
-        """Wait until the connector and all its tasks are RUNNING; raise on FAILED or time-out."""
+    def wait_running(self, name: str, timeout: float = 60.0, settle: float = 3.0) -> dict[str, Any]:
+        """Wait until the connector and all its tasks are RUNNING and stay so for `settle` seconds
+        (a Debezium task reports RUNNING before it has taken its replication slot); raise on
+        FAILED or time-out."""
         deadline = time.monotonic() + timeout
         last: dict[str, Any] | None = None
+        running_since: float | None = None
         while time.monotonic() < deadline:
             last = self.status(name)
             if last is not None:
                 _raise_if_failed(name, last)
                 tasks = last.get("tasks", [])
                 if last["connector"]["state"] == "RUNNING" and tasks and all(t["state"] == "RUNNING" for t in tasks):
-                    return last
+                    running_since = running_since or time.monotonic()
+                    if time.monotonic() - running_since >= settle:
+                        return last
+                else:
+                    running_since = None
             time.sleep(0.25)
         raise ConnectError(f"connector {name} not RUNNING after {timeout:.0f}s (last status: {last})")
 

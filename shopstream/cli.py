@@ -55,10 +55,12 @@ def up(names: Names = None, wait: Annotated[bool, typer.Option(help="Wait until 
     """Start the stack (or the named components) and wait until every one is healthy."""
     stack = Stack(StackSettings())
     started = time.monotonic()
-    with Live(_table([]), console=console, refresh_per_second=4, transient=False) as live:
-        statuses = stack.up(names or [], on_status=lambda s: live.update(_table(s)), wait=wait)
-        live.update(_table(statuses))
-    console.print()
+    statuses = stack.up(names or [], wait=False)  # checks (ports, install) fail here, before any table
+    if wait:
+        with Live(_table(statuses), console=console, refresh_per_second=4, transient=False) as live:
+            statuses = stack.wait_healthy(names or [], on_status=lambda s: live.update(_table(s)))
+            live.update(_table(statuses))
+        console.print()
     state = "healthy" if all(s.healthy for s in statuses) else "started"
     console.print(f"[green]{len(statuses)} components {state}[/green] in {time.monotonic() - started:.1f}s")
 
@@ -69,6 +71,16 @@ def down(names: Names = None) -> None:
     stack = Stack(StackSettings())
     stack.down(names or [])
     console.print("[green]stopped[/green] " + (", ".join(names) if names else "the stack"))
+
+
+@app.command()
+def clean(yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False) -> None:
+    """Stop the stack and delete everything it wrote: data, logs, jars (`SHOPSTREAM_HOME`)."""
+    stack = Stack(StackSettings())
+    if not yes and not typer.confirm(f"delete {stack.paths.home} and all its data?"):
+        raise typer.Exit(1)
+    for folder in stack.clean():
+        console.print(f"removed {folder}")
 
 
 @app.command()
@@ -105,7 +117,7 @@ def connectors_apply(files: list[Path], timeout: float = 60.0) -> None:
     settings = StackSettings()
     with ConnectClient(settings.connect.url) as client:
         for path in files:
-            config = load_config(path, settings)
+            config = load_config(path, settings.connector_values())
             result = client.apply(config)
             client.wait_running(config.name, timeout=timeout)
             console.print(f"{config.name}: {result.value}, RUNNING")
@@ -187,10 +199,14 @@ def _progress() -> Progress:
 
 def main() -> None:
     """Entry point: a StackError (or a connector error) is one red line, never a traceback."""
-    from connectors.client import ConnectError
+    from connectors.client import ConnectError, ConnectorFailed
 
     try:
         app()
+    except ConnectorFailed as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        console.print(exc.trace, highlight=False, markup=False)
+        sys.exit(1)
     except (StackError, ConnectError, ValueError) as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         sys.exit(1)

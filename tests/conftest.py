@@ -1,6 +1,6 @@
 """Shared fixtures. Tests under tests/integration and tests/e2e use the real local stack: the
-`stack` fixture installs and starts it when it is not already healthy (and stops it again at the
-end if it started it, unless SHOPSTREAM_KEEP_STACK=1). It never skips: no stack, no pass."""
+`stack` fixture installs it and brings every component up (a no-op for what is already healthy),
+and afterwards stops only what it started (unless SHOPSTREAM_KEEP_STACK=1). It never skips."""
 
 from __future__ import annotations
 
@@ -22,10 +22,16 @@ def settings() -> StackSettings:
 @pytest.fixture(scope="session")
 def stack(settings: StackSettings) -> Iterator[Stack]:
     stack = Stack(settings)
-    already_up = all(s.healthy for s in stack.status())
-    if not already_up:
-        install_all(settings, stack.components, stack.paths, report=print)
-        stack.up()
+    daemon_was_running = stack.supervisor.is_running()
+    up_before = {s.name for s in stack.status() if s.state != "down"}
+    install_all(settings, stack.components, stack.paths, report=print)
+    stack.up()
     yield stack
-    if not already_up and os.environ.get("SHOPSTREAM_KEEP_STACK") != "1":
+    if os.environ.get("SHOPSTREAM_KEEP_STACK") == "1":
+        return
+    if not daemon_was_running:
         stack.down()
+    else:
+        started = [c.name for c in stack.components if c.name not in up_before]
+        if started:
+            stack.down(started)

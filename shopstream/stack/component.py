@@ -56,15 +56,18 @@ class Component:
     wait_for: Sequence[tuple[str, int]] = ()
     user: str | None = None
     environment: Mapping[str, str] = field(default_factory=dict)
+    # generated config files the command reads: a change in them restarts the component on `up`
+    config_files: Sequence[Path] = ()
     stop_signal: str = "TERM"
     stop_wait_seconds: int = 30
 
-    @property
-    def artifacts_digest(self) -> str:
-        """Changes when the component's Maven artifacts change, so that `up` restarts it."""
+    def revision(self) -> str:
+        """Changes when the component's jars or config files change, so that `up` restarts it."""
         digest = hashlib.sha256()
         for artifacts in self.maven:
             digest.update(artifacts.pom.read_bytes())
+        for path in self.config_files:
+            digest.update(path.read_bytes() if path.exists() else b"")
         return digest.hexdigest()[:16]
 
     @property

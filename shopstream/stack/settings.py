@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The repository this package was installed from (editable install): the stack's files live here.
@@ -71,6 +71,25 @@ class StackSettings(BaseSettings):
     redis: RedisSettings = RedisSettings()
     kafka: KafkaSettings = KafkaSettings()
     connect: ConnectSettings = ConnectSettings()
+
+    @field_validator("home", "repo")
+    @classmethod
+    def _absolute(cls, path: Path) -> Path:
+        # supervisord changes into the home folder: every path handed to it must be absolute
+        return path.expanduser().resolve()
+
+    def connector_values(self) -> dict[str, str]:
+        """What `${...}` placeholders in connector config files are filled with."""
+        pg = self.postgres
+        return {
+            # as seen from the Connect worker, which is not always where we are
+            "postgres_host": self.connect.postgres_host or pg.host,
+            "postgres_port": str(pg.port),
+            "postgres_user": pg.user,
+            "postgres_password": pg.password.get_secret_value(),
+            "postgres_database": pg.database,
+            "kafka_bootstrap": self.kafka.bootstrap,
+        }
 
     def env_name(self, *path: str) -> str:
         """The environment variable that sets a field, for error messages: ('kafka', 'port')."""

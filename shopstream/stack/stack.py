@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 import time
 from collections.abc import Callable, Sequence
@@ -13,7 +14,7 @@ import psutil
 from shopstream.stack.component import Component, ProbeFailed
 from shopstream.stack.components import build_components
 from shopstream.stack.errors import StackError
-from shopstream.stack.installer import missing_apt, stale_maven
+from shopstream.stack.installer import check_java, missing_apt, stale_maven
 from shopstream.stack.paths import StackPaths
 from shopstream.stack.settings import StackSettings
 from shopstream.stack.supervisor import ProcessInfo, Supervisor
@@ -83,13 +84,24 @@ class Stack:
 
     def down(self, names: Sequence[str] = ()) -> None:
         """Stop the named components, or the whole stack and its process manager."""
+        selected = self.select(names)
         if not names:
             self.supervisor.shutdown()
             return
         if not self.supervisor.is_running():
             return
-        for c in self.select(names):
+        for c in selected:
             self.supervisor.stop(c.name)
+
+    def clean(self) -> list[Path]:
+        """Stop everything and delete all the stack wrote (data included); returns what was removed."""
+        self.down()
+        removed = []
+        for folder in (self.paths.external_root, self.paths.home):
+            if folder.exists():
+                shutil.rmtree(folder)
+                removed.append(folder)
+        return removed
 
     def wait_healthy(
         self,
@@ -97,7 +109,8 @@ class Stack:
         timeout: float | None = None,
         on_status: Callable[[list[ComponentStatus]], None] | None = None,
     ) -> list[ComponentStatus]:
-        deadline = time.monotonic() + (timeout if timeout is not None else self.settings.up_timeout)
+        timeout = timeout if timeout is not None else self.settings.up_timeout
+        deadline = time.monotonic() + timeout
         while True:
             statuses = self.status(names)
             if on_status:
@@ -133,6 +146,8 @@ class Stack:
     def _status_of(self, c: Component, proc: ProcessInfo | None) -> ComponentStatus:
         ports = tuple(p.number for p in c.ports)
         log = self.paths.log(c.name)
+        if proc is not None and proc.state in ("STARTING", "BACKOFF"):
+            return ComponentStatus(c.name, "starting", proc.state, "-", ports, proc.pid, None, log)
         if proc is None or proc.state != "RUNNING":
             detail = proc.state if proc else "not started"
             return ComponentStatus(c.name, "down", detail, "-", ports, None, None, log)
@@ -145,6 +160,7 @@ class Stack:
 
     # --- preconditions -------------------------------------------------------------------------
     def _check_installed(self, selected: Sequence[Component]) -> None:
+        check_java(selected, self.settings)
         apt = missing_apt(selected)
         jars = stale_maven(selected, self.paths)
         if apt or jars:

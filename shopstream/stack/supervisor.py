@@ -88,14 +88,23 @@ class Supervisor:
             time.sleep(0.1)
 
     def apply_config(self) -> None:
-        """Make the running daemon match the config file: add, drop and restart changed programs."""
+        """Make the running daemon match the config file: add and drop programs, and restart the
+        changed ones that were running (a stopped one stays stopped)."""
         with self._rpc() as rpc:
+            running = {
+                p["name"]
+                for p in rpc.supervisor.getAllProcessInfo()
+                if p["statename"] in ("RUNNING", "STARTING", "BACKOFF")
+            }
             added, changed, removed = rpc.supervisor.reloadConfig()[0]
             for name in removed + changed:
                 _ignore_faults(rpc.supervisor.stopProcessGroup, name)
                 rpc.supervisor.removeProcessGroup(name)
             for name in changed + added:
                 rpc.supervisor.addProcessGroup(name)
+            for name in changed:
+                if name in running:
+                    _ignore_faults(rpc.supervisor.startProcess, name, False, codes=(60,))
 
     def shutdown(self, timeout: float = 120) -> None:
         """Stop every program, then supervisord itself; wait until it is gone."""
@@ -150,7 +159,8 @@ def _program_section(c: Component, paths: StackPaths) -> list[str]:
         # start only once the dependencies accept connections, then exec the real command
         deps = [f"{host}:{port}" for host, port in c.wait_for]
         argv = [_python(), "-m", "shopstream.stack.waitfor", *deps, "--", *argv]
-    environment = {**c.environment, **({"SHOPSTREAM_ARTIFACTS": c.artifacts_digest} if c.maven else {})}
+    revision = {"SHOPSTREAM_REVISION": c.revision()} if c.maven or c.config_files else {}
+    environment = {**c.environment, **revision}
     env = ",".join(f'{k}="{v}"' for k, v in environment.items())
     return [
         f"[program:{c.name}]",

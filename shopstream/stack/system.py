@@ -6,7 +6,6 @@ import os
 import pwd
 import shutil
 import socket
-import stat
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,18 +39,6 @@ def run_as(user: str | None, argv: Sequence[str], *, input_text: str | None = No
     return proc.stdout
 
 
-def check_reachable_by(user: str | None, path: Path) -> None:
-    """A service user must be able to walk down to its data folder."""
-    if user is None:
-        return
-    for parent in [*reversed(path.parents)]:
-        if parent.exists() and not parent.stat().st_mode & stat.S_IXOTH:
-            raise StackError(
-                f"{parent} is not searchable by the '{user}' account that runs Postgres; "
-                f"run `chmod o+x {parent}` or set SHOPSTREAM_HOME to a folder outside it"
-            )
-
-
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
     """Something accepts TCP connections on host:port."""
     try:
@@ -61,7 +48,15 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
         return False
 
 
+def java_path(java_home: Path | None) -> str:
+    """Where Java is expected, without checking (commands are built before anything is installed)."""
+    if java_home is not None:
+        return str(java_home / "bin" / "java")
+    return shutil.which("java") or "java"
+
+
 def java_binary(java_home: Path | None) -> str:
+    """Where Java is; a missing one is a StackError naming the setting."""
     if java_home is not None:
         candidate = java_home / "bin" / "java"
         if not candidate.exists():

@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 from confluent_kafka import Consumer
 
-from connectors import ApplyResult, ConnectClient, ConnectError, ConnectorConfig, load_config
+from connectors import ApplyResult, ConnectClient, ConnectError, ConnectorConfig, ConnectorFailed, load_config
 from shopstream.stack import StackSettings
 from shopstream.stack.stack import Stack
 
@@ -45,7 +45,7 @@ def smoke(stack: Stack, connect: ConnectClient) -> Iterator[ConnectorConfig]:
     run = uuid.uuid4().hex[:8]
     settings = stack.settings
     sql(settings, f"CREATE TABLE cdc_smoke_{run} (id serial PRIMARY KEY, sku text NOT NULL, qty int NOT NULL)")
-    config = load_config(CONFIG, settings, run=run)
+    config = load_config(CONFIG, settings.connector_values(), run=run)
     yield config
     connect.delete(config.name)
     deadline = time.monotonic() + 30
@@ -139,3 +139,17 @@ def test_a_bad_config_is_reported_with_the_reason(connect: ConnectClient, smoke:
     with pytest.raises(ConnectError, match="password authentication failed"):
         connect.apply(wrong)
         connect.wait_running(wrong.name, timeout=60)
+
+
+def test_a_failed_task_is_reported_with_its_trace(stack: Stack, connect: ConnectClient, smoke: ConnectorConfig) -> None:
+    table = smoke.config["table.include.list"].split(".")[1]
+    sql(stack.settings, f"INSERT INTO {table} (sku, qty) VALUES ('SKU-9', 1)")
+    # a converter that cannot write Debezium's structured values: the task dies on the first record
+    broken = ConnectorConfig(
+        smoke.name, {**smoke.config, "value.converter": "org.apache.kafka.connect.converters.ByteArrayConverter"}
+    )
+    with pytest.raises(ConnectorFailed) as failed:
+        connect.apply(broken)
+        connect.wait_running(broken.name, timeout=60, settle=20)
+    assert "ByteArrayConverter" in failed.value.trace
+    assert "task 0 FAILED" in str(failed.value)

@@ -61,5 +61,6 @@ def component(settings: StackSettings, paths: StackPaths) -> Component:
             MavenArtifacts(settings.repo / "infra" / "maven" / "debezium-postgres" / "pom.xml", debezium),
         ],
         needs_java=True,
+        config_files=[props],
         wait_for=[(settings.kafka.host, settings.kafka.port)],
     )

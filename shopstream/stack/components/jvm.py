@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from shopstream.stack.settings import StackSettings
-from shopstream.stack.system import java_binary
+from shopstream.stack.system import java_path
 
 
 def java_command(settings: StackSettings, *, heap: str, classpath: Path, main: str, args: list[str]) -> list[str]:
     return [
-        java_binary(settings.java_home),
+        java_path(settings.java_home),
         f"-Xmx{heap}",
         "-XX:+UseG1GC",
         "-XX:MaxGCPauseMillis=20",

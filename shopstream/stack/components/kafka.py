@@ -76,4 +76,5 @@ def component(settings: StackSettings, paths: StackPaths) -> Component:
         prepare=prepare,
         maven=[MavenArtifacts(settings.repo / "infra" / "maven" / "kafka" / "pom.xml", jars)],
         needs_java=True,
+        config_files=[props],
     )

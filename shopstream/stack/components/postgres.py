@@ -12,19 +12,22 @@ import asyncpg
 from shopstream.stack.component import AptPackage, Component, Port, ProbeFailed
 from shopstream.stack.paths import StackPaths
 from shopstream.stack.settings import PostgresSettings, StackSettings
-from shopstream.stack.system import check_reachable_by, chown, run_as, service_user
+from shopstream.stack.system import chown, run_as, service_user
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
 
 def component(settings: StackSettings, paths: StackPaths) -> Component:
     pg = settings.postgres
-    data = paths.data("postgres")
-    sockets = paths.run / "postgres"
     user = service_user("postgres")  # Postgres refuses to run as root
+    root = paths.service_root(user)
+    data = root / "data" / "postgres"
+    sockets = root / "run" / "postgres"
 
     def prepare() -> None:
-        check_reachable_by(user, data)
+        if root != paths.home:
+            root.mkdir(parents=True, exist_ok=True, mode=0o755)
+            root.chmod(0o755)
         sockets.mkdir(parents=True, exist_ok=True)
         chown(sockets, user)
         if (data / "PG_VERSION").exists():
