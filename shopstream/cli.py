@@ -26,6 +26,15 @@ app = typer.Typer(
 )
 connectors_app = typer.Typer(help="Kafka Connect connectors (Debezium).", no_args_is_help=True)
 app.add_typer(connectors_app, name="connectors")
+
+
+def _add_schemas_app() -> None:
+    from shopstream.cli_schemas import schemas_app
+
+    app.add_typer(schemas_app, name="schemas")
+
+
+_add_schemas_app()
 # piped output (CI logs, `| grep`) is not wrapped to 80 columns, or the status table loses columns
 console = Console() if Console().is_terminal else Console(width=160)
 Names = Annotated[list[str] | None, typer.Argument(help="Components (default: all).", show_default=False)]

@@ -53,6 +53,16 @@ class ConnectSettings(BaseModel):
         return f"http://{self.host}:{self.port}"
 
 
+class RegistrySettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8081
+    topic: str = "_schemas"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
 class StackSettings(BaseSettings):
     """Where the stack lives and which ports it takes; every field is overridable by environment,
     e.g. `SHOPSTREAM_KAFKA__PORT=19092`, `SHOPSTREAM_HOME=/data/shopstream`."""
@@ -71,6 +81,7 @@ class StackSettings(BaseSettings):
     redis: RedisSettings = RedisSettings()
     kafka: KafkaSettings = KafkaSettings()
     connect: ConnectSettings = ConnectSettings()
+    registry: RegistrySettings = RegistrySettings()
 
     @field_validator("home", "repo")
     @classmethod

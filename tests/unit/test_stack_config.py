@@ -22,13 +22,19 @@ def test_ports_come_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_pa
     settings = StackSettings()
     assert settings.kafka.bootstrap == "127.0.0.1:19092"
     ports = {c.name: [p.number for p in c.ports] for c in build_components(settings)}
-    assert ports == {"postgres": [15432], "redis": [6379], "kafka": [19092, 9093], "connect": [8083]}
+    assert ports == {
+        "postgres": [15432],
+        "redis": [6379],
+        "kafka": [19092, 9093],
+        "connect": [8083],
+        "schema-registry": [8081],
+    }
     assert settings.env_name("kafka", "port") == "SHOPSTREAM_KAFKA__PORT"
 
 
 def test_defaults_are_the_conventional_ports(tmp_path: Path) -> None:
     ports = {c.name: c.port for c in build_components(StackSettings(home=tmp_path))}
-    assert ports == {"postgres": 5432, "redis": 6379, "kafka": 9092, "connect": 8083}
+    assert ports == {"postgres": 5432, "redis": 6379, "kafka": 9092, "connect": 8083, "schema-registry": 8081}
 
 
 def component(tmp_path: Path, **kwargs: object) -> Component:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from shopstream.stack.component import Component
-from shopstream.stack.components import connect, kafka, postgres, redis
+from shopstream.stack.components import connect, kafka, postgres, redis, registry
 from shopstream.stack.paths import StackPaths
 from shopstream.stack.settings import StackSettings
 
@@ -15,6 +15,7 @@ REGISTRY: list[Callable[[StackSettings, StackPaths], Component]] = [
     redis.component,
     kafka.component,
     connect.component,
+    registry.component,
 ]
 
 
