@@ -10,6 +10,7 @@ from typing import Any
 import fastavro
 from fastavro.types import Schema as FastavroSchema
 
+from shopstream.serde.codegen import Decoder, Encoder, Unsupported, compile_schema
 from shopstream.serde.errors import SerdeError, UndecodableRecord
 from shopstream.serde.registry_client import RegistryClient
 from shopstream.serde.wire import header, unframe
@@ -17,14 +18,38 @@ from shopstream.serde.wire import header, unframe
 SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
 
 
+_ENCODE_ERRORS = (ValueError, TypeError, KeyError, AttributeError, OverflowError, IndexError)
+_DECODE_ERRORS = (EOFError, ValueError, TypeError, KeyError, IndexError, UnicodeDecodeError, OverflowError)
+
+
+def _codec(schema: dict[str, Any]) -> tuple[Encoder, Decoder]:
+    """A compiled codec for the schema, or fastavro's for what the compiler leaves alone."""
+    try:
+        return compile_schema(schema)
+    except Unsupported:
+        parsed: FastavroSchema = fastavro.parse_schema(schema)
+
+        def encode(record: dict[str, Any]) -> bytes:
+            out = io.BytesIO()
+            fastavro.schemaless_writer(out, parsed, record)
+            return out.getvalue()
+
+        def decode(buf: bytes, pos: int) -> tuple[dict[str, Any], int]:
+            stream = io.BytesIO(memoryview(buf)[pos:])
+            record = fastavro.schemaless_reader(stream, parsed, None)
+            return record, pos + stream.tell()  # type: ignore[return-value]
+
+        return encode, decode
+
+
 class AvroSerde:
-    """One per process: parsed schemas keyed by id, subject -> id resolved once."""
+    """One per process: a codec per schema id, subject -> id resolved once."""
 
     def __init__(self, registry: RegistryClient, schemas_dir: Path = SCHEMAS_DIR) -> None:
         self.registry = registry
         self.schemas_dir = schemas_dir
-        self._writers: dict[str, tuple[bytes, FastavroSchema]] = {}  # subject -> (header, parsed)
-        self._readers: dict[int, FastavroSchema] = {}
+        self._writers: dict[str, tuple[bytes, Encoder]] = {}  # subject -> (wire header, encoder)
+        self._readers: dict[int, Decoder] = {}
 
     # --- encoding -------------------------------------------------------------------------------
     def use(self, subject: str, schema: str | None = None, register: bool = True) -> int:
@@ -35,9 +60,9 @@ class AvroSerde:
             schema_id = self.registry.register(subject, text)
         else:
             schema_id = int(self.registry.lookup(subject, text)["id"])
-        parsed = fastavro.parse_schema(json.loads(text))
-        self._writers[subject] = (header(schema_id), parsed)
-        self._readers.setdefault(schema_id, parsed)
+        encode, decode = _codec(json.loads(text))
+        self._writers[subject] = (header(schema_id), encode)
+        self._readers.setdefault(schema_id, decode)
         return schema_id
 
     def encode(self, subject: str, record: dict[str, Any]) -> bytes:
@@ -45,35 +70,34 @@ class AvroSerde:
         if writer is None:
             self.use(subject)
             writer = self._writers[subject]
-        prefix, parsed = writer
-        out = io.BytesIO()
-        out.write(prefix)
+        prefix, encode = writer
         try:
-            fastavro.schemaless_writer(out, parsed, record)
-        except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
-            raise SerdeError(f"record does not fit the {subject} schema: {exc}") from exc
-        return out.getvalue()
+            return prefix + encode(record)
+        except _ENCODE_ERRORS as exc:
+            raise SerdeError(f"record does not fit the {subject} schema: {type(exc).__name__}: {exc}") from exc
 
     def add_reader(self, schema_id: int, schema: str) -> None:
         """Know a schema id without asking the registry (offline decoding, replays from files)."""
-        self._readers[schema_id] = fastavro.parse_schema(json.loads(schema))
+        self._readers[schema_id] = _codec(json.loads(schema))[1]
 
     # --- decoding -------------------------------------------------------------------------------
     def decode(self, data: bytes | None) -> tuple[int, dict[str, Any]]:
         """(schema id, record); a malformed record raises a SerdeError subclass, never anything else."""
-        schema_id, body = unframe(data)
-        parsed = self._readers.get(schema_id)
-        if parsed is None:
-            parsed = fastavro.parse_schema(json.loads(self.registry.schema(schema_id)))
-            self._readers[schema_id] = parsed
-        stream = io.BytesIO(body)
+        schema_id, _ = unframe(data)
+        assert data is not None
+        decode = self._readers.get(schema_id)
+        if decode is None:
+            decode = _codec(json.loads(self.registry.schema(schema_id)))[1]
+            self._readers[schema_id] = decode
         try:
-            record = fastavro.schemaless_reader(stream, parsed, None)
-        except (EOFError, ValueError, TypeError, KeyError, IndexError, UnicodeDecodeError, OverflowError) as exc:
+            record, end = decode(data, 5)
+        except _DECODE_ERRORS as exc:
             raise UndecodableRecord(f"schema id {schema_id}: {type(exc).__name__}: {exc}") from exc
-        if stream.tell() != len(body):
-            raise UndecodableRecord(f"schema id {schema_id}: {len(body) - stream.tell()} bytes left after the record")
-        return schema_id, record  # type: ignore[return-value]
+        if end > len(data):
+            raise UndecodableRecord(f"schema id {schema_id}: truncated, {end - len(data)} bytes missing")
+        if end != len(data):
+            raise UndecodableRecord(f"schema id {schema_id}: {len(data) - end} bytes left after the record")
+        return schema_id, record
 
     def _schema_file(self, subject: str) -> str:
         topic = subject.removesuffix("-value")
