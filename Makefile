@@ -9,9 +9,11 @@ PYTEST := infra/bin/pytest-strict $(BIN)/python
 
 .PHONY: run setup setup-flink up down status logs test test-unit test-integration test-e2e lint bench clean
 
-## run: the platform's main job — install, start the local stack and keep it healthy
+## run: the platform's main job — install, start the local stack, keep it healthy, register the
+## event schemas
 run: setup
 	$(SS) up
+	$(SS) schemas register
 
 ## test: the whole test suite (lint, unit, integration, e2e), starting the stack it needs
 test: setup-flink lint
@@ -58,9 +60,13 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-## bench: figures of the stack itself (cold/warm start, idle memory) into bench/RESULTS.md
+## bench: every figure into bench/RESULTS.md (a throw-away stack for start-up and memory, then
+## serde and registry figures against the running stack)
 bench: setup
 	$(BIN)/python bench/stack_bench.py --report bench/RESULTS.md
+	$(SS) up
+	$(BIN)/python bench/serde_bench.py --report bench/RESULTS.md
+	$(BIN)/python bench/registry_bench.py --report bench/RESULTS.md
 
 ## clean: stop the stack and delete everything it wrote (.local/) — data included
 clean: $(BIN)/.installed

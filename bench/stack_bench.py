@@ -10,22 +10,23 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
 from rich.console import Console
 from rich.progress import Progress
 
-from shopstream.stack import StackSettings
-from shopstream.stack.stack import Stack
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import conditions, write_section  # noqa: E402
+
+from shopstream.stack import StackSettings  # noqa: E402
+from shopstream.stack.stack import Stack  # noqa: E402
 
 console = Console()
 SHOPSTREAM = str(Path(sys.prefix) / "bin" / "shopstream")
@@ -69,6 +70,7 @@ def main() -> int:
         "SHOPSTREAM_KAFKA__PORT": str(9092 + o),
         "SHOPSTREAM_KAFKA__CONTROLLER_PORT": str(9093 + o),
         "SHOPSTREAM_CONNECT__PORT": str(8083 + o),
+        "SHOPSTREAM_REGISTRY__PORT": str(8081 + o),
         "MAVEN_OPTS": f"-Dmaven.repo.local={m2}",  # cold: nothing cached
     }
     settings = StackSettings(
@@ -77,6 +79,7 @@ def main() -> int:
         redis={"port": 6379 + o},
         kafka={"port": 9092 + o, "controller_port": 9093 + o},
         connect={"port": 8083 + o},
+        registry={"port": 8081 + o},
     )
     stack = Stack(settings)
     try:
@@ -101,7 +104,6 @@ def main() -> int:
         shutil.rmtree(m2, ignore_errors=True)
 
     gib = 1024**3
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     rows = [
         ("cold `setup` (empty home, empty Maven repo)", f"{cold_setup:.1f} s", ""),
         ("cold `up` (initdb, Kafka format, first start)", f"{cold_up:.1f} s", ""),
@@ -118,26 +120,23 @@ def main() -> int:
         ),
     ]
     rows += [(f"idle RSS, {name}", f"{rss / 1024**2:.0f} MiB", "") for name, rss in per_component.items()]
-    lines = [
-        "# Benchmark results",
-        "",
-        "`make bench` (bench/stack_bench.py) writes this file. Conditions: "
-        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit}, {platform.platform()}, "
-        f"{os.cpu_count()} cores, {psutil.virtual_memory().total / gib:.0f} GiB RAM, "
-        f"Python {platform.python_version()}; a throw-away stack with ports shifted by {o}; "
-        "Debian packages already installed; cold = empty SHOPSTREAM_HOME and empty Maven repository.",
-        "",
-        "## Local stack (issue 2)",
-        "",
-        "| figure | measured | goal |",
-        "|---|---|---|",
-        *[f"| {a} | {b} | {c} |" for a, b, c in rows],
-        "",
-        f"Warm `up` runs: {', '.join(f'{w:.1f} s' for w in warm)}.",
-        "",
-    ]
-    args.report.write_text("\n".join(lines))
-    console.print("\n".join(lines))
+    body = "\n".join(
+        [
+            "## Local stack (issue 2)",
+            "",
+            f"Conditions: {conditions()}; a throw-away stack beside the dev one (own SHOPSTREAM_HOME, ports "
+            f"shifted by {o}); Debian packages already installed; cold = empty SHOPSTREAM_HOME and an empty "
+            "Maven repository (every jar downloaded).",
+            "",
+            "| figure | measured | goal |",
+            "|---|---|---|",
+            *[f"| {a} | {b} | {c} |" for a, b, c in rows],
+            "",
+            f"Warm `up` runs: {', '.join(f'{w:.1f} s' for w in warm)}.",
+        ]
+    )
+    write_section(args.report, "stack", body)
+    console.print(body)
     return 0
 
 

@@ -55,8 +55,8 @@ def _millis(value: Any) -> int:
     return int(value)
 
 
-def _uuid_text(value: Any) -> str:
-    return str(value) if isinstance(value, uuid.UUID) else str(value)
+def _uuid_text(value: Any) -> Any:
+    return str(value) if isinstance(value, uuid.UUID) else value  # a str, or an error on .encode()
 
 
 class _Compiler:
