@@ -129,8 +129,12 @@ class ConnectClient:
                 response = self._http.request(method, path, **kwargs)
             except httpx.HTTPError as exc:
                 raise ConnectError(f"Kafka Connect at {self._http.base_url} unreachable: {exc}") from exc
-            # 409: the worker is rebalancing; the request is fine, retry shortly
-            if response.status_code == 409 and attempt < 19:
+            # the worker is rebalancing or still starting (409, 503, or a 500 saying so): the
+            # request is fine, retry shortly
+            rebalancing = response.status_code in (409, 503) or (
+                response.status_code == 500 and "rebalance" in response.text.lower()
+            )
+            if rebalancing and attempt < 19:
                 time.sleep(0.5)
                 continue
             if response.status_code == 404 and allow_404:
