@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from shopstream.serde import AvroSerde, SerdeError
 from shopstream.serde.registry_client import RegistryClient, RegistryError
@@ -76,8 +76,13 @@ def audit_topic(
             if msg is None:
                 raise KafkaException(f"no record from {topic} within {timeout:.0f}s before its end")
             if msg.error():
+                if msg.error().code() == KafkaError._PARTITION_EOF:
+                    done.add(msg.partition())
+                    continue
                 raise KafkaException(msg.error())
             partition, offset = msg.partition(), msg.offset()
+            if partition in done or offset >= ends[partition]:
+                continue  # written after the audit began
             report.checked += 1
             reason = _check(serde, registry, subject, msg.value(), allowed)
             if reason:
