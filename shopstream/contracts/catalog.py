@@ -38,7 +38,7 @@ def asyncapi(schemas: list[SchemaFile]) -> dict[str, Any]:
                     },
                     "schemaIdLocation": "payload",
                     "schemaIdPayloadEncoding": "confluent",
-                    "schemaLookupStrategy": "TopicIdStrategy",
+                    "schemaLookupStrategy": "TopicNameStrategy",
                     "bindingVersion": "0.5.0",
                 }
             },

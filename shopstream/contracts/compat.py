@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from shopstream.contracts.files import SchemaFile
-from shopstream.contracts.history import previous_version
+from shopstream.contracts.history import previous_versions
 from shopstream.registry.compatibility import Level, incompatibilities
 from shopstream.registry.errors import RegistryError as InvalidSchema
 from shopstream.registry.parsing import parse
@@ -11,17 +11,22 @@ from shopstream.serde.registry_client import RegistryClient, RegistryError
 
 
 def against_history(schema: SchemaFile, level: Level) -> list[str]:
-    """Incompatibilities with the previous committed version of the file, under `level`."""
-    previous = previous_version(schema.path)
-    if previous is None:
-        return []
-    commit, text = previous
-    try:
-        old, new = parse(text), parse(schema.text)
-    except InvalidSchema as exc:
-        return [f"git {commit}: {exc.message}"]
+    """Incompatibilities with the committed versions of the file under `level`: the previous one,
+    or every one for a transitive level."""
+    versions = previous_versions(schema.path)
+    if not level.transitive:
+        versions = versions[:1]
     single = Level[level.value.removesuffix("_TRANSITIVE")]
-    return [f"git {commit}: {p}" for p in incompatibilities(single, new.schema, [(0, old.schema)])]
+    new = parse(schema.text)
+    problems = []
+    for commit, text in versions:
+        try:
+            old = parse(text)
+        except InvalidSchema as exc:
+            problems.append(f"git {commit}: {exc.message}")
+            continue
+        problems += [f"git {commit}: {p}" for p in incompatibilities(single, new.schema, [(0, old.schema)])]
+    return problems
 
 
 def against_registry(schema: SchemaFile, registry: RegistryClient) -> tuple[Level, list[str]]:

@@ -48,6 +48,7 @@ class KafkaLog:
                 "group.id": "schema-registry-replay",
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
+                "enable.partition.eof": True,  # the end is signalled even when the last offset is a gap
             }
         )
         try:
@@ -61,11 +62,11 @@ class KafkaLog:
                 if msg is None:
                     raise store_error(f"timed out replaying {self.topic}")
                 if msg.error():
+                    if msg.error().code() == KafkaError._PARTITION_EOF:
+                        return
                     raise store_error(str(msg.error()))
                 value = msg.value()
                 yield json.loads(msg.key()), (json.loads(value) if value is not None else None)
-                if msg.offset() >= high - 1:
-                    return
         finally:
             consumer.close()
 
@@ -80,5 +81,8 @@ class KafkaLog:
                 on_delivery=lambda err, _msg: errors.append(err) if err else None,
             )
             remaining = self._producer.flush(self.timeout)
+            if remaining or errors:
+                self._producer.purge()  # nothing of this write may land later, unseen
+                self._producer.flush(0)
         if remaining or errors:
             raise store_error(f"write to {self.topic} failed: {errors[0] if errors else 'timed out'}")

@@ -44,8 +44,14 @@ class Version:
 class SchemaStore:
     def __init__(self, log: Log, default_level: Level = Level.BACKWARD) -> None:
         self._log = log
+        # writers are serialized (and hold this across the log append); readers on the event loop
+        # never wait for Kafka, only for `_state`, which guards each in-memory change
         self._lock = threading.RLock()
+        self._state = threading.Lock()
         self._default_level = default_level
+        self._reset()
+
+    def _reset(self) -> None:
         self._schemas: dict[int, ParsedSchema] = {}
         self._ids: dict[str, int] = {}  # canonical schema -> id
         self._max_id = 0
@@ -57,6 +63,7 @@ class SchemaStore:
         """Rebuild the state from the log; returns how many records were read."""
         count = 0
         with self._lock:
+            self._reset()
             for key, value in self._log.replay():
                 self._apply(key, value)
                 count += 1
@@ -66,10 +73,10 @@ class SchemaStore:
     def register(self, subject: str, schema_str: str, schema_type: str = "AVRO") -> Version:
         """Register under `subject`; an already registered schema returns its existing version."""
         _check_type(schema_type)
-        if self.mode(subject) == "READONLY":
-            raise errors.read_only(subject)
         parsed = parse(schema_str)
         with self._lock:
+            if self.mode(subject) == "READONLY":
+                raise errors.read_only(subject)
             live = self._live(subject)
             for v in live:
                 if v.schema == parsed.canonical:
@@ -78,8 +85,15 @@ class SchemaStore:
             problems = incompatibilities(level, parsed.schema, [(v.version, self._schemas[v.id].schema) for v in live])
             if problems:
                 raise errors.incompatible(subject, problems)
-            schema_id = self._ids.get(parsed.canonical) or self._max_id + 1
-            version = max(self._subjects.get(subject, {}), default=0) + 1
+            schema_id = self._ids.get(parsed.canonical)
+            if schema_id is None:
+                # an id, once given, is kept for good (its record is never deleted): a permanent
+                # delete and compaction cannot make a later schema reuse it
+                schema_id = self._max_id + 1
+                self._write(
+                    {"keytype": "SCHEMA_ID", "id": schema_id, "magic": 0}, {"id": schema_id, "schema": parsed.canonical}
+                )
+            version = max(self._versions_numbers(subject), default=0) + 1
             record = Version(subject, version, schema_id, parsed.canonical)
             self._write(_schema_key(subject, version), _schema_value(record))
             return record
@@ -101,10 +115,12 @@ class SchemaStore:
 
     def versions_of_id(self, schema_id: int, deleted: bool = False) -> list[Version]:
         self.schema_by_id(schema_id)
-        return [v for s in sorted(self._subjects) for v in self._versions(s, deleted) if v.id == schema_id]
+        return [v for s in self.subjects(deleted=True) for v in self._versions(s, deleted) if v.id == schema_id]
 
     def subjects(self, deleted: bool = False, prefix: str = "") -> list[str]:
-        return sorted(s for s in self._subjects if s.startswith(prefix) and self._versions(s, deleted))
+        with self._state:
+            names = list(self._subjects)
+        return sorted(s for s in names if s.startswith(prefix) and self._versions(s, deleted))
 
     def versions(self, subject: str, deleted: bool = False) -> list[int]:
         found = self._versions(subject, deleted)
@@ -126,6 +142,8 @@ class SchemaStore:
 
     def delete_subject(self, subject: str, permanent: bool = False) -> list[int]:
         with self._lock:
+            if self.mode(subject) == "READONLY":
+                raise errors.read_only(subject)
             every = self._versions(subject, deleted=True)
             if not every:
                 raise errors.subject_not_found(subject)
@@ -146,6 +164,8 @@ class SchemaStore:
 
     def delete_version(self, subject: str, version: str | int, permanent: bool = False) -> int:
         with self._lock:
+            if self.mode(subject) == "READONLY":
+                raise errors.read_only(subject)
             number = _version_number(version)
             every = self._versions(subject, deleted=True)
             if not every:
@@ -234,19 +254,39 @@ class SchemaStore:
 
     # --- internals ------------------------------------------------------------------------------
     def _versions(self, subject: str, deleted: bool = False) -> list[Version]:
-        versions = self._subjects.get(subject, {})
+        with self._state:
+            versions = dict(self._subjects.get(subject, {}))
         return [versions[n] for n in sorted(versions) if deleted or not versions[n].deleted]
+
+    def _versions_numbers(self, subject: str) -> list[int]:
+        return [v.version for v in self._versions(subject, deleted=True)]
 
     def _live(self, subject: str) -> list[Version]:
         return self._versions(subject, deleted=False)
 
     def _write(self, key: dict[str, Any], value: dict[str, Any] | None) -> None:
-        self._log.append(key, value)
+        try:
+            self._log.append(key, value)
+        except errors.RegistryError:
+            # the write may or may not be in the log: believe the log, not memory
+            self.load()
+            raise
         self._apply(key, value)
 
     def _apply(self, key: dict[str, Any], value: dict[str, Any] | None) -> None:
+        parsed = parse(value["schema"]) if value is not None and "schema" in value else None
+        with self._state:
+            self._apply_parsed(key, value, parsed)
+
+    def _apply_parsed(self, key: dict[str, Any], value: dict[str, Any] | None, parsed: ParsedSchema | None) -> None:
         kind, subject = key.get("keytype"), key.get("subject")
-        if kind == "SCHEMA":
+        if kind == "SCHEMA_ID":
+            assert value is not None and parsed is not None
+            schema_id = int(value["id"])
+            self._schemas.setdefault(schema_id, parsed)
+            self._ids.setdefault(parsed.canonical, schema_id)
+            self._max_id = max(self._max_id, schema_id)
+        elif kind == "SCHEMA":
             assert subject is not None
             if value is None:
                 self._subjects.get(subject, {}).pop(int(key["version"]), None)
@@ -256,10 +296,9 @@ class SchemaStore:
             record = Version(
                 subject, int(value["version"]), int(value["id"]), value["schema"], bool(value.get("deleted", False))
             )
-            if record.id not in self._schemas:
-                parsed = parse(record.schema)
+            if record.id not in self._schemas and parsed is not None:
                 self._schemas[record.id] = parsed
-                self._ids[parsed.canonical] = record.id
+                self._ids.setdefault(parsed.canonical, record.id)
             self._max_id = max(self._max_id, record.id)
             self._subjects.setdefault(subject, {})[record.version] = record
         elif kind == "CONFIG":

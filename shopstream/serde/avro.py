@@ -22,22 +22,22 @@ _ENCODE_ERRORS = (ValueError, TypeError, KeyError, AttributeError, OverflowError
 _DECODE_ERRORS = (EOFError, ValueError, TypeError, KeyError, IndexError, UnicodeDecodeError, OverflowError)
 
 
-def _codec(schema: dict[str, Any]) -> tuple[Encoder, Decoder]:
+def _codec(schema: Any) -> tuple[Encoder, Decoder]:
     """A compiled codec for the schema, or fastavro's for what the compiler leaves alone."""
     try:
         return compile_schema(schema)
-    except Unsupported:
+    except (Unsupported, RecursionError, KeyError, TypeError, SyntaxError):
         parsed: FastavroSchema = fastavro.parse_schema(schema)
 
-        def encode(record: dict[str, Any]) -> bytes:
+        def encode(record: Any) -> bytes:
             out = io.BytesIO()
             fastavro.schemaless_writer(out, parsed, record)
             return out.getvalue()
 
-        def decode(buf: bytes, pos: int) -> tuple[dict[str, Any], int]:
+        def decode(buf: bytes, pos: int) -> tuple[Any, int]:
             stream = io.BytesIO(memoryview(buf)[pos:])
             record = fastavro.schemaless_reader(stream, parsed, None)
-            return record, pos + stream.tell()  # type: ignore[return-value]
+            return record, pos + stream.tell()
 
         return encode, decode
 
@@ -87,7 +87,11 @@ class AvroSerde:
         assert data is not None
         decode = self._readers.get(schema_id)
         if decode is None:
-            decode = _codec(json.loads(self.registry.schema(schema_id)))[1]
+            text = self.registry.schema(schema_id)
+            try:
+                decode = _codec(json.loads(text))[1]
+            except (ValueError, TypeError, KeyError, fastavro.schema.SchemaParseException) as exc:
+                raise UndecodableRecord(f"schema id {schema_id} is not a schema we can read: {exc}") from exc
             self._readers[schema_id] = decode
         try:
             record, end = decode(data, 5)

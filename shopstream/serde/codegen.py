@@ -28,6 +28,8 @@ class Unsupported(Exception):
 
 # --- runtime helpers the generated code calls (slow paths; fast paths are inlined) ------------
 def _write_long(out: bytearray, n: int) -> None:
+    if not -(2**63) <= n < 2**63:
+        raise OverflowError(f"{n} does not fit an Avro long")
     n = (n << 1) ^ (n >> 63)
     while n & ~0x7F:
         out.append((n & 0x7F) | 0x80)
@@ -65,6 +67,7 @@ class _Compiler:
         self.lines: list[str] = []
         self.ids = itertools.count()
         self.consts: dict[str, Any] = {}
+        self.open: set[int] = set()  # records being compiled: meeting one again means recursion
 
     def var(self, prefix: str) -> str:
         return f"{prefix}{next(self.ids)}"
@@ -89,6 +92,26 @@ class _Compiler:
             self.named[full] = schema
             schema.setdefault("__ns", ns)
         return schema
+
+    def _enter(self, record: dict[str, Any]) -> None:
+        if id(record) in self.open:
+            raise Unsupported(f"recursive record {record.get('name')}")
+        self.open.add(id(record))
+
+    def min_size(self, schema: Any, ns: str) -> int:
+        """Fewest bytes a value of the schema takes (0 for null and records of such)."""
+        s = self.resolve(schema, ns)
+        kind = s if isinstance(s, str) else s.get("type") if isinstance(s, dict) else "union"
+        if kind == "null":
+            return 0
+        if kind == "record":
+            self._enter(s)
+            total = sum(self.min_size(f["type"], s["__ns"]) for f in s["fields"])
+            self.open.discard(id(s))
+            return total
+        if kind in PRIMITIVES and isinstance(s, dict):
+            return self.min_size(kind, ns)
+        return 1
 
     # --- encoding ------------------------------------------------------------------------------
     def enc(self, schema: Any, value: str, ind: str, ns: str) -> None:
@@ -125,14 +148,18 @@ class _Compiler:
             emit(f"{ind}out += {b}")
         elif kind == "record":
             child_ns = s["__ns"]
+            self._enter(s)
             for f in s["fields"]:
                 v = self.var("f")
                 key = repr(f["name"])
                 if "default" in f:
                     emit(f"{ind}{v} = {value}.get({key}, {self.const(f['default'])})")
+                elif isinstance(f["type"], list) and "null" in f["type"]:
+                    emit(f"{ind}{v} = {value}.get({key})")  # as fastavro: a missing nullable field is null
                 else:
                     emit(f"{ind}{v} = {value}[{key}]")
                 self.enc(f["type"], v, ind, child_ns)
+            self.open.discard(id(s))
         elif kind == "enum":
             index = {sym: i for i, sym in enumerate(s["symbols"])}
             emit(
@@ -206,19 +233,21 @@ class _Compiler:
                 emit(f"{ind}{target} = bytes(buf[pos:pos + {n}]); pos += {n}")
         elif kind == "record":
             child_ns = s["__ns"]
+            self._enter(s)
             names = []
             for f in s["fields"]:
                 v = self.var("f")
                 self.dec(f["type"], v, ind, child_ns)
                 names.append(f"{f['name']!r}: {v}")
             emit(f"{ind}{target} = {{{', '.join(names)}}}")
+            self.open.discard(id(s))
         elif kind == "enum":
             i = self.var("e")
             self.dec("long", i, ind, ns)
             emit(f"{ind}{target} = {self.const(list(s['symbols']))}[{i}]")
         elif kind in ("array", "map"):
-            if self.resolve(s["items"] if kind == "array" else s["values"], ns) == "null":
-                raise Unsupported(f"{kind} of null")
+            if kind == "array" and self.min_size(s["items"], ns) == 0:
+                raise Unsupported("array of items that take no bytes")
             count, item, k = self.var("c"), self.var("i"), self.var("k")
             emit(f"{ind}{target} = []" if kind == "array" else f"{ind}{target} = {{}}")
             emit(f"{ind}while True:")
@@ -255,6 +284,8 @@ def compile_schema(schema: dict[str, Any]) -> tuple[Encoder, Decoder]:
     """(encode(record) -> Avro body bytes, decode(buf, pos) -> (record, end)) for `schema`."""
     import copy
 
+    if not isinstance(schema, dict) or schema.get("type") != "record":
+        raise Unsupported("only record schemas at the top")
     tree = copy.deepcopy(schema)
     c = _Compiler()
     c.lines.append("def encode(rec):")

@@ -163,3 +163,68 @@ def test_read_only_mode_refuses_registration() -> None:
     with pytest.raises(RegistryError) as e:
         store.set_mode("WRITEONLY")
     assert code(e) == 42204
+
+
+def compacted(log: MemoryLog) -> MemoryLog:
+    """What Kafka's log compaction leaves: the last value of each key, tombstoned keys gone."""
+    last: dict[str, tuple[dict[str, object], dict[str, object] | None]] = {}
+    for key, value in log.records:
+        last[json.dumps(key, sort_keys=True)] = (key, value)
+    out = MemoryLog()
+    out.records = [(k, v) for k, v in last.values() if v is not None]
+    return out
+
+
+def test_an_id_is_never_given_to_another_schema_even_after_permanent_delete_and_compaction() -> None:
+    log = MemoryLog()
+    store = SchemaStore(log)
+    assert store.register("s", A).id == 1
+    assert store.register("s", A2).id == 2
+    store.delete_version("s", 2)
+    store.delete_version("s", 2, permanent=True)
+    again = SchemaStore(compacted(log))
+    again.load()
+    assert again.schema_by_id(2).canonical == store.schema_by_id(2).canonical  # old records still decode
+    other = json.dumps({"type": "record", "name": "C", "fields": [{"name": "z", "type": "string"}]})
+    assert again.register("t", other).id == 3
+
+
+def test_read_only_mode_also_refuses_deletes() -> None:
+    store = SchemaStore(MemoryLog())
+    store.register("s", A)
+    store.set_mode("READONLY")
+    for delete in (lambda: store.delete_subject("s"), lambda: store.delete_version("s", 1)):
+        with pytest.raises(RegistryError) as e:
+            delete()
+        assert code(e) == 42205
+    assert store.versions("s") == [1]
+
+
+def test_reads_while_another_thread_registers_never_fail() -> None:
+    import threading
+
+    store = SchemaStore(MemoryLog())
+    failures: list[BaseException] = []
+    stop = threading.Event()
+
+    def read() -> None:
+        while not stop.is_set():
+            try:
+                for subject in store.subjects():
+                    store.versions(subject)
+                store.versions_of_id(1)
+            except RegistryError:
+                pass
+            except BaseException as exc:  # noqa: BLE001 - any other error is the bug looked for
+                failures.append(exc)
+                return
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for i in range(400):
+            store.register(f"subject-{i}", A)
+    finally:
+        stop.set()
+        reader.join()
+    assert failures == []

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from shopstream.contracts.files import find_schema_file
 from shopstream.serde import AvroSerde, BadMagicByte, RegistryClient, SerdeError, TruncatedRecord, frame, unframe
+from shopstream.serde.avro import _codec
 from shopstream.serde.errors import UndecodableRecord
 
 CREATED = find_schema_file("ecommerce.order.order.created.v1")
@@ -96,8 +97,32 @@ def test_a_corrupted_body_is_undecodable_not_a_crash(serde: AvroSerde) -> None:
 
 
 def test_a_record_that_does_not_fit_the_schema_is_a_serde_error(serde: AvroSerde) -> None:
-    serde._writers["x-value"] = (frame(42, b""), fastavro.parse_schema(CREATED.json()))
-    broken = order_created()
-    broken["payload"]["items"][0]["qty"] = "two"
-    with pytest.raises(SerdeError, match="does not fit"):
-        serde.encode("x-value", broken)
+    serde._writers["x-value"] = (frame(42, b""), _codec(CREATED.json())[0])
+    assert serde.decode(serde.encode("x-value", order_created()))[1]["partitionKey"] == "ORDER-123"
+    for breakage in (
+        lambda r: r["payload"]["items"][0].update(qty="two"),
+        lambda r: r["payload"].pop("userId"),
+        lambda r: r["payload"]["totalAmount"].update(amountMinor=2**64),
+    ):
+        broken = order_created()
+        breakage(broken)
+        with pytest.raises(SerdeError, match="does not fit"):
+            serde.encode("x-value", broken)
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        '"string"',
+        '["null", "long"]',
+        '{"type": "record", "name": "Node", "fields": [{"name": "next", "type": ["null", "Node"]}]}',
+        '{"type": "record", "name": "R", "fields": [{"name": "xs", "type": {"type": "array", "items": '
+        '{"type": "record", "name": "E", "fields": []}}}]}',
+    ],
+)
+def test_any_registered_avro_schema_decodes_or_fails_typed(schema: str) -> None:
+    serde = AvroSerde(RegistryClient("http://127.0.0.1:9"))
+    serde.add_reader(7, schema)
+    for body in (b"", b"\x00", b"\x02\x00", b"\x06abc", b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\x7f"):
+        with contextlib.suppress(SerdeError):
+            serde.decode(frame(7, body))
