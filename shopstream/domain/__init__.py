@@ -3,5 +3,28 @@ dataflows and the replay all use. Imports only the standard library (it is insta
 PyFlink environment too)."""
 
 from shopstream.domain.events import EVENT_TYPES, EventType, event_type
+from shopstream.domain.money import Money, MoneyError
+from shopstream.domain.orders import (
+    IllegalTransition,
+    OrderLine,
+    OrderStatus,
+    can_transition,
+    order_total,
+    releases_stock,
+    transition,
+)
 
-__all__ = ["EVENT_TYPES", "EventType", "event_type"]
+__all__ = [
+    "EVENT_TYPES",
+    "EventType",
+    "IllegalTransition",
+    "Money",
+    "MoneyError",
+    "OrderLine",
+    "OrderStatus",
+    "can_transition",
+    "event_type",
+    "order_total",
+    "releases_stock",
+    "transition",
+]

@@ -1,0 +1,72 @@
+"""The order lifecycle: PENDING -> PAID -> FULFILLED, PENDING -> CANCELED (with compensation:
+the stock reservation is released). Anything else is an illegal transition."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from shopstream.domain.money import Money
+
+
+class OrderStatus(enum.Enum):
+    PENDING = "PENDING"
+    PAID = "PAID"
+    FULFILLED = "FULFILLED"
+    CANCELED = "CANCELED"
+
+
+_ALLOWED: dict[OrderStatus, frozenset[OrderStatus]] = {
+    OrderStatus.PENDING: frozenset({OrderStatus.PAID, OrderStatus.CANCELED}),
+    OrderStatus.PAID: frozenset({OrderStatus.FULFILLED}),
+    OrderStatus.FULFILLED: frozenset(),
+    OrderStatus.CANCELED: frozenset(),
+}
+
+
+class IllegalTransition(Exception):
+    def __init__(self, current: OrderStatus, target: OrderStatus) -> None:
+        super().__init__(f"an order that is {current.value} cannot become {target.value}")
+        self.current = current
+        self.target = target
+
+
+def transition(current: OrderStatus, target: OrderStatus) -> OrderStatus:
+    """The new status, or IllegalTransition."""
+    if target not in _ALLOWED[current]:
+        raise IllegalTransition(current, target)
+    return target
+
+
+def can_transition(current: OrderStatus, target: OrderStatus) -> bool:
+    return target in _ALLOWED[current]
+
+
+def releases_stock(current: OrderStatus, target: OrderStatus) -> bool:
+    """Canceling a PENDING order gives its reserved stock back (the compensation)."""
+    return current is OrderStatus.PENDING and target is OrderStatus.CANCELED
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    product_id: str
+    qty: int
+    unit_price: Money
+
+    def __post_init__(self) -> None:
+        if self.qty <= 0:
+            raise ValueError(f"quantity of {self.product_id} must be positive, got {self.qty}")
+
+    @property
+    def total(self) -> Money:
+        return self.unit_price.times(self.qty)
+
+
+def order_total(lines: list[OrderLine]) -> Money:
+    """Sum of the lines, all in one currency; an empty order is an error."""
+    if not lines:
+        raise ValueError("an order needs at least one line")
+    total = Money.zero(lines[0].unit_price.currency)
+    for line in lines:
+        total = total + line.total
+    return total
