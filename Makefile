@@ -23,7 +23,7 @@ $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "error: Python 3.11+ is needed (PYTHON=$(PYTHON))" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[stack,events,streams,olap,dev]'
+	$(BIN)/python -m pip install -q -e '.[stack,events,api,streams,olap,dev]'
 	touch $@
 
 setup: $(BIN)/.installed

@@ -70,6 +70,8 @@ def up(names: Names = None, wait: Annotated[bool, typer.Option(help="Wait until 
             statuses = stack.wait_healthy(names or [], on_status=lambda s: live.update(_table(s)))
             live.update(_table(statuses))
         console.print()
+        for message in stack.ready(names or []):
+            console.print(message)
     state = "healthy" if all(s.healthy for s in statuses) else "started"
     console.print(f"[green]{len(statuses)} components {state}[/green] in {time.monotonic() - started:.1f}s")
 

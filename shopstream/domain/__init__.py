@@ -2,6 +2,7 @@
 dataflows and the replay all use. Imports only the standard library (it is installed into the
 PyFlink environment too)."""
 
+from shopstream.domain.envelope import envelope
 from shopstream.domain.events import EVENT_TYPES, EventType, event_type
 from shopstream.domain.money import Money, MoneyError
 from shopstream.domain.orders import (
@@ -23,6 +24,7 @@ __all__ = [
     "OrderLine",
     "OrderStatus",
     "can_transition",
+    "envelope",
     "event_type",
     "order_total",
     "releases_stock",

@@ -56,6 +56,8 @@ class Component:
     wait_for: Sequence[tuple[str, int]] = ()
     user: str | None = None
     environment: Mapping[str, str] = field(default_factory=dict)
+    # run once the component is healthy, by `up` (migrations, connectors); says what it did
+    on_ready: Callable[[], str | None] | None = None
     # generated config files the command reads: a change in them restarts the component on `up`
     config_files: Sequence[Path] = ()
     stop_signal: str = "TERM"

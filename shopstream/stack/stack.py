@@ -80,7 +80,19 @@ class Stack:
             self.supervisor.start(c.name)
         if not wait:
             return self.status(names)
-        return self.wait_healthy(names, on_status=on_status)
+        statuses = self.wait_healthy(names, on_status=on_status)
+        self.ready(names)
+        return statuses
+
+    def ready(self, names: Sequence[str] = ()) -> list[str]:
+        """Run the on-ready steps (migrations, connectors) of healthy components, in start order."""
+        done = []
+        for c in self.select(names):
+            if c.on_ready is not None:
+                message = c.on_ready()
+                if message:
+                    done.append(f"{c.name}: {message}")
+        return done
 
     def down(self, names: Sequence[str] = ()) -> None:
         """Stop the named components, or the whole stack and its process manager."""

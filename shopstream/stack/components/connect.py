@@ -61,6 +61,22 @@ def component(settings: StackSettings, paths: StackPaths) -> Component:
             MavenArtifacts(settings.repo / "infra" / "maven" / "debezium-postgres" / "pom.xml", debezium),
         ],
         needs_java=True,
+        on_ready=lambda: _apply_connectors(settings),
         config_files=[props],
         wait_for=[(settings.kafka.host, settings.kafka.port)],
     )
+
+
+def _apply_connectors(settings: StackSettings) -> str | None:
+    """Apply every connector config of connectors/debezium/ (unchanged ones are left alone)."""
+    from connectors import ApplyResult, ConnectClient, load_config
+
+    changed = []
+    with ConnectClient(settings.connect.url) as client:
+        for path in sorted((settings.repo / "connectors" / "debezium").glob("*.json")):
+            config = load_config(path, settings.connector_values())
+            result = client.apply(config)
+            client.wait_running(config.name, timeout=90, settle=0 if result is ApplyResult.UNCHANGED else 3)
+            if result is not ApplyResult.UNCHANGED:
+                changed.append(f"{config.name} {result.value}")
+    return f"connectors: {', '.join(changed)}" if changed else None

@@ -61,6 +61,7 @@ def component(settings: StackSettings, paths: StackPaths) -> Component:
         prepare=prepare,
         apt=[AptPackage("postgresql-15", PG_BIN / "postgres")],
         user=user,
+        on_ready=lambda: _migrate(settings),
         stop_signal="INT",  # "fast" shutdown: SIGTERM would wait for every client to leave
         stop_wait_seconds=60,
     )
@@ -114,3 +115,10 @@ async def _server_version(pg: PostgresSettings) -> str:
     finally:
         await conn.close()
     return str(version).split()[0]
+
+
+def _migrate(settings: StackSettings) -> str | None:
+    from shopstream.stack.migrations import apply_migrations
+
+    applied = apply_migrations(settings)
+    return f"applied migrations {', '.join(applied)}" if applied else None
