@@ -33,6 +33,15 @@ class MavenArtifacts:
 
 
 @dataclass(frozen=True)
+class GoBinary:
+    """A Go program built by `go install MODULE@VERSION` from the Go module proxy into `binary`."""
+
+    module: str
+    version: str
+    binary: Path
+
+
+@dataclass(frozen=True)
 class Port:
     number: int
     setting: str  # the environment variable that moves it, named in errors
@@ -51,6 +60,7 @@ class Component:
     prepare: Callable[[], None] = lambda: None
     apt: Sequence[AptPackage] = ()
     maven: Sequence[MavenArtifacts] = ()
+    go: Sequence[GoBinary] = ()
     needs_java: bool = False
     # (host, port) pairs that must accept connections before the command starts
     wait_for: Sequence[tuple[str, int]] = ()

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from shopstream.stack.component import AptPackage, Component, MavenArtifacts
+from shopstream.stack.component import AptPackage, Component, GoBinary, MavenArtifacts
 from shopstream.stack.errors import StackError
 from shopstream.stack.paths import StackPaths
 from shopstream.stack.settings import StackSettings
@@ -75,6 +75,27 @@ def fetch_maven(artifacts: MavenArtifacts, paths: StackPaths, report: Report) ->
     stamp.write_text(_digest(artifacts))
 
 
+def stale_go(components: Sequence[Component], paths: StackPaths) -> list[GoBinary]:
+    unique = {g.binary: g for c in components for g in c.go}
+    return [g for g in unique.values() if not _go_current(g, paths)]
+
+
+def build_go(program: GoBinary, paths: StackPaths, report: Report) -> None:
+    if shutil.which("go") is None:
+        raise StackError(f"Go is not installed; it builds {program.module}: apt-get install golang, or get Go 1.22+")
+    report(f"go install {program.module}@{program.version}")
+    program.binary.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "GOBIN": str(program.binary.parent), "CGO_ENABLED": "0"}
+    _run(["go", "install", f"{program.module}@{program.version}"], env, f"go install {program.module}")
+    stamp = paths.stamps / f"go-{program.binary.name}"
+    stamp.write_text(program.version)
+
+
+def _go_current(program: GoBinary, paths: StackPaths) -> bool:
+    stamp = paths.stamps / f"go-{program.binary.name}"
+    return program.binary.exists() and stamp.exists() and stamp.read_text() == program.version
+
+
 def setup_flink_env(settings: StackSettings, paths: StackPaths, report: Report) -> Path:
     """PyFlink gets its own virtualenv (its pins fight dbt-clickhouse's), as Flink jobs ship their own."""
     venv = paths.venvs / "flink"
@@ -105,6 +126,8 @@ def install_all(
         install_apt(apt, report)
     for artifacts in stale_maven(components, paths):
         fetch_maven(artifacts, paths, report)
+    for program in stale_go(components, paths):
+        build_go(program, paths, report)
     if flink:
         setup_flink_env(settings, paths, report)
     return java

@@ -63,6 +63,15 @@ class RegistrySettings(BaseModel):
         return f"http://{self.host}:{self.port}"
 
 
+class OpaSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8181
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
 class StackSettings(BaseSettings):
     """Where the stack lives and which ports it takes; every field is overridable by environment,
     e.g. `SHOPSTREAM_KAFKA__PORT=19092`, `SHOPSTREAM_HOME=/data/shopstream`."""
@@ -82,6 +91,7 @@ class StackSettings(BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     connect: ConnectSettings = ConnectSettings()
     registry: RegistrySettings = RegistrySettings()
+    opa: OpaSettings = OpaSettings()
 
     @field_validator("home", "repo")
     @classmethod

@@ -14,7 +14,7 @@ import psutil
 from shopstream.stack.component import Component, ProbeFailed
 from shopstream.stack.components import build_components
 from shopstream.stack.errors import StackError
-from shopstream.stack.installer import check_java, missing_apt, stale_maven
+from shopstream.stack.installer import check_java, missing_apt, stale_go, stale_maven
 from shopstream.stack.paths import StackPaths
 from shopstream.stack.settings import StackSettings
 from shopstream.stack.supervisor import ProcessInfo, Supervisor
@@ -175,8 +175,9 @@ class Stack:
         check_java(selected, self.settings)
         apt = missing_apt(selected)
         jars = stale_maven(selected, self.paths)
-        if apt or jars:
-            what = [p.package for p in apt] + [m.output.name for m in jars]
+        programs = stale_go(selected, self.paths)
+        if apt or jars or programs:
+            what = [p.package for p in apt] + [m.output.name for m in jars] + [g.binary.name for g in programs]
             raise StackError(f"not set up (missing {', '.join(what)}): run `shopstream setup` first")
 
     def _check_ports_free(self, c: Component) -> None:

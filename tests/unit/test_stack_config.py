@@ -28,13 +28,21 @@ def test_ports_come_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_pa
         "kafka": [19092, 9093],
         "connect": [8083],
         "schema-registry": [8081],
+        "opa": [8181],
     }
     assert settings.env_name("kafka", "port") == "SHOPSTREAM_KAFKA__PORT"
 
 
 def test_defaults_are_the_conventional_ports(tmp_path: Path) -> None:
     ports = {c.name: c.port for c in build_components(StackSettings(home=tmp_path))}
-    assert ports == {"postgres": 5432, "redis": 6379, "kafka": 9092, "connect": 8083, "schema-registry": 8081}
+    assert ports == {
+        "postgres": 5432,
+        "redis": 6379,
+        "kafka": 9092,
+        "connect": 8083,
+        "schema-registry": 8081,
+        "opa": 8181,
+    }
 
 
 def component(tmp_path: Path, **kwargs: object) -> Component:

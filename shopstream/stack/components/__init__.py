@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from shopstream.stack.component import Component
-from shopstream.stack.components import connect, kafka, postgres, redis, registry
+from shopstream.stack.components import connect, kafka, opa, postgres, redis, registry
 from shopstream.stack.paths import StackPaths
 from shopstream.stack.settings import StackSettings
 
@@ -16,6 +16,7 @@ REGISTRY: list[Callable[[StackSettings, StackPaths], Component]] = [
     kafka.component,
     connect.component,
     registry.component,
+    opa.component,
 ]
 
 

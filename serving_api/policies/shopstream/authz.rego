@@ -1,0 +1,89 @@
+# Authorization of the storefront's mutations (domain spec §9). The API asks one question per
+# request: POST /v1/data/shopstream/authz/decision with
+#   input = {"action": "...", "user": {"id": "...", "roles": [...]}, "resource": {...}}
+# and gets {"allow": bool, "reasons": [...]} back.
+package shopstream.authz
+
+import rego.v1
+
+default allow := false
+
+roles := {r | some r in input.user.roles}
+
+is_admin if "ADMIN" in roles
+
+is_customer if "CUSTOMER" in roles
+
+owns_resource if {
+	input.resource.owner != ""
+	input.resource.owner == input.user.id
+}
+
+# catalog and inventory administration, price overrides, fulfilment: ADMIN only
+admin_actions := {
+	"product.create",
+	"product.update",
+	"product.delete",
+	"product.price.change",
+	"inventory.adjust",
+	"order.fulfill",
+}
+
+allow if {
+	input.action in admin_actions
+	is_admin
+}
+
+# storefront actions of a signed-in customer (admins may act for them)
+allow if {
+	input.action in {"cart.create", "order.create"}
+	some r in roles
+	r in {"CUSTOMER", "ADMIN"}
+}
+
+# a customer's own carts and orders; admins see everything
+allow if {
+	input.action in {"cart.read", "cart.update", "cart.checkout", "order.read", "order.pay"}
+	owns_resource
+}
+
+allow if {
+	input.action in {"cart.read", "cart.update", "cart.checkout", "order.read", "order.pay"}
+	is_admin
+}
+
+# cancel: only PENDING orders, and only their owner (or an admin)
+allow if {
+	input.action == "order.cancel"
+	input.resource.status == "PENDING"
+	owns_resource
+}
+
+allow if {
+	input.action == "order.cancel"
+	input.resource.status == "PENDING"
+	is_admin
+}
+
+reasons contains "only ADMIN may do this" if {
+	input.action in admin_actions
+	not is_admin
+}
+
+reasons contains "only PENDING orders can be canceled" if {
+	input.action == "order.cancel"
+	input.resource.status != "PENDING"
+}
+
+reasons contains "not your resource" if {
+	input.action in {"cart.read", "cart.update", "cart.checkout", "order.read", "order.pay", "order.cancel"}
+	not owns_resource
+	not is_admin
+}
+
+reasons contains "no role allows this" if {
+	not allow
+	count(roles) == 0
+}
+
+decision := {"allow": allow, "reasons": [r | some r in reasons]}

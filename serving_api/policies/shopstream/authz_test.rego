@@ -1,0 +1,60 @@
+package shopstream.authz_test
+
+import rego.v1
+
+import data.shopstream.authz
+
+alice := {"id": "USER-alice", "roles": ["CUSTOMER"]}
+
+bob := {"id": "USER-bob", "roles": ["CUSTOMER"]}
+
+admin := {"id": "USER-admin", "roles": ["ADMIN"]}
+
+order(owner, status) := {"owner": owner, "status": status}
+
+test_owner_cancels_own_pending_order if {
+	authz.allow with input as {"action": "order.cancel", "user": alice, "resource": order("USER-alice", "PENDING")}
+}
+
+test_owner_cannot_cancel_paid_order if {
+	not authz.allow with input as {"action": "order.cancel", "user": alice, "resource": order("USER-alice", "PAID")}
+	d := authz.decision with input as {"action": "order.cancel", "user": alice, "resource": order("USER-alice", "PAID")}
+	"only PENDING orders can be canceled" in d.reasons
+}
+
+test_customer_cannot_cancel_someone_elses_order if {
+	not authz.allow with input as {"action": "order.cancel", "user": bob, "resource": order("USER-alice", "PENDING")}
+	d := authz.decision with input as {"action": "order.cancel", "user": bob, "resource": order("USER-alice", "PENDING")}
+	"not your resource" in d.reasons
+}
+
+test_admin_cancels_any_pending_but_no_paid_order if {
+	authz.allow with input as {"action": "order.cancel", "user": admin, "resource": order("USER-alice", "PENDING")}
+	not authz.allow with input as {"action": "order.cancel", "user": admin, "resource": order("USER-alice", "PAID")}
+}
+
+test_price_override_needs_admin if {
+	authz.allow with input as {"action": "product.price.change", "user": admin, "resource": {}}
+	not authz.allow with input as {"action": "product.price.change", "user": alice, "resource": {}}
+	d := authz.decision with input as {"action": "product.price.change", "user": alice, "resource": {}}
+	"only ADMIN may do this" in d.reasons
+}
+
+test_customers_create_orders_and_read_only_their_own if {
+	authz.allow with input as {"action": "order.create", "user": alice, "resource": {}}
+	authz.allow with input as {"action": "order.read", "user": alice, "resource": order("USER-alice", "PAID")}
+	not authz.allow with input as {"action": "order.read", "user": bob, "resource": order("USER-alice", "PAID")}
+}
+
+test_empty_owner_is_nobody if {
+	not authz.allow with input as {"action": "order.read", "user": {"id": "", "roles": ["CUSTOMER"]}, "resource": order("", "PENDING")}
+}
+
+test_no_roles_no_access if {
+	not authz.allow with input as {"action": "order.create", "user": {"id": "USER-x", "roles": []}, "resource": {}}
+}
+
+test_fulfil_is_admin_only if {
+	authz.allow with input as {"action": "order.fulfill", "user": admin, "resource": order("USER-alice", "PAID")}
+	not authz.allow with input as {"action": "order.fulfill", "user": alice, "resource": order("USER-alice", "PAID")}
+}
