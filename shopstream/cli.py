@@ -85,6 +85,19 @@ def down(names: Names = None) -> None:
 
 
 @app.command()
+def token(
+    user: str,
+    role: Annotated[list[str], typer.Option("--role", help="CUSTOMER or ADMIN")] = ["CUSTOMER"],  # noqa: B006
+    ttl: int = 3600,
+) -> None:
+    """A dev JWT (HS256, the API's configured secret) for curl and scripts."""
+    from serving_api.auth import issue_token
+    from serving_api.settings import ApiSettings
+
+    print(issue_token(ApiSettings(), user, role, ttl))
+
+
+@app.command()
 def clean(yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False) -> None:
     """Stop the stack and delete everything it wrote: data, logs, jars (`SHOPSTREAM_HOME`)."""
     stack = Stack(StackSettings())

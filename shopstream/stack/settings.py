@@ -72,6 +72,19 @@ class OpaSettings(BaseModel):
         return f"http://{self.host}:{self.port}"
 
 
+class ApiPorts(BaseModel):
+    """Where the writers listen: REST API, gRPC inventory, simulated payment gateway."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    grpc_port: int = 50051
+    payment_port: int = 8090
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
 class StackSettings(BaseSettings):
     """Where the stack lives and which ports it takes; every field is overridable by environment,
     e.g. `SHOPSTREAM_KAFKA__PORT=19092`, `SHOPSTREAM_HOME=/data/shopstream`."""
@@ -92,6 +105,7 @@ class StackSettings(BaseSettings):
     connect: ConnectSettings = ConnectSettings()
     registry: RegistrySettings = RegistrySettings()
     opa: OpaSettings = OpaSettings()
+    api: ApiPorts = ApiPorts()
 
     @field_validator("home", "repo")
     @classmethod

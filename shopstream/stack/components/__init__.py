@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from shopstream.stack.component import Component
-from shopstream.stack.components import connect, kafka, opa, postgres, redis, registry
+from shopstream.stack.components import connect, kafka, opa, postgres, redis, registry, writers
 from shopstream.stack.paths import StackPaths
 from shopstream.stack.settings import StackSettings
 
@@ -17,6 +17,9 @@ REGISTRY: list[Callable[[StackSettings, StackPaths], Component]] = [
     connect.component,
     registry.component,
     opa.component,
+    writers.payment_gateway,
+    writers.inventory_grpc,
+    writers.rest_api,
 ]
 
 

@@ -1,0 +1,20 @@
+"""`python -m serving_api`: the storefront REST API (uvicorn)."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from serving_api.http.app import create_app
+from serving_api.observability import setup_logging, setup_tracing
+from serving_api.settings import ApiSettings
+
+
+def main() -> None:
+    settings = ApiSettings()
+    setup_logging()
+    setup_tracing("order-service", settings.traces_file)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning", access_log=False)
+
+
+if __name__ == "__main__":
+    main()

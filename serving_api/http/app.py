@@ -1,0 +1,134 @@
+"""The FastAPI application: resources per process, correlation ids and spans per request,
+RFC 7807 problem+json for every error (never a 500 for bad input)."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from opentelemetry import trace
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from serving_api.auth import Authenticator
+from serving_api.authz import Authorizer
+from serving_api.db import create_pool
+from serving_api.http import orders, products
+from serving_api.http.deps import Resources
+from serving_api.inventory_client import InventoryClient
+from serving_api.observability import extract
+from serving_api.problems import PROBLEM_TYPE, Problem
+from serving_api.services.payments import RestPaymentGateway
+from serving_api.settings import ApiSettings
+from shopstream import __version__
+from shopstream.serde import AvroSerde, RegistryClient
+
+log = logging.getLogger("shopstream.api")
+tracer = trace.get_tracer("shopstream.api")
+PROBLEM_JSON = "application/problem+json"
+
+
+def problem_response(status: int, body: dict[str, object]) -> JSONResponse:
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+def create_app(settings: ApiSettings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = await create_pool(settings.postgres_dsn.get_secret_value(), settings.pool_size)
+        registry = RegistryClient(settings.registry_url)
+        res = Resources(
+            settings,
+            pool,
+            AvroSerde(registry),
+            InventoryClient(settings.grpc_target),
+            Authenticator(settings),
+            Authorizer(settings.opa_url),
+            RestPaymentGateway(settings.payment_url),
+        )
+        app.state.resources = res
+        try:
+            yield
+        finally:
+            await res.stock.close()
+            await res.authz.close()
+            await res.payments.close()
+            registry.close()
+            await pool.close()
+
+    app = FastAPI(
+        title="shopstream storefront API",
+        version=__version__,
+        lifespan=lifespan,
+        description="Writes go to Postgres only; every change leaves as an Avro event through the outbox.",
+    )
+    app.include_router(products.router)
+    app.include_router(orders.router)
+
+    @app.middleware("http")
+    async def correlate(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        correlation_id = request.headers.get("Correlation-Id") or str(uuid.uuid4())
+        request.state.correlation_id = correlation_id[:200]
+        name = f"{request.method} {request.url.path}"
+        with tracer.start_as_current_span(name, context=extract(request.headers), kind=trace.SpanKind.SERVER) as span:
+            span.set_attribute("correlation.id", request.state.correlation_id)
+            try:
+                response = await call_next(request)
+            except Exception:  # a bug, not bad input: logged with its ids, answered as a problem
+                log.exception(
+                    "unhandled error",
+                    extra={
+                        "correlationId": request.state.correlation_id,
+                        "traceId": format(span.get_span_context().trace_id, "032x"),
+                    },
+                )
+                response = problem_response(
+                    500,
+                    {
+                        "type": PROBLEM_TYPE + "internal",
+                        "title": "Internal error",
+                        "status": 500,
+                        "instance": request.url.path,
+                    },
+                )
+            span.set_attribute("http.status_code", response.status_code)
+            response.headers["Correlation-Id"] = request.state.correlation_id
+            response.headers["Trace-Id"] = format(span.get_span_context().trace_id, "032x")
+            return response
+
+    @app.exception_handler(Problem)
+    async def on_problem(request: Request, exc: Problem) -> Response:
+        return problem_response(exc.status, exc.body(request.url.path))
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid(request: Request, exc: RequestValidationError) -> Response:
+        params = [
+            {"name": ".".join(str(p) for p in e["loc"] if p != "body") or "body", "reason": e["msg"]}
+            for e in exc.errors()
+        ]
+        return problem_response(
+            422,
+            Problem(
+                422, "validation", "The request is not valid", f"{len(params)} invalid field(s)", invalid_params=params
+            ).body(request.url.path),
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http(request: Request, exc: StarletteHTTPException) -> Response:
+        slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http")
+        return problem_response(exc.status_code, Problem(exc.status_code, slug, str(exc.detail)).body(request.url.path))
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/health", include_in_schema=False)
+    async def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    return app

@@ -1,0 +1,41 @@
+"""What routes receive: the process's resources, the caller, the request's context."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+from fastapi import Header, Request
+
+from serving_api.auth import Authenticator, Principal
+from serving_api.authz import Authorizer
+from serving_api.inventory_client import InventoryClient
+from serving_api.observability import current_ids
+from serving_api.services.context import Context
+from serving_api.services.payments import RestPaymentGateway
+from serving_api.settings import ApiSettings
+from shopstream.serde import AvroSerde
+
+
+@dataclass
+class Resources:
+    settings: ApiSettings
+    pool: asyncpg.Pool
+    serde: AvroSerde
+    stock: InventoryClient
+    authn: Authenticator
+    authz: Authorizer
+    payments: RestPaymentGateway
+
+
+def resources(request: Request) -> Resources:
+    return request.app.state.resources  # type: ignore[no-any-return]
+
+
+def principal(request: Request, authorization: str | None = Header(default=None)) -> Principal:
+    return resources(request).authn.principal(authorization)
+
+
+def context(request: Request, producer: str) -> Context:
+    trace_id, traceparent = current_ids()
+    return Context(resources(request).serde, producer, request.state.correlation_id, trace_id, traceparent)

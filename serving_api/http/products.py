@@ -1,0 +1,126 @@
+"""/api/v1/products: catalog reads are public; writes and price changes need ADMIN."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from serving_api.auth import Principal
+from serving_api.db import unit_of_work
+from serving_api.http.deps import context, principal, resources
+from serving_api.http.models import PriceIn, ProductIn, ProductPatch, StockAdjustmentIn, money_or_422
+from serving_api.problems import invalid, not_found
+from serving_api.services import catalog, inventory
+
+router = APIRouter(prefix="/api/v1/products", tags=["products"])
+Caller = Annotated[Principal, Depends(principal)]
+
+
+@router.post("", status_code=201)
+async def create_product(body: ProductIn, request: Request, response: Response, who: Caller) -> dict[str, Any]:
+    res = resources(request)
+    await res.authz.require(who, "product.create")
+    async with unit_of_work(res.pool) as conn:
+        product = await catalog.create(
+            conn,
+            context(request, "product-service"),
+            who.user_id,
+            body.sku,
+            body.name,
+            body.description,
+            money_or_422(body.price),
+            body.stock,
+        )
+    response.headers["Location"] = f"/api/v1/products/{product.id}"
+    return product.to_json()
+
+
+@router.get("")
+async def list_products(
+    request: Request,
+    q: Annotated[str | None, Query(max_length=100, description="Substring of the name or SKU")] = None,
+    active: bool | None = None,
+    min_price_minor: Annotated[int | None, Query(ge=0)] = None,
+    max_price_minor: Annotated[int | None, Query(ge=0)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> dict[str, Any]:
+    async with resources(request).pool.acquire() as conn:
+        products, next_cursor = await catalog.search(
+            conn, q=q, active=active, min_minor=min_price_minor, max_minor=max_price_minor, limit=limit, cursor=cursor
+        )
+    return {"items": [p.to_json() for p in products], "nextCursor": next_cursor}
+
+
+@router.get("/{product_id}")
+async def get_product(product_id: str, request: Request) -> dict[str, Any]:
+    async with resources(request).pool.acquire() as conn:
+        return (await catalog.get(conn, product_id)).to_json()
+
+
+@router.patch("/{product_id}")
+async def update_product(product_id: str, body: ProductPatch, request: Request, who: Caller) -> dict[str, Any]:
+    res = resources(request)
+    await res.authz.require(who, "product.update")
+    async with unit_of_work(res.pool) as conn:
+        changes = body.model_dump(exclude_unset=True)
+        product = await catalog.update(conn, context(request, "product-service"), product_id, changes)
+    return product.to_json()
+
+
+@router.put("/{product_id}/price")
+async def change_price(product_id: str, body: PriceIn, request: Request, who: Caller) -> dict[str, Any]:
+    res = resources(request)
+    await res.authz.require(who, "product.price.change")
+    async with unit_of_work(res.pool) as conn:
+        product = await catalog.change_price(
+            conn, context(request, "product-service"), who.user_id, product_id, money_or_422(body)
+        )
+    return product.to_json()
+
+
+@router.get("/{product_id}/prices")
+async def price_history(product_id: str, request: Request) -> dict[str, Any]:
+    async with resources(request).pool.acquire() as conn:
+        return {"productId": product_id, "versions": await catalog.price_history(conn, product_id)}
+
+
+@router.get("/{product_id}/stock")
+async def get_stock(product_id: str, request: Request) -> dict[str, Any]:
+    async with resources(request).pool.acquire() as conn:
+        try:
+            stock = await inventory.query(conn, product_id)
+        except inventory.UnknownProduct as exc:
+            raise not_found("Product", product_id) from exc
+    return {
+        "productId": stock.product_id,
+        "onHand": stock.on_hand,
+        "reserved": stock.reserved,
+        "available": stock.available,
+        "version": stock.version,
+    }
+
+
+@router.post("/{product_id}/stock/adjustments")
+async def adjust_stock(product_id: str, body: StockAdjustmentIn, request: Request, who: Caller) -> dict[str, Any]:
+    res = resources(request)
+    await res.authz.require(who, "inventory.adjust")
+    if body.delta == 0:
+        raise invalid("delta must not be 0", [{"name": "delta", "reason": "zero"}])
+    async with unit_of_work(res.pool) as conn:
+        try:
+            stock = await inventory.adjust(
+                conn, context(request, "inventory-service"), product_id, body.delta, body.reason
+            )
+        except inventory.UnknownProduct as exc:
+            raise not_found("Product", product_id) from exc
+        except inventory.InsufficientStock as exc:
+            raise invalid(f"on-hand stock cannot go below what is reserved: {exc}") from exc
+    return {
+        "productId": stock.product_id,
+        "onHand": stock.on_hand,
+        "reserved": stock.reserved,
+        "available": stock.available,
+        "version": stock.version,
+    }

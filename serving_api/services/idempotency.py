@@ -1,0 +1,97 @@
+"""Idempotency-Key (domain spec §9): the key, scoped by user, with a hash of the request. The same
+key and body within 24 h replays the first response; the same key with another body is a 422;
+concurrent duplicates wait for the first and get its response, so one order is made."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from serving_api.problems import Problem
+
+
+def request_hash(method: str, path: str, body: Any) -> str:
+    canonical = json.dumps({"method": method, "path": path, "body": body}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Replay:
+    status: int
+    body: Any
+
+
+async def claim(
+    pool: asyncpg.Pool, user_id: str, key: str, digest: str, hours: int, wait_seconds: float = 10.0
+) -> Replay | None:
+    """None: the caller owns the key and must `finish` it. A Replay: answer with that instead."""
+    if not key or len(key) > 200:
+        raise Problem(
+            400,
+            "idempotency-key",
+            "Idempotency-Key header required",
+            "send a unique Idempotency-Key (1-200 characters) with every POST that creates something",
+        )
+    deadline = asyncio.get_running_loop().time() + wait_seconds
+    while True:
+        async with pool.acquire() as conn:
+            await conn.execute(
+                "DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND expires_at < now()", user_id, key
+            )
+            inserted = await conn.fetchval(
+                "INSERT INTO idempotency_keys (user_id, key, request_hash, expires_at) "
+                "VALUES ($1, $2, $3, now() + make_interval(hours => $4)) ON CONFLICT DO NOTHING RETURNING 1",
+                user_id,
+                key,
+                digest,
+                hours,
+            )
+            if inserted:
+                return None
+            row = await conn.fetchrow(
+                "SELECT request_hash, status_code, response FROM idempotency_keys WHERE user_id = $1 AND key = $2",
+                user_id,
+                key,
+            )
+        if row is None:
+            continue  # expired and removed meanwhile: claim again
+        if row["request_hash"] != digest:
+            raise Problem(
+                422,
+                "idempotency-key-reused",
+                "Idempotency-Key reused with a different request",
+                f"the key {key!r} was first used with another body; use a new key for a new request",
+            )
+        if row["status_code"] is not None:
+            return Replay(row["status_code"], json.loads(row["response"]))
+        if asyncio.get_running_loop().time() > deadline:
+            raise Problem(
+                409,
+                "idempotency-in-progress",
+                "Request in progress",
+                f"a request with the key {key!r} is still being processed; retry later",
+            )
+        await asyncio.sleep(0.05)
+
+
+async def finish(pool: asyncpg.Pool, user_id: str, key: str, status: int, body: Any) -> None:
+    """Store the response to replay (any outcome the client caused: 2xx and 4xx)."""
+    await pool.execute(
+        "UPDATE idempotency_keys SET status_code = $3, response = $4 WHERE user_id = $1 AND key = $2",
+        user_id,
+        key,
+        status,
+        json.dumps(body),
+    )
+
+
+async def abandon(pool: asyncpg.Pool, user_id: str, key: str) -> None:
+    """A server-side failure: free the key so that a retry runs again."""
+    await pool.execute(
+        "DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND status_code IS NULL", user_id, key
+    )

@@ -1,0 +1,204 @@
+"""Stock: reservation (atomic, all or nothing, idempotent per order), release, commit on
+fulfilment and adjustments; every change leaves a stock.adjusted event through the outbox."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import asyncpg
+
+from serving_api.outbox import add_event
+from serving_api.services.context import Context
+from shopstream.domain import event_type
+
+STOCK_ADJUSTED = event_type("ecommerce.inventory.stock.adjusted.v1")
+
+
+@dataclass(frozen=True)
+class Stock:
+    product_id: str
+    on_hand: int
+    reserved: int
+    version: int
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved
+
+
+class InventoryError(Exception):
+    pass
+
+
+class UnknownProduct(InventoryError):
+    def __init__(self, product_ids: list[str]) -> None:
+        super().__init__(f"unknown product(s): {', '.join(product_ids)}")
+        self.product_ids = product_ids
+
+
+class InsufficientStock(InventoryError):
+    def __init__(self, short: dict[str, tuple[int, int]]) -> None:
+        detail = ", ".join(f"{p}: wanted {w}, available {a}" for p, (w, a) in short.items())
+        super().__init__(f"insufficient stock ({detail})")
+        self.short = short
+
+
+class ReservationConflict(InventoryError):
+    """The order already holds a different (or released) reservation."""
+
+
+@dataclass(frozen=True)
+class Reservation:
+    order_id: str
+    already_reserved: bool
+    stock: list[Stock]
+
+
+def _merge(lines: list[tuple[str, int]]) -> dict[str, int]:
+    merged: dict[str, int] = defaultdict(int)
+    for product_id, qty in lines:
+        if qty <= 0:
+            raise ValueError(f"quantity of {product_id} must be positive, got {qty}")
+        merged[product_id] += qty
+    return dict(sorted(merged.items()))
+
+
+async def query(conn: asyncpg.Connection, product_id: str) -> Stock:
+    row = await conn.fetchrow(
+        "SELECT product_id, on_hand, reserved, version FROM inventory_stock WHERE product_id = $1", product_id
+    )
+    if row is None:
+        raise UnknownProduct([product_id])
+    return Stock(**dict(row))
+
+
+async def reserve(conn: asyncpg.Connection, ctx: Context, order_id: str, lines: list[tuple[str, int]]) -> Reservation:
+    """Reserve every line or none. Row locks are taken in product order (no deadlocks between
+    orders), so concurrent reservations never oversell."""
+    wanted = _merge(lines)
+    existing = await conn.fetch(
+        "SELECT product_id, qty, status FROM inventory_reservations WHERE order_id = $1 ORDER BY product_id FOR UPDATE",
+        order_id,
+    )
+    if existing:
+        held = {r["product_id"]: r["qty"] for r in existing}
+        if any(r["status"] != "RESERVED" for r in existing):
+            raise ReservationConflict(f"the reservation of {order_id} was already released or committed")
+        if held != wanted:
+            raise ReservationConflict(f"{order_id} already holds a different reservation")
+        return Reservation(order_id, True, [await query(conn, p) for p in held])
+    rows = await conn.fetch(
+        "SELECT product_id, on_hand, reserved, version FROM inventory_stock WHERE product_id = ANY($1::text[]) "
+        "ORDER BY product_id FOR UPDATE",
+        list(wanted),
+    )
+    found = {r["product_id"]: Stock(**dict(r)) for r in rows}
+    missing = [p for p in wanted if p not in found]
+    if missing:
+        raise UnknownProduct(missing)
+    short = {p: (q, found[p].available) for p, q in wanted.items() if found[p].available < q}
+    if short:
+        raise InsufficientStock(short)
+    after = []
+    for product_id, qty in wanted.items():
+        row = await conn.fetchrow(
+            "UPDATE inventory_stock SET reserved = reserved + $2, version = version + 1, updated_at = now() "
+            "WHERE product_id = $1 RETURNING product_id, on_hand, reserved, version",
+            product_id,
+            qty,
+        )
+        await conn.execute(
+            "INSERT INTO inventory_reservations (order_id, product_id, qty, status) VALUES ($1, $2, $3, 'RESERVED')",
+            order_id,
+            product_id,
+            qty,
+        )
+        stock = Stock(**dict(row))
+        await _adjusted(conn, ctx, stock, -qty, "RESERVATION", order_id)
+        after.append(stock)
+    return Reservation(order_id, False, after)
+
+
+async def release(conn: asyncpg.Connection, ctx: Context, order_id: str) -> list[tuple[str, int]]:
+    """Give an order's reservation back; [] when there was none left to give."""
+    released = await conn.fetch(
+        "UPDATE inventory_reservations SET status = 'RELEASED', updated_at = now() "
+        "WHERE order_id = $1 AND status = 'RESERVED' RETURNING product_id, qty",
+        order_id,
+    )
+    out = []
+    for r in sorted(released, key=lambda r: r["product_id"]):
+        row = await conn.fetchrow(
+            "UPDATE inventory_stock SET reserved = reserved - $2, version = version + 1, updated_at = now() "
+            "WHERE product_id = $1 RETURNING product_id, on_hand, reserved, version",
+            r["product_id"],
+            r["qty"],
+        )
+        await _adjusted(conn, ctx, Stock(**dict(row)), r["qty"], "RELEASE", order_id)
+        out.append((r["product_id"], r["qty"]))
+    return out
+
+
+async def commit(conn: asyncpg.Connection, order_id: str) -> list[tuple[str, int]]:
+    """Fulfilment: the reserved units leave the warehouse (on hand and reserved both drop).
+    Available stock does not change, so no stock.adjusted event is due."""
+    committed = await conn.fetch(
+        "UPDATE inventory_reservations SET status = 'COMMITTED', updated_at = now() "
+        "WHERE order_id = $1 AND status = 'RESERVED' RETURNING product_id, qty",
+        order_id,
+    )
+    for r in sorted(committed, key=lambda r: r["product_id"]):
+        await conn.execute(
+            "UPDATE inventory_stock SET on_hand = on_hand - $2, reserved = reserved - $2, version = version + 1, "
+            "updated_at = now() WHERE product_id = $1",
+            r["product_id"],
+            r["qty"],
+        )
+    return [(r["product_id"], r["qty"]) for r in committed]
+
+
+async def adjust(conn: asyncpg.Connection, ctx: Context, product_id: str, delta: int, reason: str) -> Stock:
+    """Restock, sensor or manual correction of on-hand units."""
+    if delta == 0:
+        raise ValueError("a stock adjustment needs a non-zero delta")
+    row = await conn.fetchrow(
+        "UPDATE inventory_stock SET on_hand = on_hand + $2, version = version + 1, updated_at = now() "
+        "WHERE product_id = $1 AND on_hand + $2 >= reserved RETURNING product_id, on_hand, reserved, version",
+        product_id,
+        delta,
+    )
+    if row is None:
+        await query(conn, product_id)  # UnknownProduct when there is none
+        raise InsufficientStock({product_id: (-delta, 0)})
+    stock = Stock(**dict(row))
+    await _adjusted(conn, ctx, stock, delta, reason, None)
+    return stock
+
+
+async def _adjusted(
+    conn: asyncpg.Connection, ctx: Context, stock: Stock, delta: int, reason: str, order_id: str | None
+) -> None:
+    await conn.execute(
+        "INSERT INTO inventory_adjustment (product_id, delta, reason, order_id) VALUES ($1, $2, $3, $4)",
+        stock.product_id,
+        delta,
+        reason,
+        order_id,
+    )
+    await add_event(
+        conn,
+        ctx.serde,
+        STOCK_ADJUSTED,
+        {
+            "productId": stock.product_id,
+            "delta": delta,
+            "reason": reason,
+            "orderId": order_id,
+            "available": stock.available,
+        },
+        producer="inventory-service",
+        correlation_id=ctx.correlation_id,
+        trace_id=ctx.trace_id,
+        traceparent=ctx.traceparent,
+    )

@@ -1,0 +1,323 @@
+"""The order lifecycle: place (reserve over gRPC, then one transaction for the order and its
+event; compensate if that fails), pay, cancel (with the stock released), fulfil."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import grpc
+
+from serving_api.db import unit_of_work
+from serving_api.inventory_client import InventoryClient
+from serving_api.outbox import add_event
+from serving_api.problems import Problem, conflict, invalid, not_found
+from serving_api.services import inventory
+from serving_api.services.context import Context
+from serving_api.services.payments import RestPaymentGateway
+from shopstream.domain import IllegalTransition, Money, MoneyError, OrderLine, OrderStatus, order_total, transition
+from shopstream.domain import event_type as ev
+
+log = logging.getLogger("shopstream.orders")
+CREATED, PAID = ev("ecommerce.order.order.created.v1"), ev("ecommerce.order.order.paid.v1")
+CANCELED, FULFILLED = ev("ecommerce.order.order.canceled.v1"), ev("ecommerce.order.order.fulfilled.v1")
+
+
+def _money(amount_minor: int, currency: str) -> dict[str, Any]:
+    m = Money(amount_minor, currency.strip())
+    return {"amount": str(m.decimal()), "currency": m.currency, "amountMinor": m.amount_minor}
+
+
+async def _priced_lines(conn: asyncpg.Connection, lines: list[tuple[str, int]]) -> list[OrderLine]:
+    ids = sorted({p for p, _ in lines})
+    rows = await conn.fetch(
+        "SELECT p.id, p.active, h.amount_minor, h.currency FROM products p JOIN product_price_history h "
+        "ON h.product_id = p.id AND h.valid_to IS NULL WHERE p.id = ANY($1::text[])",
+        ids,
+    )
+    prices = {r["id"]: r for r in rows}
+    unknown = [p for p in ids if p not in prices or not prices[p]["active"]]
+    if unknown:
+        raise invalid(
+            f"unknown or withdrawn products: {', '.join(unknown)}",
+            [{"name": "items", "reason": f"unknown product {p}"} for p in unknown],
+        )
+    try:
+        priced = [OrderLine(p, q, Money(prices[p]["amount_minor"], prices[p]["currency"].strip())) for p, q in lines]
+        order_total(priced)
+    except MoneyError as exc:
+        raise invalid(f"an order is paid in one currency: {exc}") from exc
+    return priced
+
+
+async def place(
+    pool: asyncpg.Pool, stock: InventoryClient, ctx: Context, user_id: str, lines: list[tuple[str, int]]
+) -> dict[str, Any]:
+    """Reserve, then commit the order with its order.created event; release if the commit fails."""
+    async with pool.acquire() as conn:
+        priced = await _priced_lines(conn, lines)
+    order_id = f"ORD-{uuid.uuid4().hex[:16]}"
+    try:
+        await stock.reserve(order_id, [(line.product_id, line.qty) for line in priced], ctx.correlation_id)
+    except grpc.aio.AioRpcError as exc:
+        raise _reservation_problem(exc) from exc
+    try:
+        async with unit_of_work(pool) as conn:
+            total = order_total(priced)
+            await conn.execute(
+                "INSERT INTO orders (id, user_id, status, total_minor, currency, correlation_id) "
+                "VALUES ($1, $2, 'PENDING', $3, $4, $5)",
+                order_id,
+                user_id,
+                total.amount_minor,
+                total.currency,
+                ctx.correlation_id,
+            )
+            await conn.executemany(
+                "INSERT INTO order_items (order_id, line, product_id, qty, unit_price_minor) "
+                "VALUES ($1, $2, $3, $4, $5)",
+                [
+                    (order_id, i, line.product_id, line.qty, line.unit_price.amount_minor)
+                    for i, line in enumerate(priced, 1)
+                ],
+            )
+            await _history(conn, order_id, None, OrderStatus.PENDING, user_id, None)
+            await add_event(
+                conn,
+                ctx.serde,
+                CREATED,
+                {
+                    "orderId": order_id,
+                    "userId": user_id,
+                    "totalAmount": total.to_avro(),
+                    "items": [
+                        {"productId": line.product_id, "qty": line.qty, "unitPrice": line.unit_price.to_avro()}
+                        for line in priced
+                    ],
+                },
+                producer=ctx.producer,
+                correlation_id=ctx.correlation_id,
+                trace_id=ctx.trace_id,
+                traceparent=ctx.traceparent,
+            )
+            order = await get(conn, order_id)
+    except BaseException:
+        # compensation: the order did not commit, so its reservation must not stay
+        try:
+            await stock.release(order_id, ctx.correlation_id)
+        except grpc.aio.AioRpcError:
+            log.exception(
+                "compensation failed: reservation of %s not released",
+                order_id,
+                extra={"orderId": order_id, "traceId": ctx.trace_id},
+            )
+        raise
+    log.info(
+        "order placed",
+        extra={"orderId": order_id, "userId": user_id, "traceId": ctx.trace_id, "eventType": CREATED.name},
+    )
+    return order
+
+
+def _reservation_problem(exc: grpc.aio.AioRpcError) -> Problem:
+    code = exc.code()
+    if code == grpc.StatusCode.FAILED_PRECONDITION:
+        return conflict("insufficient-stock", "Insufficient stock", exc.details() or "")
+    if code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
+        return invalid(exc.details() or "the order's lines were refused")
+    return Problem(503, "inventory-unavailable", "Inventory service unavailable", f"{code.name}: {exc.details()}")
+
+
+async def get(conn: asyncpg.Connection, order_id: str, *, lock: bool = False) -> dict[str, Any]:
+    row = await conn.fetchrow("SELECT * FROM orders WHERE id = $1" + (" FOR UPDATE" if lock else ""), order_id)
+    if row is None:
+        raise not_found("Order", order_id)
+    items = await conn.fetch(
+        "SELECT line, product_id, qty, unit_price_minor FROM order_items WHERE order_id = $1 ORDER BY line", order_id
+    )
+    history = await conn.fetch(
+        "SELECT from_status, to_status, changed_by, reason, changed_at FROM order_status_history "
+        "WHERE order_id = $1 ORDER BY id",
+        order_id,
+    )
+    currency = row["currency"].strip()
+    return {
+        "id": row["id"],
+        "userId": row["user_id"],
+        "status": row["status"],
+        "version": row["version"],
+        "total": _money(row["total_minor"], currency),
+        "correlationId": row["correlation_id"],
+        "items": [
+            {
+                "line": i["line"],
+                "productId": i["product_id"],
+                "qty": i["qty"],
+                "unitPrice": _money(i["unit_price_minor"], currency),
+            }
+            for i in items
+        ],
+        "history": [
+            {
+                "from": h["from_status"],
+                "to": h["to_status"],
+                "by": h["changed_by"],
+                "reason": h["reason"],
+                "at": _iso(h["changed_at"]),
+            }
+            for h in history
+        ],
+        "createdAt": _iso(row["created_at"]),
+        "updatedAt": _iso(row["updated_at"]),
+    }
+
+
+async def owner_and_status(pool: asyncpg.Pool, order_id: str) -> dict[str, str]:
+    """What the authorization policy needs to know about an order."""
+    row = await pool.fetchrow("SELECT user_id, status FROM orders WHERE id = $1", order_id)
+    if row is None:
+        raise not_found("Order", order_id)
+    return {"owner": row["user_id"], "status": row["status"]}
+
+
+async def pay(
+    pool: asyncpg.Pool, gateway: RestPaymentGateway, ctx: Context, user_id: str, order_id: str
+) -> dict[str, Any]:
+    """Capture the order's total; approved: PENDING -> PAID with order.paid; declined: 402, still PENDING."""
+    async with unit_of_work(pool) as conn:
+        order = await get(conn, order_id, lock=True)  # held across the capture: pay and cancel cannot race
+        _check(order, OrderStatus.PAID)
+        amount = Money(order["total"]["amountMinor"], order["total"]["currency"])
+        result = await gateway.capture(order_id, amount)
+        await conn.execute(
+            "INSERT INTO payments (id, order_id, amount_minor, currency, status, gateway, gateway_ref) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
+            f"{result.payment_id}",
+            order_id,
+            amount.amount_minor,
+            amount.currency,
+            "APPROVED" if result.approved else "DECLINED",
+            result.gateway,
+            result.payment_id,
+        )
+        if result.approved:
+            await _move(conn, order_id, OrderStatus.PENDING, OrderStatus.PAID, user_id, None)
+            await add_event(
+                conn,
+                ctx.serde,
+                PAID,
+                {
+                    "orderId": order_id,
+                    "userId": order["userId"],
+                    "paymentId": result.payment_id,
+                    "amount": amount.to_avro(),
+                    "paidAt": datetime.now().astimezone(),
+                },
+                producer=ctx.producer,
+                correlation_id=ctx.correlation_id,
+                trace_id=ctx.trace_id,
+                traceparent=ctx.traceparent,
+            )
+            return await get(conn, order_id)
+    raise Problem(
+        402,
+        "payment-declined",
+        "Payment declined",
+        result.reason or "declined by the gateway",
+        paymentId=result.payment_id,
+    )
+
+
+async def cancel(pool: asyncpg.Pool, ctx: Context, user_id: str, order_id: str, reason: str) -> dict[str, Any]:
+    """PENDING -> CANCELED; the compensation (stock release) commits in the same transaction."""
+    async with unit_of_work(pool) as conn:
+        order = await get(conn, order_id, lock=True)
+        _check(order, OrderStatus.CANCELED)
+        released = await inventory.release(conn, ctx, order_id)
+        await _move(conn, order_id, OrderStatus.PENDING, OrderStatus.CANCELED, user_id, reason)
+        await add_event(
+            conn,
+            ctx.serde,
+            CANCELED,
+            {
+                "orderId": order_id,
+                "userId": order["userId"],
+                "reason": reason,
+                "canceledBy": user_id,
+                "releasedItems": [{"productId": p, "qty": q} for p, q in released],
+            },
+            producer=ctx.producer,
+            correlation_id=ctx.correlation_id,
+            trace_id=ctx.trace_id,
+            traceparent=ctx.traceparent,
+        )
+        return await get(conn, order_id)
+
+
+async def fulfill(
+    pool: asyncpg.Pool, ctx: Context, user_id: str, order_id: str, tracking_number: str | None
+) -> dict[str, Any]:
+    """PAID -> FULFILLED; the reserved units leave stock."""
+    async with unit_of_work(pool) as conn:
+        order = await get(conn, order_id, lock=True)
+        _check(order, OrderStatus.FULFILLED)
+        await inventory.commit(conn, order_id)
+        await _move(conn, order_id, OrderStatus.PAID, OrderStatus.FULFILLED, user_id, None)
+        await add_event(
+            conn,
+            ctx.serde,
+            FULFILLED,
+            {
+                "orderId": order_id,
+                "userId": order["userId"],
+                "fulfilledAt": datetime.now().astimezone(),
+                "trackingNumber": tracking_number,
+            },
+            producer=ctx.producer,
+            correlation_id=ctx.correlation_id,
+            trace_id=ctx.trace_id,
+            traceparent=ctx.traceparent,
+        )
+        return await get(conn, order_id)
+
+
+def _check(order: dict[str, Any], target: OrderStatus) -> None:
+    try:
+        transition(OrderStatus(order["status"]), target)
+    except IllegalTransition as exc:
+        raise conflict("illegal-transition", "Illegal order transition", str(exc), status=order["status"]) from exc
+
+
+async def _move(
+    conn: asyncpg.Connection, order_id: str, current: OrderStatus, target: OrderStatus, user_id: str, reason: str | None
+) -> None:
+    await conn.execute(
+        "UPDATE orders SET status = $2, version = version + 1, updated_at = now() WHERE id = $1", order_id, target.value
+    )
+    await _history(conn, order_id, current, target, user_id, reason)
+
+
+async def _history(
+    conn: asyncpg.Connection,
+    order_id: str,
+    current: OrderStatus | None,
+    target: OrderStatus,
+    user_id: str,
+    reason: str | None,
+) -> None:
+    await conn.execute(
+        "INSERT INTO order_status_history (order_id, from_status, to_status, changed_by, reason) "
+        "VALUES ($1, $2, $3, $4, $5)",
+        order_id,
+        current.value if current else None,
+        target.value,
+        user_id,
+        reason,
+    )
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat()

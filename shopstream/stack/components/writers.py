@@ -1,0 +1,100 @@
+"""The writers as stack components: the simulated payment gateway, the gRPC inventory service and
+the storefront REST API, each a Python process of this environment."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import grpc
+import httpx
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from shopstream import __version__
+from shopstream.stack.component import Component, Port, ProbeFailed
+from shopstream.stack.paths import StackPaths
+from shopstream.stack.settings import StackSettings
+
+PYTHON = str(Path(sys.prefix) / "bin" / "python")
+
+
+def api_environment(settings: StackSettings, paths: StackPaths) -> dict[str, str]:
+    """The writers' settings (`serving_api.settings.ApiSettings`) as the stack runs them."""
+    pg, api = settings.postgres, settings.api
+    return {
+        "SHOPSTREAM_API__HOST": api.host,
+        "SHOPSTREAM_API__PORT": str(api.port),
+        "SHOPSTREAM_API__GRPC_HOST": api.host,
+        "SHOPSTREAM_API__GRPC_PORT": str(api.grpc_port),
+        "SHOPSTREAM_API__PAYMENT_HOST": api.host,
+        "SHOPSTREAM_API__PAYMENT_PORT": str(api.payment_port),
+        "SHOPSTREAM_API__POSTGRES_DSN": pg.dsn,
+        "SHOPSTREAM_API__REGISTRY_URL": settings.registry.url,
+        "SHOPSTREAM_API__OPA_URL": settings.opa.url,
+        "SHOPSTREAM_API__TRACES_FILE": str(paths.logs / "traces.jsonl"),
+    }
+
+
+def _http_probe(url: str) -> str:
+    try:
+        httpx.get(url, timeout=2).raise_for_status()
+    except httpx.HTTPError as exc:
+        raise ProbeFailed(str(exc)) from exc
+    return __version__
+
+
+def payment_gateway(settings: StackSettings, paths: StackPaths) -> Component:
+    api = settings.api
+    return Component(
+        name="payment-gateway",
+        summary="Simulated REST payment gateway (deterministic approve/decline)",
+        ports=[Port(api.payment_port, settings.env_name("api", "payment_port"))],
+        command=[PYTHON, "-m", "serving_api.payment_gateway"],
+        probe=lambda: _http_probe(f"http://{api.host}:{api.payment_port}/health"),
+        environment=api_environment(settings, paths),
+    )
+
+
+def inventory_grpc(settings: StackSettings, paths: StackPaths) -> Component:
+    api = settings.api
+    target = f"{api.host}:{api.grpc_port}"
+
+    def probe() -> str:
+        with grpc.insecure_channel(target) as channel:
+            try:
+                answer = health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(service="shopstream.inventory.v1.Inventory"), timeout=2
+                )
+            except grpc.RpcError as exc:
+                raise ProbeFailed(f"gRPC health: {exc.code().name}") from exc
+        if answer.status != health_pb2.HealthCheckResponse.SERVING:
+            raise ProbeFailed(f"gRPC health: {answer.status}")
+        return __version__
+
+    return Component(
+        name="inventory-grpc",
+        summary="gRPC inventory service (ReserveStock, ReleaseStock, QueryStock)",
+        ports=[Port(api.grpc_port, settings.env_name("api", "grpc_port"))],
+        command=[PYTHON, "-m", "serving_api.grpc_server"],
+        probe=probe,
+        environment=api_environment(settings, paths),
+        wait_for=[(settings.postgres.host, settings.postgres.port), (settings.registry.host, settings.registry.port)],
+    )
+
+
+def rest_api(settings: StackSettings, paths: StackPaths) -> Component:
+    api = settings.api
+    return Component(
+        name="api",
+        summary="Storefront REST API (FastAPI): products, carts, orders",
+        ports=[Port(api.port, settings.env_name("api", "port"))],
+        command=[PYTHON, "-m", "serving_api"],
+        probe=lambda: _http_probe(f"{api.url}/health"),
+        environment=api_environment(settings, paths),
+        wait_for=[
+            (settings.postgres.host, settings.postgres.port),
+            (settings.registry.host, settings.registry.port),
+            (settings.opa.host, settings.opa.port),
+            (api.host, api.grpc_port),
+        ],
+    )
