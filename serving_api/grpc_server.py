@@ -15,7 +15,7 @@ from opentelemetry import trace
 from serving_api.db import create_pool, unit_of_work
 from serving_api.gen.shopstream.inventory.v1 import inventory_pb2 as pb
 from serving_api.gen.shopstream.inventory.v1 import inventory_pb2_grpc as pb_grpc
-from serving_api.observability import RESERVATION_FAILURES, current_ids, extract, setup_logging, setup_tracing
+from serving_api.observability import current_ids, extract, setup_logging, setup_tracing
 from serving_api.services import inventory
 from serving_api.services.context import Context
 from serving_api.settings import ApiSettings
@@ -62,13 +62,10 @@ class InventoryServicer(pb_grpc.InventoryServicer):
                     if attempt:  # a concurrent call for the same order won; the retry sees its reservation
                         raise
                 except inventory.InsufficientStock as exc:
-                    RESERVATION_FAILURES.labels("insufficient_stock").inc()
                     await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
                 except inventory.UnknownProduct as exc:
-                    RESERVATION_FAILURES.labels("unknown_product").inc()
                     await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
                 except inventory.ReservationConflict as exc:
-                    RESERVATION_FAILURES.labels("conflict").inc()
                     await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
             log.info("reserved", extra={"orderId": request.order_id, "traceId": current_ids()[0]})
             return pb.ReserveResponse(

@@ -177,9 +177,12 @@ def encode_cursor(product_id: str) -> str:
 
 def decode_cursor(cursor: str) -> str:
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise invalid("the cursor is not one this API gave out", [{"name": "cursor", "reason": "malformed"}]) from exc
+        decoded = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
+    except (ValueError, UnicodeDecodeError):
+        decoded = ""
+    if not decoded.startswith("P-"):
+        raise invalid("the cursor is not one this API gave out", [{"name": "cursor", "reason": "malformed"}])
+    return decoded
 
 
 async def search(

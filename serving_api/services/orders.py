@@ -13,6 +13,7 @@ import grpc
 
 from serving_api.db import unit_of_work
 from serving_api.inventory_client import InventoryClient
+from serving_api.observability import RESERVATION_FAILURES
 from serving_api.outbox import add_event
 from serving_api.problems import Problem, conflict, invalid, not_found
 from serving_api.services import inventory
@@ -124,6 +125,7 @@ async def place(
 
 def _reservation_problem(exc: grpc.aio.AioRpcError) -> Problem:
     code = exc.code()
+    RESERVATION_FAILURES.labels(code.name.lower()).inc()
     if code == grpc.StatusCode.FAILED_PRECONDITION:
         return conflict("insufficient-stock", "Insufficient stock", exc.details() or "")
     if code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
@@ -288,7 +290,7 @@ def _check(order: dict[str, Any], target: OrderStatus) -> None:
     try:
         transition(OrderStatus(order["status"]), target)
     except IllegalTransition as exc:
-        raise conflict("illegal-transition", "Illegal order transition", str(exc), status=order["status"]) from exc
+        raise conflict("illegal-transition", "Illegal order transition", str(exc), orderStatus=order["status"]) from exc
 
 
 async def _move(
