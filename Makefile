@@ -9,11 +9,12 @@ PYTEST := infra/bin/pytest-strict $(BIN)/python
 
 .PHONY: run setup setup-flink up down status logs test test-unit test-integration test-e2e lint bench clean
 
-## run: the platform's main job — install, start the local stack, keep it healthy, register the
-## event schemas
+## run: the platform's main job — install, start the local stack and the services, keep them
+## healthy, register the event schemas, and start the storefront workload (simulator)
 run: setup
 	$(SS) up
 	$(SS) schemas register
+	$(SS) up simulator
 
 ## test: the whole test suite (lint, unit, integration, e2e), starting the stack it needs
 test: setup-flink lint

@@ -70,6 +70,8 @@ class Component:
     on_ready: Callable[[], str | None] | None = None
     # generated config files the command reads: a change in them restarts the component on `up`
     config_files: Sequence[Path] = ()
+    # not part of a plain `up` (which starts the platform); started by name (`up simulator`)
+    optional: bool = False
     stop_signal: str = "TERM"
     stop_wait_seconds: int = 30
 
@@ -83,5 +85,5 @@ class Component:
         return digest.hexdigest()[:16]
 
     @property
-    def port(self) -> int:
-        return self.ports[0].number
+    def port(self) -> int | None:
+        return self.ports[0].number if self.ports else None

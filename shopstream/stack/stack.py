@@ -45,9 +45,9 @@ class Stack:
         self.components = build_components(settings)
         self.supervisor = Supervisor(self.paths)
 
-    def select(self, names: Sequence[str] = ()) -> list[Component]:
+    def select(self, names: Sequence[str] = (), *, with_optional: bool = False) -> list[Component]:
         if not names:
-            return list(self.components)
+            return [c for c in self.components if with_optional or not c.optional]
         known = {c.name: c for c in self.components}
         unknown = [n for n in names if n not in known]
         if unknown:
@@ -140,9 +140,9 @@ class Stack:
             time.sleep(0.5)
 
     # --- status --------------------------------------------------------------------------------
-    def status(self, names: Sequence[str] = ()) -> list[ComponentStatus]:
+    def status(self, names: Sequence[str] = (), *, with_optional: bool = False) -> list[ComponentStatus]:
         processes = self.supervisor.processes()
-        return [self._status_of(c, processes.get(c.name)) for c in self.select(names)]
+        return [self._status_of(c, processes.get(c.name)) for c in self.select(names, with_optional=with_optional)]
 
     def resident_memory_bytes(self) -> int:
         """Total RSS of every process the stack runs (supervisord and its children)."""

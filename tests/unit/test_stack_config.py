@@ -29,6 +29,10 @@ def test_ports_come_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_pa
         "connect": [8083],
         "schema-registry": [8081],
         "opa": [8181],
+        "payment-gateway": [8090],
+        "inventory-grpc": [50051],
+        "api": [8000],
+        "simulator": [],
     }
     assert settings.env_name("kafka", "port") == "SHOPSTREAM_KAFKA__PORT"
 
@@ -42,6 +46,10 @@ def test_defaults_are_the_conventional_ports(tmp_path: Path) -> None:
         "connect": 8083,
         "schema-registry": 8081,
         "opa": 8181,
+        "payment-gateway": 8090,
+        "inventory-grpc": 50051,
+        "api": 8000,
+        "simulator": None,
     }
 
 

@@ -20,6 +20,7 @@ REGISTRY: list[Callable[[StackSettings, StackPaths], Component]] = [
     writers.payment_gateway,
     writers.inventory_grpc,
     writers.rest_api,
+    writers.simulator,
 ]
 
 

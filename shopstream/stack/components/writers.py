@@ -98,3 +98,22 @@ def rest_api(settings: StackSettings, paths: StackPaths) -> Component:
             (api.host, api.grpc_port),
         ],
     )
+
+
+def simulator(settings: StackSettings, paths: StackPaths) -> Component:
+    """The storefront workload of `make run`, at a modest rate, until stopped."""
+    rate = "5"
+    return Component(
+        name="simulator",
+        summary=f"Storefront workload through the public API ({rate} actions/s)",
+        ports=[],
+        command=[str(Path(sys.prefix) / "bin" / "shopstream"), "simulate", "--rate", rate, "--duration", "0"],
+        probe=lambda: _http_probe(f"{settings.api.url}/health"),
+        environment={
+            "SHOPSTREAM_API__PORT": str(settings.api.port),
+            "SHOPSTREAM_API__HOST": settings.api.host,
+            "COLUMNS": "120",
+        },
+        wait_for=[(settings.api.host, settings.api.port)],
+        optional=True,
+    )
