@@ -68,6 +68,7 @@ bench: setup
 	$(SS) up
 	$(BIN)/python bench/serde_bench.py --report bench/RESULTS.md
 	$(BIN)/python bench/registry_bench.py --report bench/RESULTS.md
+	$(BIN)/python bench/orders_bench.py --report bench/RESULTS.md
 
 ## clean: stop the stack and delete everything it wrote (.local/) — data included
 clean: $(BIN)/.installed
