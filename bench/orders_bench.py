@@ -129,7 +129,7 @@ def span_breakdown(traces: Path, since_ns: int) -> dict[str, tuple[int, float]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--report", type=Path, default=Path("bench/RESULTS.md"))
-    parser.add_argument("--workers", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=20.0)
     args = parser.parse_args()
     stack = StackSettings()

@@ -123,6 +123,35 @@ async def place(
     return order
 
 
+def _new_order(
+    order_id: str, user_id: str, priced: list[OrderLine], correlation_id: str, created: datetime, updated: datetime
+) -> dict[str, Any]:
+    """The body `get` would return for an order just placed, without reading it back."""
+    total = order_total(priced)
+    return {
+        "id": order_id,
+        "userId": user_id,
+        "status": OrderStatus.PENDING.value,
+        "version": 1,
+        "total": _money(total.amount_minor, total.currency),
+        "correlationId": correlation_id,
+        "items": [
+            {
+                "line": i,
+                "productId": line.product_id,
+                "qty": line.qty,
+                "unitPrice": _money(line.unit_price.amount_minor, line.unit_price.currency),
+            }
+            for i, line in enumerate(priced, 1)
+        ],
+        "history": [
+            {"from": None, "to": OrderStatus.PENDING.value, "by": user_id, "reason": None, "at": _iso(created)}
+        ],
+        "createdAt": _iso(created),
+        "updatedAt": _iso(updated),
+    }
+
+
 def _reservation_problem(exc: grpc.aio.AioRpcError) -> Problem:
     code = exc.code()
     RESERVATION_FAILURES.labels(code.name.lower()).inc()
