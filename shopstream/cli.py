@@ -160,7 +160,7 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
     stack = Stack(StackSettings())
     statuses = stack.status(with_optional=True)
     optional = {c.name for c in stack.components if c.optional}
-    failing = [s for s in statuses if not s.healthy and not (s.name in optional and s.detail == "not started")]
+    failing = [s for s in statuses if not s.healthy and not (s.name in optional and s.state == "down")]
     if as_json:
         print(json.dumps([_as_dict(s) for s in statuses], indent=2))
     else:

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+import asyncpg
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -116,6 +117,16 @@ def create_app(settings: ApiSettings) -> FastAPI:
             Problem(
                 422, "validation", "The request is not valid", f"{len(params)} invalid field(s)", invalid_params=params
             ).body(request.url.path),
+        )
+
+    @app.exception_handler(asyncpg.DataError)
+    async def on_bad_data(request: Request, exc: asyncpg.DataError) -> Response:
+        # values Postgres cannot store (a NUL character, an out-of-range number): the client's input
+        return problem_response(
+            422,
+            Problem(422, "validation", "The request is not valid", f"a value cannot be stored: {exc}").body(
+                request.url.path
+            ),
         )
 
     @app.exception_handler(StarletteHTTPException)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shopstream.domain import Money, MoneyError
 
@@ -31,6 +31,13 @@ class ProductPatch(Strict):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=5000)
     active: bool | None = None
+
+    @model_validator(mode="after")
+    def _required_fields_not_null(self) -> ProductPatch:
+        for name in ("name", "active"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        return self
 
 
 class StockAdjustmentIn(Strict):

@@ -150,9 +150,9 @@ async def checkout(cart_id: str, request: Request, who: Caller, idempotency_key:
     async def create() -> dict[str, Any]:
         async with res.pool.acquire() as conn:
             lines = await carts.lines_for_checkout(conn, cart_id)
-        order = await orders.place(res.pool, res.stock, context(request, "order-service"), who.user_id, lines)
-        async with unit_of_work(res.pool) as conn:
-            await carts.checked_out(conn, cart_id, order["id"])
+        order = await orders.place(
+            res.pool, res.stock, context(request, "order-service"), who.user_id, lines, cart_id=cart_id
+        )
         ORDERS_CREATED.inc()
         return order
 

@@ -84,8 +84,13 @@ async def set_item(conn: asyncpg.Connection, cart_id: str, product_id: str, qty:
 
 
 async def lines_for_checkout(conn: asyncpg.Connection, cart_id: str) -> list[tuple[str, int]]:
+    """The lines to order (read outside the order's transaction; `checked_out` inside it decides)."""
     cid = _cart_id(cart_id)
-    await _open(conn, cid, cart_id)
+    status = await conn.fetchval("SELECT status FROM carts WHERE id = $1", cid)
+    if status is None:
+        raise not_found("Cart", cart_id)
+    if status != "OPEN":
+        raise conflict("cart-checked-out", "Cart already checked out", f"cart {cart_id} is {status}")
     rows = await conn.fetch("SELECT product_id, qty FROM cart_items WHERE cart_id = $1 ORDER BY product_id", cid)
     if not rows:
         raise invalid("the cart is empty")
@@ -93,6 +98,7 @@ async def lines_for_checkout(conn: asyncpg.Connection, cart_id: str) -> list[tup
 
 
 async def checked_out(conn: asyncpg.Connection, cart_id: str, order_id: str) -> None:
+    """Inside the order's transaction: only one checkout of a cart can commit."""
     done = await conn.fetchval(
         "UPDATE carts SET status = 'CHECKED_OUT', order_id = $2, updated_at = now() "
         "WHERE id = $1 AND status = 'OPEN' RETURNING 1",

@@ -14,6 +14,9 @@ import asyncpg
 
 from serving_api.problems import Problem
 
+# a claim older than this with no response is abandoned (no request takes that long)
+CLAIM_SECONDS = 120.0
+
 
 def request_hash(method: str, path: str, body: Any) -> str:
     canonical = json.dumps({"method": method, "path": path, "body": body}, sort_keys=True, separators=(",", ":"))

@@ -10,19 +10,23 @@ from typing import Any
 
 import asyncpg
 import grpc
+from opentelemetry import trace
 
 from serving_api.db import unit_of_work
 from serving_api.inventory_client import InventoryClient
 from serving_api.observability import RESERVATION_FAILURES
 from serving_api.outbox import add_event
 from serving_api.problems import Problem, conflict, invalid, not_found
-from serving_api.services import inventory
+from serving_api.services import carts, inventory
 from serving_api.services.context import Context
 from serving_api.services.payments import RestPaymentGateway
 from shopstream.domain import IllegalTransition, Money, MoneyError, OrderLine, OrderStatus, order_total, transition
 from shopstream.domain import event_type as ev
 
 log = logging.getLogger("shopstream.orders")
+tracer = trace.get_tracer("shopstream.orders")
+# answers that say the reservation was refused (nothing to release)
+REFUSALS = {grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT}
 CREATED, PAID = ev("ecommerce.order.order.created.v1"), ev("ecommerce.order.order.paid.v1")
 CANCELED, FULFILLED = ev("ecommerce.order.order.canceled.v1"), ev("ecommerce.order.order.fulfilled.v1")
 
@@ -55,18 +59,28 @@ async def _priced_lines(conn: asyncpg.Connection, lines: list[tuple[str, int]]) 
 
 
 async def place(
-    pool: asyncpg.Pool, stock: InventoryClient, ctx: Context, user_id: str, lines: list[tuple[str, int]]
+    pool: asyncpg.Pool,
+    stock: InventoryClient,
+    ctx: Context,
+    user_id: str,
+    lines: list[tuple[str, int]],
+    cart_id: str | None = None,
 ) -> dict[str, Any]:
-    """Reserve, then commit the order with its order.created event; release if the commit fails."""
+    """Reserve, then commit the order with its order.created event (and, for a checkout, the cart's
+    CHECKED_OUT status, in the same transaction); release the reservation if that commit fails."""
     async with pool.acquire() as conn:
         priced = await _priced_lines(conn, lines)
     order_id = f"ORD-{uuid.uuid4().hex[:16]}"
     try:
         await stock.reserve(order_id, [(line.product_id, line.qty) for line in priced], ctx.correlation_id)
     except grpc.aio.AioRpcError as exc:
+        if exc.code() not in REFUSALS:  # the reservation may exist even though we got no answer
+            await _release_quietly(stock, order_id, ctx)
         raise _reservation_problem(exc) from exc
     try:
         async with unit_of_work(pool) as conn:
+            if cart_id is not None:
+                await carts.checked_out(conn, cart_id, order_id)
             total = order_total(priced)
             await conn.execute(
                 "INSERT INTO orders (id, user_id, status, total_minor, currency, correlation_id) "
@@ -121,6 +135,17 @@ async def place(
         extra={"orderId": order_id, "userId": user_id, "traceId": ctx.trace_id, "eventType": CREATED.name},
     )
     return order
+
+
+async def _release_quietly(stock: InventoryClient, order_id: str, ctx: Context) -> None:
+    try:
+        await stock.release(order_id, ctx.correlation_id)
+    except grpc.aio.AioRpcError:
+        log.exception(
+            "compensation failed: reservation of %s not released",
+            order_id,
+            extra={"orderId": order_id, "traceId": ctx.trace_id},
+        )
 
 
 def _new_order(
@@ -295,7 +320,12 @@ async def fulfill(
     async with unit_of_work(pool) as conn:
         order = await get(conn, order_id, lock=True)
         _check(order, OrderStatus.FULFILLED)
-        await inventory.commit(conn, order_id)
+        if not await inventory.commit(conn, order_id):
+            raise conflict(
+                "no-reservation",
+                "Nothing reserved for this order",
+                f"{order_id} holds no reserved stock to ship; it was released or never made",
+            )
         await _move(conn, order_id, OrderStatus.PAID, OrderStatus.FULFILLED, user_id, None)
         await add_event(
             conn,

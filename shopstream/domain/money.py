@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 _CODE = re.compile(r"^[A-Z]{3}$")
+# beyond any real amount, and far inside a signed 64-bit integer (Postgres bigint, Avro long)
+LIMIT_MINOR = 10**15
 # minor-unit exponents that are not 2 (ISO 4217); every other code has cents
 _EXPONENTS = {"JPY": 0, "KRW": 0, "VND": 0, "CLP": 0, "ISK": 0, "BHD": 3, "KWD": 3, "OMR": 3, "JOD": 3, "TND": 3}
 
@@ -27,6 +29,8 @@ class Money:
     def __post_init__(self) -> None:
         if not isinstance(self.amount_minor, int) or isinstance(self.amount_minor, bool):
             raise MoneyError(f"amount must be integer minor units, got {self.amount_minor!r}")
+        if abs(self.amount_minor) >= LIMIT_MINOR:
+            raise MoneyError(f"{self.amount_minor} minor units is beyond the largest amount handled ({LIMIT_MINOR})")
         if not isinstance(self.currency, str) or not _CODE.match(self.currency):
             raise MoneyError(f"currency must be an ISO 4217 code like USD, got {self.currency!r}")
 

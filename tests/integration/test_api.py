@@ -240,3 +240,39 @@ def test_metrics_count_orders_latency_and_reservation_failures(shop: Storefront)
     assert sample(after, "order_creation_latency_ms_count") == sample(before, "order_creation_latency_ms_count") + 1
     failures = 'inventory_reservation_failures_total{reason="failed_precondition"}'
     assert sample(after, failures) == sample(before, failures) + 1
+
+
+def test_nulls_nul_bytes_and_huge_orders_are_422_not_500(shop: Storefront) -> None:
+    p = shop.product(stock=5)
+    for body in ({"name": None}, {"active": None}, {"name": "a\u0000b"}):
+        r = shop.http.patch(f"/api/v1/products/{p['id']}", headers=shop.auth("admin"), json=body)
+        assert r.status_code == 422 and r.headers["content-type"] == PROBLEM, (body, r.text)
+    assert shop.http.get("/api/v1/products/%00").status_code in (404, 422)
+    assert shop.http.get("/api/v1/products", params={"q": "\u0000"}).status_code == 422
+    big = shop.product(stock=0, amount="999999999999.99")
+    r = shop.order("alice", [(big["id"], 1000)])
+    assert r.status_code == 422, r.text
+
+
+def test_two_checkouts_of_one_cart_make_one_order(stack: Stack, shop: Storefront) -> None:
+    p = shop.product(stock=10)
+    cart = shop.http.post("/api/v1/carts", headers=shop.auth("alice")).json()["id"]
+    shop.http.put(f"/api/v1/carts/{cart}/items/{p['id']}", headers=shop.auth("alice"), json={"qty": 1})
+
+    async def both() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=stack.settings.api.url, timeout=30) as client:
+            return list(
+                await asyncio.gather(
+                    *[
+                        client.post(
+                            f"/api/v1/carts/{cart}/checkout",
+                            headers=shop.auth("alice", **{"Idempotency-Key": uuid.uuid4().hex}),
+                        )
+                        for _ in range(5)
+                    ]
+                )
+            )
+
+    codes = sorted(r.status_code for r in asyncio.run(both()))
+    assert codes.count(201) == 1 and set(codes) <= {201, 409}, codes
+    assert shop.stock(p["id"])["reserved"] == 1  # the losers' reservations were released

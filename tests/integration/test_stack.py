@@ -42,8 +42,17 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 
 def test_status_reports_every_component_up_with_version_port_pid_and_log(stack: Stack) -> None:
     statuses = by_name(stack.status())
-    assert set(statuses) == {"postgres", "redis", "kafka", "connect", "schema-registry", "opa", "payment-gateway",
-                             "inventory-grpc", "api"}
+    assert set(statuses) == {
+        "postgres",
+        "redis",
+        "kafka",
+        "connect",
+        "schema-registry",
+        "opa",
+        "payment-gateway",
+        "inventory-grpc",
+        "api",
+    }
     for s in statuses.values():
         assert s.state == "up", s
         assert s.pid and Path(f"/proc/{s.pid}").exists()

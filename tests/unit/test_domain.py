@@ -113,3 +113,11 @@ def test_order_total_sums_lines_in_one_currency() -> None:
         OrderLine("P1", 0, Money(1, "USD"))
     with pytest.raises(MoneyError):
         order_total([OrderLine("P1", 1, Money(1, "USD")), OrderLine("P2", 1, Money(1, "EUR"))])
+
+
+def test_money_beyond_any_real_amount_is_refused() -> None:
+    with pytest.raises(MoneyError, match="beyond the largest amount"):
+        Money(10**15, "USD")
+    lines = [OrderLine(f"P{i}", 1000, Money(10**14 - 1, "USD")) for i in range(100)]
+    with pytest.raises(MoneyError):
+        order_total(lines)

@@ -58,3 +58,8 @@ test_fulfil_is_admin_only if {
 	authz.allow with input as {"action": "order.fulfill", "user": admin, "resource": order("USER-alice", "PAID")}
 	not authz.allow with input as {"action": "order.fulfill", "user": alice, "resource": order("USER-alice", "PAID")}
 }
+
+test_a_token_without_roles_cannot_use_its_own_orders if {
+	not authz.allow with input as {"action": "order.read", "user": {"id": "USER-x", "roles": []}, "resource": order("USER-x", "PENDING")}
+	not authz.allow with input as {"action": "order.cancel", "user": {"id": "USER-x", "roles": []}, "resource": order("USER-x", "PENDING")}
+}
