@@ -21,7 +21,7 @@ def test_compose_has_the_local_stacks_services_on_the_same_ports(tmp_path: Path)
     for c in components:
         if c.port is None:
             continue
-        published = {int(p.split(":")[0]) for p in services[c.name].get("ports", [])}
+        published = {int(p.split(":")[-2]) for p in services[c.name].get("ports", [])}
         assert c.port in published, f"{c.name}: compose publishes {published}, the local stack uses {c.port}"
 
 
