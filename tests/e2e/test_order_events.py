@@ -41,6 +41,7 @@ class EventTail:
         assignment = []
         for topic in TOPICS.values():
             meta = self.consumer.list_topics(topic, timeout=10).topics[topic]
+            assert meta.partitions, f"topic {topic} does not exist (shopstream up creates it)"
             for p in meta.partitions:
                 _, high = self.consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
                 assignment.append(TopicPartition(topic, p, high))

@@ -77,4 +77,27 @@ def component(settings: StackSettings, paths: StackPaths) -> Component:
         maven=[MavenArtifacts(settings.repo / "infra" / "maven" / "kafka" / "pom.xml", jars)],
         needs_java=True,
         config_files=[props],
+        on_ready=lambda: _create_event_topics(cfg.bootstrap),
     )
+
+
+def _create_event_topics(bootstrap: str) -> str | None:
+    """One topic per event type of the catalogue (3 partitions), so that consumers can subscribe
+    before the first event is written."""
+    from confluent_kafka import KafkaError
+    from confluent_kafka.admin import NewTopic
+
+    from shopstream.domain import EVENT_TYPES
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    existing = set(admin.list_topics(timeout=10).topics)
+    wanted = [NewTopic(e.topic, num_partitions=3, replication_factor=1) for e in EVENT_TYPES if e.topic not in existing]
+    if not wanted:
+        return None
+    for topic, future in admin.create_topics(wanted).items():
+        try:
+            future.result(timeout=10)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise StackError(f"could not create topic {topic}: {exc}") from exc
+    return f"created event topics {', '.join(t.topic for t in wanted)}"
