@@ -118,17 +118,14 @@ async def place(
                 trace_id=ctx.trace_id,
                 traceparent=ctx.traceparent,
             )
-            order = await get(conn, order_id)
+            row = await conn.fetchrow("SELECT created_at, updated_at FROM orders WHERE id = $1", order_id)
+            # the commit happens as this block ends; the span marks that step in the trace
+            commit_span = tracer.start_span("db.commit order")
+        commit_span.end()
+        order = _new_order(order_id, user_id, priced, ctx.correlation_id, row["created_at"], row["updated_at"])
     except BaseException:
         # compensation: the order did not commit, so its reservation must not stay
-        try:
-            await stock.release(order_id, ctx.correlation_id)
-        except grpc.aio.AioRpcError:
-            log.exception(
-                "compensation failed: reservation of %s not released",
-                order_id,
-                extra={"orderId": order_id, "traceId": ctx.trace_id},
-            )
+        await _release_quietly(stock, order_id, ctx)
         raise
     log.info(
         "order placed",
