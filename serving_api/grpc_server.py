@@ -93,6 +93,25 @@ class InventoryServicer(pb_grpc.InventoryServicer):
             raise
 
 
+ORPHAN_AGE_SECONDS = 300.0
+SWEEP_EVERY_SECONDS = 60.0
+
+
+async def sweep_orphans(pool: asyncpg.Pool, serde: AvroSerde) -> None:
+    """Every minute, release reservations of orders that never committed (older than 5 minutes)."""
+    while True:
+        await asyncio.sleep(SWEEP_EVERY_SECONDS)
+        try:
+            trace_id, traceparent = current_ids()
+            ctx = Context(serde, "inventory-service", f"sweep-{trace_id[:8]}", trace_id, traceparent)
+            async with unit_of_work(pool) as conn:
+                released = await inventory.release_orphans(conn, ctx, ORPHAN_AGE_SECONDS)
+            if released:
+                log.warning("released orphaned reservations of %s", ", ".join(released))
+        except Exception:  # the sweeper must outlive a bad minute
+            log.exception("orphan sweep failed")
+
+
 async def serve(settings: ApiSettings) -> None:
     pool = await create_pool(settings.postgres_dsn.get_secret_value(), settings.pool_size)
     serde = AvroSerde(RegistryClient(settings.registry_url))
@@ -107,9 +126,11 @@ async def serve(settings: ApiSettings) -> None:
     await health_servicer.set(service_name, health_pb2.HealthCheckResponse.SERVING)
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     log.info("inventory gRPC serving on %s", settings.grpc_target)
+    sweeper = asyncio.create_task(sweep_orphans(pool, serde))
     try:
         await server.wait_for_termination()
     finally:
+        sweeper.cancel()
         await pool.close()
 
 

@@ -69,6 +69,16 @@ async def update_product(product_id: str, body: ProductPatch, request: Request, 
     return product.to_json()
 
 
+@router.delete("/{product_id}")
+async def withdraw_product(product_id: str, request: Request, who: Caller) -> dict[str, Any]:
+    """Withdraw a product from sale (it stays in orders and history: a soft delete)."""
+    res = resources(request)
+    await res.authz.require(who, "product.delete")
+    async with unit_of_work(res.pool) as conn:
+        product = await catalog.update(conn, context(request, "product-service"), product_id, {"active": False})
+    return product.to_json()
+
+
 @router.put("/{product_id}/price")
 async def change_price(product_id: str, body: PriceIn, request: Request, who: Caller) -> dict[str, Any]:
     res = resources(request)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -13,7 +14,8 @@ from serving_api.outbox import add_event
 from serving_api.problems import conflict, invalid, not_found
 from serving_api.services import inventory
 from serving_api.services.context import Context
-from shopstream.domain import Money, event_type
+from shopstream.domain import Money, MoneyError, PriceVersion, event_type
+from shopstream.domain import change_price as scd2_change
 
 PRODUCT_UPDATED = event_type("ecommerce.product.product.updated.v1")
 
@@ -129,20 +131,32 @@ async def update(conn: asyncpg.Connection, ctx: Context, product_id: str, change
 async def change_price(conn: asyncpg.Connection, ctx: Context, user_id: str, product_id: str, price: Money) -> Product:
     """SCD2: close the open price version and open the next one, in one transaction."""
     current = await get(conn, product_id, lock=True)
-    if price.currency != current.price.currency:
-        raise invalid(f"the product is priced in {current.price.currency}; a currency change is a new product")
-    if price == current.price:
+    row = await conn.fetchrow(
+        "SELECT valid_from, now() AS now FROM product_price_history WHERE product_id = $1 AND valid_to IS NULL",
+        product_id,
+    )
+    open_version = PriceVersion(current.price_version, current.price, row["valid_from"])
+    try:
+        change = scd2_change(open_version, price, max(row["now"], row["valid_from"] + timedelta(microseconds=1)))
+    except MoneyError as exc:
+        raise invalid(str(exc)) from exc
+    if change is None:
         return current
+    closed, opened = change
     await conn.execute(
-        "UPDATE product_price_history SET valid_to = now() WHERE product_id = $1 AND valid_to IS NULL", product_id
+        "UPDATE product_price_history SET valid_to = $3 WHERE product_id = $1 AND version = $2",
+        product_id,
+        closed.version,
+        closed.valid_to,
     )
     await conn.execute(
         "INSERT INTO product_price_history (product_id, version, amount_minor, currency, valid_from, changed_by) "
-        "VALUES ($1, $2, $3, $4, now(), $5)",
+        "VALUES ($1, $2, $3, $4, $5, $6)",
         product_id,
-        current.price_version + 1,
-        price.amount_minor,
-        price.currency,
+        opened.version,
+        opened.price.amount_minor,
+        opened.price.currency,
+        opened.valid_from,
         user_id,
     )
     await conn.execute("UPDATE products SET version = version + 1, updated_at = now() WHERE id = $1", product_id)

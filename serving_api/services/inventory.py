@@ -77,6 +77,9 @@ async def reserve(conn: asyncpg.Connection, ctx: Context, order_id: str, lines: 
     """Reserve every line or none. Row locks are taken in product order (no deadlocks between
     orders), so concurrent reservations never oversell."""
     wanted = _merge(lines)
+    await _lock_order(conn, order_id)
+    if await conn.fetchval("SELECT 1 FROM inventory_released_orders WHERE order_id = $1", order_id):
+        raise ReservationConflict(f"the reservation of {order_id} was released; it cannot reserve again")
     existing = await conn.fetch(
         "SELECT product_id, qty, status FROM inventory_reservations WHERE order_id = $1 ORDER BY product_id FOR UPDATE",
         order_id,
@@ -121,7 +124,10 @@ async def reserve(conn: asyncpg.Connection, ctx: Context, order_id: str, lines: 
 
 
 async def release(conn: asyncpg.Connection, ctx: Context, order_id: str) -> list[tuple[str, int]]:
-    """Give an order's reservation back; [] when there was none left to give."""
+    """Give an order's reservation back; [] when there was none left to give. The order is marked
+    released either way, so a reservation arriving later for it is refused."""
+    await _lock_order(conn, order_id)
+    await conn.execute("INSERT INTO inventory_released_orders (order_id) VALUES ($1) ON CONFLICT DO NOTHING", order_id)
     released = await conn.fetch(
         "UPDATE inventory_reservations SET status = 'RELEASED', updated_at = now() "
         "WHERE order_id = $1 AND status = 'RESERVED' RETURNING product_id, qty",
@@ -138,6 +144,26 @@ async def release(conn: asyncpg.Connection, ctx: Context, order_id: str) -> list
         await _adjusted(conn, ctx, Stock(**dict(row)), r["qty"], "RELEASE", order_id)
         out.append((r["product_id"], r["qty"]))
     return out
+
+
+async def release_orphans(conn: asyncpg.Connection, ctx: Context, older_than_seconds: float) -> list[str]:
+    """Release reservations whose order never committed (the API died between reserving and
+    committing): RESERVED rows older than the given age with no order row."""
+    orphans = await conn.fetch(
+        "SELECT DISTINCT r.order_id FROM inventory_reservations r LEFT JOIN orders o ON o.id = r.order_id "
+        "WHERE r.status = 'RESERVED' AND o.id IS NULL AND r.created_at < now() - make_interval(secs => $1)",
+        older_than_seconds,
+    )
+    released = []
+    for row in orphans:
+        if await release(conn, ctx, row["order_id"]):
+            released.append(row["order_id"])
+    return released
+
+
+async def _lock_order(conn: asyncpg.Connection, order_id: str) -> None:
+    """Reserve and release of one order run one after the other, never interleaved."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", order_id)
 
 
 async def commit(conn: asyncpg.Connection, order_id: str) -> list[tuple[str, int]]:

@@ -14,6 +14,7 @@ from shopstream.domain.orders import (
     releases_stock,
     transition,
 )
+from shopstream.domain.prices import PriceVersion, change_price, price_at
 
 __all__ = [
     "EVENT_TYPES",
@@ -23,10 +24,13 @@ __all__ = [
     "MoneyError",
     "OrderLine",
     "OrderStatus",
+    "PriceVersion",
     "can_transition",
+    "change_price",
     "envelope",
     "event_type",
     "order_total",
+    "price_at",
     "releases_stock",
     "transition",
 ]

@@ -276,3 +276,33 @@ def test_two_checkouts_of_one_cart_make_one_order(stack: Stack, shop: Storefront
     codes = sorted(r.status_code for r in asyncio.run(both()))
     assert codes.count(201) == 1 and set(codes) <= {201, 409}, codes
     assert shop.stock(p["id"])["reserved"] == 1  # the losers' reservations were released
+
+
+@pytest.mark.parametrize("who", ["alice", "bob", "admin"])
+def test_authorization_matrix_for_pay_fulfil_carts_and_catalog(shop: Storefront, who: str) -> None:
+    p = shop.product(stock=5)
+    owner, admin = who == "alice", who == "admin"
+    order = shop.order("alice", [(p["id"], 1)]).json()
+    pay = shop.http.post(f"/api/v1/orders/{order['id']}/pay", headers=shop.auth(who))
+    assert pay.status_code == (200 if owner or admin else 403)
+    if pay.status_code != 200:
+        shop.http.post(f"/api/v1/orders/{order['id']}/pay", headers=shop.auth("alice"))
+    fulfil = shop.http.post(f"/api/v1/orders/{order['id']}/fulfill", headers=shop.auth(who))
+    assert fulfil.status_code == (200 if admin else 403)
+    cart = shop.http.post("/api/v1/carts", headers=shop.auth("alice")).json()["id"]
+    put = shop.http.put(f"/api/v1/carts/{cart}/items/{p['id']}", headers=shop.auth(who), json={"qty": 1})
+    assert put.status_code == (200 if owner or admin else 403)
+    checkout = shop.http.post(
+        f"/api/v1/carts/{cart}/checkout", headers=shop.auth(who, **{"Idempotency-Key": uuid.uuid4().hex})
+    )
+    assert checkout.status_code in ((201, 422) if owner or admin else (403,))
+    for method, path, body in (
+        ("PATCH", f"/api/v1/products/{p['id']}", {"name": "renamed"}),
+        ("PUT", f"/api/v1/products/{p['id']}/price", {"amount": "30.00", "currency": "USD"}),
+        ("POST", f"/api/v1/products/{p['id']}/stock/adjustments", {"delta": 5}),
+        ("DELETE", f"/api/v1/products/{p['id']}", None),
+    ):
+        r = shop.http.request(method, path, headers=shop.auth(who), json=body)
+        assert r.status_code == (200 if admin else 403), (method, path, r.text)
+    if admin:
+        assert shop.http.get(f"/api/v1/products/{p['id']}").json()["active"] is False  # withdrawn, not gone

@@ -81,3 +81,45 @@ def test_health_and_reflection(channel: grpc.Channel) -> None:
     replies = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5)
     names = {s.name for r in replies for s in r.list_services_response.service}
     assert "shopstream.inventory.v1.Inventory" in names and "grpc.health.v1.Health" in names
+
+
+def test_a_released_order_cannot_reserve_again(channel: grpc.Channel, shop: Storefront) -> None:
+    stub = pb_grpc.InventoryStub(channel)
+    p = shop.product(stock=3)["id"]
+    order = f"ORD-late-{uuid.uuid4().hex[:8]}"
+    assert stub.ReleaseStock(pb.ReleaseRequest(order_id=order), timeout=10).lines_released == 0  # compensation first
+    with pytest.raises(grpc.RpcError) as err:
+        reserve(stub, order, (p, 1))  # the late reservation it compensated for
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "released" in (err.value.details() or "")
+    assert stub.QueryStock(pb.StockQuery(product_id=p), timeout=10).available == 3
+
+
+def test_orphaned_reservations_are_swept(stack: Stack, channel: grpc.Channel, shop: Storefront) -> None:
+    import asyncio
+
+    import asyncpg
+
+    from serving_api.services import inventory
+    from serving_api.services.context import Context
+    from shopstream.serde import AvroSerde, RegistryClient
+
+    stub = pb_grpc.InventoryStub(channel)
+    p = shop.product(stock=4)["id"]
+    orphan = f"ORD-orphan-{uuid.uuid4().hex[:8]}"
+    reserve(stub, orphan, (p, 2))  # reserved, but no order ever commits
+    placed = shop.order("alice", [(p, 1)]).json()["id"]  # a real order is not an orphan
+
+    async def sweep() -> list[str]:
+        conn = await asyncpg.connect(stack.settings.postgres.dsn)
+        try:
+            with RegistryClient(stack.settings.registry.url) as registry:
+                ctx = Context(AvroSerde(registry), "inventory-service", "sweep-test", uuid.uuid4().hex)
+                async with conn.transaction():
+                    return await inventory.release_orphans(conn, ctx, older_than_seconds=0)
+        finally:
+            await conn.close()
+
+    swept = asyncio.run(sweep())
+    assert orphan in swept and placed not in swept
+    stock = stub.QueryStock(pb.StockQuery(product_id=p), timeout=10)
+    assert (stock.reserved, stock.available) == (1, 3)

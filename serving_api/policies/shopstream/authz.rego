@@ -25,6 +25,7 @@ owns_resource if {
 admin_actions := {
 	"product.create",
 	"product.update",
+	"product.delete",
 	"product.price.change",
 	"inventory.adjust",
 	"order.fulfill",
