@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import asyncpg
@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from opentelemetry import trace
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving_api.auth import Authenticator
 from serving_api.authz import Authorizer
@@ -36,6 +37,35 @@ PROBLEM_JSON = "application/problem+json"
 
 def problem_response(status: int, body: dict[str, object]) -> JSONResponse:
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+class CorrelationMiddleware:
+    """Per request: the Correlation-Id (propagated or made), a server span continuing the caller's
+    trace, and both ids on the response. Plain ASGI (no BaseHTTPMiddleware): the order path is CPU-bound."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        correlation = (headers.get("correlation-id") or str(uuid.uuid4()))[:200]
+        scope.setdefault("state", {})["correlation_id"] = correlation
+        name = f"{scope['method']} {scope['path']}"
+        with tracer.start_as_current_span(name, context=extract(headers), kind=trace.SpanKind.SERVER) as span:
+            trace_id = format(span.get_span_context().trace_id, "032x")
+            span.set_attribute("correlation.id", correlation)
+            extra = [(b"correlation-id", correlation.encode("latin-1", "replace")), (b"trace-id", trace_id.encode())]
+
+            async def send_with_ids(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    span.set_attribute("http.status_code", message["status"])
+                    message["headers"] = [*message.get("headers", []), *extra]
+                await send(message)
+
+            await self.app(scope, receive, send_with_ids)
 
 
 def create_app(settings: ApiSettings) -> FastAPI:
@@ -71,36 +101,18 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(products.router)
     app.include_router(orders.router)
 
-    @app.middleware("http")
-    async def correlate(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        correlation_id = request.headers.get("Correlation-Id") or str(uuid.uuid4())
-        request.state.correlation_id = correlation_id[:200]
-        name = f"{request.method} {request.url.path}"
-        with tracer.start_as_current_span(name, context=extract(request.headers), kind=trace.SpanKind.SERVER) as span:
-            span.set_attribute("correlation.id", request.state.correlation_id)
-            try:
-                response = await call_next(request)
-            except Exception:  # a bug, not bad input: logged with its ids, answered as a problem
-                log.exception(
-                    "unhandled error",
-                    extra={
-                        "correlationId": request.state.correlation_id,
-                        "traceId": format(span.get_span_context().trace_id, "032x"),
-                    },
-                )
-                response = problem_response(
-                    500,
-                    {
-                        "type": PROBLEM_TYPE + "internal",
-                        "title": "Internal error",
-                        "status": 500,
-                        "instance": request.url.path,
-                    },
-                )
-            span.set_attribute("http.status_code", response.status_code)
-            response.headers["Correlation-Id"] = request.state.correlation_id
-            response.headers["Trace-Id"] = format(span.get_span_context().trace_id, "032x")
-            return response
+    app.add_middleware(CorrelationMiddleware)
+
+    @app.exception_handler(Exception)
+    async def on_bug(request: Request, exc: Exception) -> Response:
+        # a bug, not bad input: logged with its ids, answered as a problem
+        log.exception(
+            "unhandled error", exc_info=exc, extra={"correlationId": getattr(request.state, "correlation_id", None)}
+        )
+        return problem_response(
+            500,
+            {"type": PROBLEM_TYPE + "internal", "title": "Internal error", "status": 500, "instance": request.url.path},
+        )
 
     @app.exception_handler(Problem)
     async def on_problem(request: Request, exc: Problem) -> Response:
