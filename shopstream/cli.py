@@ -112,13 +112,14 @@ def simulate(
     with _progress() as progress:
         task = progress.add_task("simulating", total=duration or None)
 
+        logged = [0.0]
+
         def tick(tally: Tally, elapsed: float) -> None:
-            progress.update(
-                task,
-                completed=elapsed,
-                description=f"{sum(tally.calls.values())} calls, {tally.orders} orders, "
-                f"{sum(tally.errors.values())} errors",
-            )
+            summary = f"{sum(tally.calls.values())} calls, {tally.orders} orders, {sum(tally.errors.values())} errors"
+            progress.update(task, completed=elapsed, description=summary)
+            if not console.is_terminal and elapsed - logged[0] >= 10:  # a log line now and then when unattended
+                logged[0] = elapsed
+                console.log(f"simulator: {elapsed:.0f}s, {summary}")
 
         tally = asyncio.run(run(url, rate, duration, users, products, seed, tick))
     table = Table("call", "count", box=None)
