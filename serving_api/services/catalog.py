@@ -10,7 +10,6 @@ from typing import Any
 
 import asyncpg
 
-from serving_api.outbox import add_event
 from serving_api.problems import conflict, invalid, not_found
 from serving_api.services import inventory
 from serving_api.services.context import Context
@@ -228,9 +227,8 @@ async def search(
 
 
 async def _updated(conn: asyncpg.Connection, ctx: Context, product: Product) -> None:
-    await add_event(
+    await ctx.publish(
         conn,
-        ctx.serde,
         PRODUCT_UPDATED,
         {
             "productId": product.id,
@@ -242,7 +240,4 @@ async def _updated(conn: asyncpg.Connection, ctx: Context, product: Product) -> 
             "active": product.active,
         },
         producer="product-service",
-        correlation_id=ctx.correlation_id,
-        trace_id=ctx.trace_id,
-        traceparent=ctx.traceparent,
     )

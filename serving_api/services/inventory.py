@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from serving_api.outbox import add_event
 from serving_api.services.context import Context
 from shopstream.domain import event_type
 
@@ -212,9 +211,8 @@ async def _adjusted(
         reason,
         order_id,
     )
-    await add_event(
+    await ctx.publish(
         conn,
-        ctx.serde,
         STOCK_ADJUSTED,
         {
             "productId": stock.product_id,
@@ -224,7 +222,4 @@ async def _adjusted(
             "available": stock.available,
         },
         producer="inventory-service",
-        correlation_id=ctx.correlation_id,
-        trace_id=ctx.trace_id,
-        traceparent=ctx.traceparent,
     )

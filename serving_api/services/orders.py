@@ -15,7 +15,6 @@ from opentelemetry import trace
 from serving_api.db import unit_of_work
 from serving_api.inventory_client import InventoryClient
 from serving_api.observability import RESERVATION_FAILURES
-from serving_api.outbox import add_event
 from serving_api.problems import Problem, conflict, invalid, not_found
 from serving_api.services import carts, inventory
 from serving_api.services.context import Context
@@ -100,9 +99,8 @@ async def place(
                 ],
             )
             await _history(conn, order_id, None, OrderStatus.PENDING, user_id, None)
-            await add_event(
+            await ctx.publish(
                 conn,
-                ctx.serde,
                 CREATED,
                 {
                     "orderId": order_id,
@@ -113,10 +111,6 @@ async def place(
                         for line in priced
                     ],
                 },
-                producer=ctx.producer,
-                correlation_id=ctx.correlation_id,
-                trace_id=ctx.trace_id,
-                traceparent=ctx.traceparent,
             )
             row = await conn.fetchrow("SELECT created_at, updated_at FROM orders WHERE id = $1", order_id)
             # the commit happens as this block ends; the span marks that step in the trace
@@ -258,9 +252,8 @@ async def pay(
         )
         if result.approved:
             await _move(conn, order_id, OrderStatus.PENDING, OrderStatus.PAID, user_id, None)
-            await add_event(
+            await ctx.publish(
                 conn,
-                ctx.serde,
                 PAID,
                 {
                     "orderId": order_id,
@@ -269,10 +262,6 @@ async def pay(
                     "amount": amount.to_avro(),
                     "paidAt": datetime.now().astimezone(),
                 },
-                producer=ctx.producer,
-                correlation_id=ctx.correlation_id,
-                trace_id=ctx.trace_id,
-                traceparent=ctx.traceparent,
             )
             return await get(conn, order_id)
     raise Problem(
@@ -291,9 +280,8 @@ async def cancel(pool: asyncpg.Pool, ctx: Context, user_id: str, order_id: str, 
         _check(order, OrderStatus.CANCELED)
         released = await inventory.release(conn, ctx, order_id)
         await _move(conn, order_id, OrderStatus.PENDING, OrderStatus.CANCELED, user_id, reason)
-        await add_event(
+        await ctx.publish(
             conn,
-            ctx.serde,
             CANCELED,
             {
                 "orderId": order_id,
@@ -302,10 +290,6 @@ async def cancel(pool: asyncpg.Pool, ctx: Context, user_id: str, order_id: str, 
                 "canceledBy": user_id,
                 "releasedItems": [{"productId": p, "qty": q} for p, q in released],
             },
-            producer=ctx.producer,
-            correlation_id=ctx.correlation_id,
-            trace_id=ctx.trace_id,
-            traceparent=ctx.traceparent,
         )
         return await get(conn, order_id)
 
@@ -324,9 +308,8 @@ async def fulfill(
                 f"{order_id} holds no reserved stock to ship; it was released or never made",
             )
         await _move(conn, order_id, OrderStatus.PAID, OrderStatus.FULFILLED, user_id, None)
-        await add_event(
+        await ctx.publish(
             conn,
-            ctx.serde,
             FULFILLED,
             {
                 "orderId": order_id,
@@ -334,10 +317,6 @@ async def fulfill(
                 "fulfilledAt": datetime.now().astimezone(),
                 "trackingNumber": tracking_number,
             },
-            producer=ctx.producer,
-            correlation_id=ctx.correlation_id,
-            trace_id=ctx.trace_id,
-            traceparent=ctx.traceparent,
         )
         return await get(conn, order_id)
 
