@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shopstream.domain.events import EventType
 
-SCHEMA_VERSION = "1.0"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
 
 
 def envelope(
@@ -32,7 +33,14 @@ def envelope(
         "producer": producer,
         "traceId": trace_id,
         "correlationId": correlation_id,
-        "schemaVersion": SCHEMA_VERSION,
+        "schemaVersion": event.schema_version,
         "partitionKey": key,
         "payload": payload,
     }
+
+
+def epoch_ms(value: datetime | int) -> int:
+    """Avro timestamp-millis as epoch milliseconds (decoders give a datetime, tests may give ints)."""
+    if isinstance(value, int):
+        return value
+    return (value - EPOCH) // _MS

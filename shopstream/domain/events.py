@@ -17,6 +17,12 @@ class EventType:
     name: str
     purpose: str
     partition_key: str  # the payload field whose value keys the record
+    # a projection's topic (written by a dataflow, not by a service through the outbox)
+    derived: bool = False
+    # compacted topic: the latest record per key is what counts (snapshots, window values)
+    compacted: bool = False
+    # the contract version written into the envelope's schemaVersion
+    schema_version: str = "1.0"
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):

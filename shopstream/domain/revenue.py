@@ -1,0 +1,188 @@
+"""Revenue windows: event-time tumbling windows of paid revenue per currency, where a cancellation
+(or refund) of a paid order subtracts. Pure; every engine and the replay call these.
+
+Two keyed steps, because the inputs are keyed by order and the windows by currency:
+
+1. per order (`OrderRevenue`): order.paid → +amount, a later order.canceled of that paid order →
+   −amount (booked when the cancellation happens), order.fulfilled → forget the order. Duplicates
+   (Debezium redelivers at least once) change nothing.
+2. per currency (`RevenueWindows`): each `RevenueDelta` lands in its 1-minute and 1-day window;
+   the running value goes out on every change, the final value once the currency's watermark
+   (the highest event time seen) passes the window's end plus the grace period; later deltas for a
+   closed window are dropped and counted as late."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from shopstream.domain.envelope import epoch_ms
+
+# window name → length (ms)
+WINDOWS: dict[str, int] = {"1m": 60_000, "1d": 86_400_000}
+DEFAULT_GRACE_MS = 10_000
+
+
+@dataclass(frozen=True)
+class RevenueDelta:
+    """A change of revenue at an event time: + a payment, − the cancellation of a paid order."""
+
+    currency: str
+    at: int  # event time, epoch ms
+    amount_minor: int
+    orders: int  # +1 for a payment, -1 for its cancellation
+    order_id: str
+
+    def to_state(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> RevenueDelta:
+        return cls(**state)
+
+
+@dataclass(frozen=True)
+class OrderRevenue:
+    """What step 1 remembers of one order."""
+
+    amount_minor: int
+    currency: str
+    canceled: bool = False
+
+    def to_state(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> OrderRevenue:
+        return cls(**state)
+
+
+def on_order_paid(
+    state: OrderRevenue | None, order_id: str, amount_minor: int, currency: str, at: int
+) -> tuple[OrderRevenue | None, RevenueDelta | None]:
+    """(new state, delta to book); a repeated payment event books nothing."""
+    if state is not None:
+        return state, None
+    return OrderRevenue(amount_minor, currency), RevenueDelta(currency, at, amount_minor, 1, order_id)
+
+
+def on_order_canceled(
+    state: OrderRevenue | None, order_id: str, at: int
+) -> tuple[OrderRevenue | None, RevenueDelta | None]:
+    """A cancellation subtracts only what was paid, once; canceling an unpaid order books nothing."""
+    if state is None or state.canceled:
+        return state, None
+    return (
+        OrderRevenue(state.amount_minor, state.currency, canceled=True),
+        RevenueDelta(state.currency, at, -state.amount_minor, -1, order_id),
+    )
+
+
+def revenue_delta(state: OrderRevenue | None, event: dict[str, Any]) -> tuple[OrderRevenue | None, RevenueDelta | None]:
+    """Step 1 for one decoded order event. A fulfilled order returns (None, None): its state can
+    be dropped, it will not be canceled any more."""
+    p, kind = event["payload"], event["eventType"]
+    at = epoch_ms(event["occurredAt"])
+    if kind.startswith("ecommerce.order.order.paid."):
+        amount = p["amount"]
+        return on_order_paid(state, p["orderId"], amount["amountMinor"], amount["currency"], at)
+    if kind.startswith("ecommerce.order.order.canceled."):
+        return on_order_canceled(state, p["orderId"], at)
+    if kind.startswith("ecommerce.order.order.fulfilled."):
+        return None, None
+    raise ValueError(f"revenue windows do not read {kind}")
+
+
+def window_start(at: int, size_ms: int) -> int:
+    return at - at % size_ms
+
+
+@dataclass(frozen=True)
+class WindowValue:
+    """One window's value as it goes out: running (`final=False`) or final."""
+
+    currency: str
+    window: str  # "1m" | "1d"
+    start: int  # epoch ms
+    end: int
+    amount_minor: int
+    orders: int
+    version: int  # changes of this window so far (final is the last); readers keep the highest
+    final: bool
+
+    @property
+    def window_id(self) -> str:
+        start = datetime.fromtimestamp(self.start / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return f"{self.currency}:{self.window}:{start}"
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "windowId": self.window_id,
+            "currency": self.currency,
+            "window": self.window,
+            "windowStart": self.start,
+            "windowEnd": self.end,
+            "amountMinor": self.amount_minor,
+            "orders": self.orders,
+            "version": self.version,
+            "final": self.final,
+        }
+
+
+@dataclass
+class RevenueWindows:
+    """Step 2's state for one currency: its open windows and its watermark."""
+
+    currency: str
+    grace_ms: int = DEFAULT_GRACE_MS
+    watermark: int = -1
+    # "1m:<start>" → [amount_minor, orders, version]
+    open: dict[str, list[int]] = field(default_factory=dict)
+    late: int = 0  # deltas dropped because their window had closed
+
+    def to_state(self) -> dict[str, Any]:
+        return {"currency": self.currency, "grace_ms": self.grace_ms, "watermark": self.watermark,
+                "open": self.open, "late": self.late}  # fmt: skip
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> RevenueWindows:
+        return cls(**state)
+
+    def apply(self, delta: RevenueDelta) -> list[WindowValue]:
+        """Book one delta: running values of the windows it changed, then final values of the
+        windows its event time closed (in window order). A late delta changes nothing."""
+        if delta.currency != self.currency:
+            raise ValueError(f"a {delta.currency} delta in the {self.currency} windows")
+        out: list[WindowValue] = []
+        for name, size in WINDOWS.items():
+            start = window_start(delta.at, size)
+            if start + size + self.grace_ms <= self.watermark:
+                self.late += 1
+                continue
+            slot = self.open.setdefault(f"{name}:{start}", [0, 0, 0])
+            slot[0] += delta.amount_minor
+            slot[1] += delta.orders
+            slot[2] += 1
+            out.append(self._value(name, start, slot, final=False))
+        if delta.at > self.watermark:
+            self.watermark = delta.at
+            out += self.close(self.watermark)
+        return out
+
+    def close(self, watermark: int) -> list[WindowValue]:
+        """Final values of every open window whose end + grace is at or before `watermark`."""
+        closing = []
+        for slot_key, slot in self.open.items():
+            name, start = slot_key.split(":")
+            if int(start) + WINDOWS[name] + self.grace_ms <= watermark:
+                closing.append((int(start), name, slot_key, slot))
+        out = []
+        for start, name, slot_key, slot in sorted(closing):
+            del self.open[slot_key]
+            slot[2] += 1
+            out.append(self._value(name, start, slot, final=True))
+        return out
+
+    def _value(self, name: str, start: int, slot: list[int], *, final: bool) -> WindowValue:
+        return WindowValue(self.currency, name, start, start + WINDOWS[name], slot[0], slot[1], slot[2], final)
