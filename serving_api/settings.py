@@ -23,6 +23,9 @@ class ApiSettings(BaseSettings):
     pool_size: int = 10
     registry_url: str = "http://127.0.0.1:8081"
     opa_url: str = "http://127.0.0.1:8181"
+    # the caches and projections (flash-sale price map); read with a short timeout, no retry
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_timeout: float = 0.25
     # JWT: HS256 with a shared secret (dev), or RS256 against a JWKS URL
     jwt_algorithm: str = "HS256"
     jwt_secret: SecretStr = SecretStr(DEV_SECRET)

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import asyncpg
+import redis.asyncio as aioredis
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -20,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from serving_api.auth import Authenticator
 from serving_api.authz import Authorizer
 from serving_api.db import create_pool
-from serving_api.http import orders, products
+from serving_api.http import flash_sales, orders, products
 from serving_api.http.deps import Resources
 from serving_api.inventory_client import InventoryClient
 from serving_api.observability import extract
@@ -81,6 +82,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
             Authenticator(settings),
             Authorizer(settings.opa_url),
             RestPaymentGateway(settings.payment_url),
+            aioredis.Redis.from_url(
+                settings.redis_url, socket_timeout=settings.redis_timeout, socket_connect_timeout=settings.redis_timeout
+            ),
         )
         app.state.resources = res
         try:
@@ -89,6 +93,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
             await res.stock.close()
             await res.authz.close()
             await res.payments.close()
+            await res.cache.aclose()
             registry.close()
             await pool.close()
 
@@ -100,6 +105,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     )
     app.include_router(products.router)
     app.include_router(orders.router)
+    app.include_router(flash_sales.router)
 
     app.add_middleware(CorrelationMiddleware)
 

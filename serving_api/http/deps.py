@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import asyncpg
+import redis.asyncio as aioredis
 from fastapi import Header, Request
 
 from serving_api.auth import Authenticator, Principal
@@ -26,6 +27,7 @@ class Resources:
     authn: Authenticator
     authz: Authorizer
     payments: RestPaymentGateway
+    cache: aioredis.Redis
 
 
 def resources(request: Request) -> Resources:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from shopstream.domain import Money, MoneyError
 
@@ -73,3 +73,10 @@ def money_or_422(price: PriceIn) -> Money:
         return price.money()
     except MoneyError as exc:
         raise invalid(str(exc), [{"name": "price.amount", "reason": str(exc)}]) from exc
+
+
+class FlashSaleIn(Strict):
+    productId: str = Field(min_length=1, max_length=64)  # noqa: N815 (the API's JSON names)
+    salePrice: PriceIn  # noqa: N815
+    startsAt: AwareDatetime | None = Field(default=None, description="Default: now")  # noqa: N815
+    endsAt: AwareDatetime  # noqa: N815

@@ -60,6 +60,7 @@ async def create_order(
         order = await orders.place(
             res.pool,
             res.stock,
+            res.cache,
             context(request, "order-service"),
             who.user_id,
             [(i.productId, i.qty) for i in body.items],
@@ -151,7 +152,7 @@ async def checkout(cart_id: str, request: Request, who: Caller, idempotency_key:
         async with res.pool.acquire() as conn:
             lines = await carts.lines_for_checkout(conn, cart_id)
         order = await orders.place(
-            res.pool, res.stock, context(request, "order-service"), who.user_id, lines, cart_id=cart_id
+            res.pool, res.stock, res.cache, context(request, "order-service"), who.user_id, lines, cart_id=cart_id
         )
         ORDERS_CREATED.inc()
         return order

@@ -165,21 +165,22 @@ async def _lock_order(conn: asyncpg.Connection, order_id: str) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", order_id)
 
 
-async def commit(conn: asyncpg.Connection, order_id: str) -> list[tuple[str, int]]:
-    """Fulfilment: the reserved units leave the warehouse (on hand and reserved both drop).
-    Available stock does not change, so no stock.adjusted event is due."""
+async def commit(conn: asyncpg.Connection, ctx: Context, order_id: str) -> list[tuple[str, int]]:
+    """Fulfilment: the reserved units leave the warehouse (on hand and reserved both drop;
+    available does not, so the SHIPMENT adjustment's delta is 0)."""
     committed = await conn.fetch(
         "UPDATE inventory_reservations SET status = 'COMMITTED', updated_at = now() "
         "WHERE order_id = $1 AND status = 'RESERVED' RETURNING product_id, qty",
         order_id,
     )
     for r in sorted(committed, key=lambda r: r["product_id"]):
-        await conn.execute(
+        row = await conn.fetchrow(
             "UPDATE inventory_stock SET on_hand = on_hand - $2, reserved = reserved - $2, version = version + 1, "
-            "updated_at = now() WHERE product_id = $1",
+            "updated_at = now() WHERE product_id = $1 RETURNING product_id, on_hand, reserved, version",
             r["product_id"],
             r["qty"],
         )
+        await _adjusted(conn, ctx, Stock(**dict(row)), 0, "SHIPMENT", order_id)
     return [(r["product_id"], r["qty"]) for r in committed]
 
 
@@ -220,6 +221,9 @@ async def _adjusted(
             "reason": reason,
             "orderId": order_id,
             "available": stock.available,
+            "onHand": stock.on_hand,
+            "reserved": stock.reserved,
+            "stockVersion": stock.version,
         },
         producer="inventory-service",
     )

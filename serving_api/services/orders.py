@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import grpc
+import redis.asyncio as aioredis
 from opentelemetry import trace
 
 from serving_api.db import unit_of_work
 from serving_api.inventory_client import InventoryClient
 from serving_api.observability import RESERVATION_FAILURES
 from serving_api.problems import Problem, conflict, invalid, not_found
-from serving_api.services import carts, inventory
+from serving_api.services import carts, inventory, pricing
 from serving_api.services.context import Context
 from serving_api.services.payments import RestPaymentGateway
 from shopstream.domain import IllegalTransition, Money, MoneyError, OrderLine, OrderStatus, order_total, transition
@@ -35,7 +36,10 @@ def _money(amount_minor: int, currency: str) -> dict[str, Any]:
     return {"amount": str(m.decimal()), "currency": m.currency, "amountMinor": m.amount_minor}
 
 
-async def _priced_lines(conn: asyncpg.Connection, lines: list[tuple[str, int]]) -> list[OrderLine]:
+async def _priced_lines(
+    conn: asyncpg.Connection, cache: aioredis.Redis, lines: list[tuple[str, int]]
+) -> list[OrderLine]:
+    """Each line at its product's current price, or its running flash sale's price."""
     ids = sorted({p for p, _ in lines})
     rows = await conn.fetch(
         "SELECT p.id, p.active, h.amount_minor, h.currency FROM products p JOIN product_price_history h "
@@ -49,8 +53,12 @@ async def _priced_lines(conn: asyncpg.Connection, lines: list[tuple[str, int]]) 
             f"unknown or withdrawn products: {', '.join(unknown)}",
             [{"name": "items", "reason": f"unknown product {p}"} for p in unknown],
         )
+    unit = {p: Money(r["amount_minor"], r["currency"].strip()) for p, r in prices.items()}
+    for product_id, sale in (await pricing.flash_prices(cache, ids, datetime.now(UTC))).items():
+        if sale["currency"] == unit[product_id].currency:
+            unit[product_id] = Money(sale["priceMinor"], sale["currency"])
     try:
-        priced = [OrderLine(p, q, Money(prices[p]["amount_minor"], prices[p]["currency"].strip())) for p, q in lines]
+        priced = [OrderLine(p, q, unit[p]) for p, q in lines]
         order_total(priced)
     except MoneyError as exc:
         raise invalid(f"an order is paid in one currency: {exc}") from exc
@@ -60,6 +68,7 @@ async def _priced_lines(conn: asyncpg.Connection, lines: list[tuple[str, int]]) 
 async def place(
     pool: asyncpg.Pool,
     stock: InventoryClient,
+    cache: aioredis.Redis,
     ctx: Context,
     user_id: str,
     lines: list[tuple[str, int]],
@@ -68,7 +77,7 @@ async def place(
     """Reserve, then commit the order with its order.created event (and, for a checkout, the cart's
     CHECKED_OUT status, in the same transaction); release the reservation if that commit fails."""
     async with pool.acquire() as conn:
-        priced = await _priced_lines(conn, lines)
+        priced = await _priced_lines(conn, cache, lines)
     order_id = f"ORD-{uuid.uuid4().hex[:16]}"
     try:
         await stock.reserve(order_id, [(line.product_id, line.qty) for line in priced], ctx.correlation_id)
@@ -301,7 +310,7 @@ async def fulfill(
     async with unit_of_work(pool) as conn:
         order = await get(conn, order_id, lock=True)
         _check(order, OrderStatus.FULFILLED)
-        if not await inventory.commit(conn, order_id):
+        if not await inventory.commit(conn, ctx, order_id):
             raise conflict(
                 "no-reservation",
                 "Nothing reserved for this order",

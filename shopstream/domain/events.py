@@ -51,10 +51,26 @@ EVENT_TYPES: tuple[EventType, ...] = (
     EventType("ecommerce.order.order.paid.v1", "Payment success", "orderId"),
     EventType("ecommerce.order.order.canceled.v1", "Compensation", "orderId"),
     EventType("ecommerce.order.order.fulfilled.v1", "Completion", "orderId"),
-    EventType("ecommerce.inventory.stock.adjusted.v1", "Stock delta broadcast", "productId"),
+    EventType("ecommerce.inventory.stock.adjusted.v1", "Stock delta broadcast", "productId", schema_version="1.1"),
     EventType("ecommerce.product.product.updated.v1", "Cache/search invalidation", "productId"),
     EventType("ecommerce.pricing.flash_sale.started.v1", "Broadcast sale", "productId"),
+    EventType("ecommerce.pricing.flash_sale.ended.v1", "Sale ended early", "productId"),
     EventType("ecommerce.webhook.delivery.failed.v1", "Alert operations", "subscriptionId"),
+    # projections written by the dataflows (streams/), registered like every other topic
+    EventType(
+        "ecommerce.inventory.stock_snapshot.updated.v1",
+        "Inventory snapshot per product",
+        "productId",
+        derived=True,
+        compacted=True,
+    ),
+    EventType(
+        "ecommerce.analytics.revenue_window.updated.v1",
+        "Revenue per window and currency",
+        "windowId",
+        derived=True,
+        compacted=True,
+    ),
 )
 
 _BY_NAME = {e.name: e for e in EVENT_TYPES}

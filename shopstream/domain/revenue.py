@@ -21,6 +21,8 @@ from shopstream.domain.envelope import epoch_ms
 
 # window name → length (ms)
 WINDOWS: dict[str, int] = {"1m": 60_000, "1d": 86_400_000}
+# window name → the WindowSize symbol of the revenue_window.updated contract
+WINDOW_SIZES = {"1m": "MINUTE", "1d": "DAY"}
 DEFAULT_GRACE_MS = 10_000
 
 
@@ -117,13 +119,14 @@ class WindowValue:
         return f"{self.currency}:{self.window}:{start}"
 
     def to_record(self) -> dict[str, Any]:
+        """The revenue_window.updated payload."""
         return {
             "windowId": self.window_id,
             "currency": self.currency,
-            "window": self.window,
+            "window": WINDOW_SIZES[self.window],
             "windowStart": self.start,
             "windowEnd": self.end,
-            "amountMinor": self.amount_minor,
+            "revenue": {"amountMinor": self.amount_minor, "currency": self.currency},
             "orders": self.orders,
             "version": self.version,
             "final": self.final,
@@ -174,9 +177,9 @@ class RevenueWindows:
         """Final values of every open window whose end + grace is at or before `watermark`."""
         closing = []
         for slot_key, slot in self.open.items():
-            name, start = slot_key.split(":")
-            if int(start) + WINDOWS[name] + self.grace_ms <= watermark:
-                closing.append((int(start), name, slot_key, slot))
+            name, start_text = slot_key.split(":")
+            if int(start_text) + WINDOWS[name] + self.grace_ms <= watermark:
+                closing.append((int(start_text), name, slot_key, slot))
         out = []
         for start, name, slot_key, slot in sorted(closing):
             del self.open[slot_key]

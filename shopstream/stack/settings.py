@@ -28,6 +28,10 @@ class RedisSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 6379
 
+    @property
+    def url(self) -> str:
+        return f"redis://{self.host}:{self.port}/0"
+
 
 class KafkaSettings(BaseModel):
     host: str = "127.0.0.1"

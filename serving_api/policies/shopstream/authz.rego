@@ -27,6 +27,8 @@ admin_actions := {
 	"product.update",
 	"product.delete",
 	"product.price.change",
+	"flash_sale.start",
+	"flash_sale.end",
 	"inventory.adjust",
 	"order.fulfill",
 }

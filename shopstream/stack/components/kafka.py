@@ -82,8 +82,8 @@ def component(settings: StackSettings, paths: StackPaths) -> Component:
 
 
 def _create_event_topics(bootstrap: str) -> str | None:
-    """One topic per event type of the catalogue (3 partitions), so that consumers can subscribe
-    before the first event is written."""
+    """One topic per event type of the catalogue (3 partitions; projections compacted), so that
+    consumers can subscribe before the first event is written."""
     from confluent_kafka import KafkaError
     from confluent_kafka.admin import NewTopic
 
@@ -91,7 +91,16 @@ def _create_event_topics(bootstrap: str) -> str | None:
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
     existing = set(admin.list_topics(timeout=10).topics)
-    wanted = [NewTopic(e.topic, num_partitions=3, replication_factor=1) for e in EVENT_TYPES if e.topic not in existing]
+    wanted = [
+        NewTopic(
+            e.topic,
+            num_partitions=3,
+            replication_factor=1,
+            config={"cleanup.policy": "compact"} if e.compacted else {},
+        )
+        for e in EVENT_TYPES
+        if e.topic not in existing
+    ]
     if not wanted:
         return None
     for topic, future in admin.create_topics(wanted).items():

@@ -31,6 +31,7 @@ def api_environment(settings: StackSettings, paths: StackPaths) -> dict[str, str
         "SHOPSTREAM_API__POSTGRES_DSN": pg.dsn,
         "SHOPSTREAM_API__REGISTRY_URL": settings.registry.url,
         "SHOPSTREAM_API__OPA_URL": settings.opa.url,
+        "SHOPSTREAM_API__REDIS_URL": settings.redis.url,
         "SHOPSTREAM_API__TRACES_FILE": str(paths.logs / "traces.jsonl"),
     }
 
@@ -95,6 +96,7 @@ def rest_api(settings: StackSettings, paths: StackPaths) -> Component:
             (settings.postgres.host, settings.postgres.port),
             (settings.registry.host, settings.registry.port),
             (settings.opa.host, settings.opa.port),
+            (settings.redis.host, settings.redis.port),
             (api.host, api.grpc_port),
         ],
     )
