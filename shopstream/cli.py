@@ -45,7 +45,14 @@ def _add_schemas_app() -> None:
     app.add_typer(schemas_app, name="schemas")
 
 
+def _add_streams_app() -> None:
+    from shopstream.cli_streams import streams_app
+
+    app.add_typer(streams_app, name="streams")
+
+
 _add_schemas_app()
+_add_streams_app()
 # piped output (CI logs, `| grep`) is not wrapped to 80 columns, or the status table loses columns
 console = Console() if Console().is_terminal else Console(width=160)
 Names = Annotated[list[str] | None, typer.Argument(help="Components (default: all).", show_default=False)]

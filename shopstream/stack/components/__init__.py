@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from shopstream.stack.component import Component
-from shopstream.stack.components import connect, kafka, opa, postgres, redis, registry, writers
+from shopstream.stack.components import connect, kafka, opa, postgres, redis, registry, streams, writers
 from shopstream.stack.paths import StackPaths
 from shopstream.stack.settings import StackSettings
 
@@ -20,6 +20,7 @@ REGISTRY: list[Callable[[StackSettings, StackPaths], Component]] = [
     writers.payment_gateway,
     writers.inventory_grpc,
     writers.rest_api,
+    *streams.factories(),
     writers.simulator,
 ]
 

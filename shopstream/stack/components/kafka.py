@@ -77,11 +77,11 @@ def component(settings: StackSettings, paths: StackPaths) -> Component:
         maven=[MavenArtifacts(settings.repo / "infra" / "maven" / "kafka" / "pom.xml", jars)],
         needs_java=True,
         config_files=[props],
-        on_ready=lambda: _create_event_topics(cfg.bootstrap),
+        on_ready=lambda: create_event_topics(cfg.bootstrap),
     )
 
 
-def _create_event_topics(bootstrap: str) -> str | None:
+def create_event_topics(bootstrap: str) -> str | None:
     """One topic per event type of the catalogue (3 partitions; projections compacted), so that
     consumers can subscribe before the first event is written."""
     from confluent_kafka import KafkaError

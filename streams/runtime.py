@@ -1,0 +1,230 @@
+"""What every Quix Streams dataflow here shares: the application (exactly-once, a short commit
+interval), Avro decoding in front with a dead-letter topic for what cannot be read, Avro
+encoding of projection records, and the Redis projection sink (versioned compare-and-set).
+
+A dataflow module only writes its pure steps and wires them with these."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from quixstreams import Application, State
+from quixstreams.dataframe import StreamingDataFrame
+from quixstreams.models import HeadersTuples, Topic
+from quixstreams.models.serializers import SerializationContext, Serializer
+from quixstreams.sinks import BatchingSink, SinkBatch
+
+from shopstream.domain import EventType
+from shopstream.serde import AvroSerde, RegistryClient, SerdeError
+from streams.settings import DataflowSettings
+
+log = logging.getLogger("shopstream.streams")
+# derived records get ids that replays reproduce: uuid5 of (topic, key, version)
+RECORD_IDS = uuid.UUID("6f1c3a52-94f4-4b8e-9a55-2f0f5c1d7e11")
+
+# a dataflow step's per-key state
+KeyState = State[str, Any]
+
+__all__ = ["Dataflow", "Inbound", "KeyState", "Projected", "RedisWrite"]
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """A decoded, parsed input record: the dataflow's value plus the ids to carry along."""
+
+    value: Any
+    trace_id: str
+    correlation_id: str
+
+
+@dataclass(frozen=True)
+class RedisWrite:
+    """One projection write: HSET `fields` on `key` unless it already holds `version` or newer."""
+
+    key: str
+    version: int
+    fields: dict[str, str]
+    expire_at_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class Projected:
+    """What a dataflow step emits: the projection topic's record (an envelope dict, or None for
+    a dataflow without a topic) and the Redis write. One value for both outputs, so the
+    dataflow stays one linear chain (Quix copies values into every branch)."""
+
+    record: dict[str, Any] | None
+    redis: RedisWrite
+
+
+class Dataflow:
+    """One running dataflow: its Quix application, serde, dead-letter topic and Redis sink."""
+
+    def __init__(self, name: str, settings: DataflowSettings) -> None:
+        self.name = name
+        self.settings = settings
+        self.serde = AvroSerde(RegistryClient(settings.registry_url))
+        self.app = Application(
+            broker_address=settings.kafka_bootstrap,
+            consumer_group=settings.consumer_group or f"shopstream-{name}",
+            processing_guarantee="exactly-once" if settings.exactly_once else "at-least-once",
+            commit_interval=settings.commit_interval,
+            auto_offset_reset="earliest",
+            state_dir=str(settings.state_dir),
+            # a record our decoder cannot read goes to the dead-letter topic, not here; an
+            # exception reaching Quix is a bug or an outage: the process stops and is restarted
+            loglevel=settings.log_level,
+        )
+        self.dlq = self.app.topic(settings.dead_letter_topic or f"shopstream.dlq.{name}", value_serializer="bytes")
+        self.dead_letters = 0
+
+    # --- input -----------------------------------------------------------------------------
+    def source(self, event: EventType, parse: Callable[[dict[str, Any]], Any]) -> StreamingDataFrame:
+        """The records of one event topic as `Inbound` values; records that do not decode, are
+        not the topic's event type or fail `parse` go to the dead-letter topic with the reason."""
+        topic = self.app.topic(event.topic, value_deserializer="bytes", key_deserializer="str")
+        sdf = self.app.dataframe(topic)
+        producer = sdf.processing_context.producer
+        dlq_name = self.dlq.name
+
+        def decode(raw: bytes | None, key: Any, timestamp: int, headers: Any) -> Inbound | None:
+            try:
+                _, record = self.serde.decode(raw)
+                if record["eventType"] != event.name:
+                    raise ValueError(f"a {record['eventType']} record on {event.topic}")
+                return Inbound(parse(record), record["traceId"], record["correlationId"])
+            except (SerdeError, ValueError, KeyError, TypeError) as exc:
+                self._dead_letter(producer, dlq_name, event.topic, raw, key, headers, exc)
+                return None
+
+        return sdf.apply(decode, metadata=True).filter(lambda v: v is not None)
+
+    def _dead_letter(
+        self, producer: Any, dlq: str, topic: str, raw: bytes | None, key: Any, headers: Any, exc: Exception
+    ) -> None:
+        """Write the record as it came, with why and from where, in the same transaction."""
+        from quixstreams import message_context
+
+        ctx = message_context()
+        reason = f"{type(exc).__name__}: {exc}"[:1000]
+        extra: HeadersTuples = [
+            ("dlq.reason", reason.encode()),
+            ("dlq.dataflow", self.name.encode()),
+            ("dlq.topic", topic.encode()),
+            ("dlq.partition", str(ctx.partition).encode()),
+            ("dlq.offset", str(ctx.offset).encode()),
+        ]
+        producer.produce(
+            topic=dlq,
+            value=raw,
+            key=key.encode() if isinstance(key, str) else key,
+            headers=[*(headers or []), *extra],
+        )
+        self.dead_letters += 1
+        log.warning(
+            "dead letter: %s[%s]@%s: %s",
+            topic,
+            ctx.partition,
+            ctx.offset,
+            reason,
+            extra={"dataflow": self.name, "topic": topic, "offset": ctx.offset},
+        )
+
+    # --- output ----------------------------------------------------------------------------
+    def projection_topic(self, event: EventType) -> Topic:
+        """A registered projection topic written with our serde (schema id from the registry)."""
+        self.serde.use(event.subject)
+        return self.app.topic(
+            event.topic, key_serializer="str", value_serializer=_EnvelopeSerializer(self.serde, event.subject)
+        )
+
+    def redis_sink(self) -> RedisProjectionSink:
+        return RedisProjectionSink(self.settings.redis_url)
+
+    def run(self) -> None:
+        self.app.run()
+
+
+def derived_record(
+    event: EventType, payload: dict[str, Any], version: int, occurred_at: int, cause: Inbound, producer: str
+) -> dict[str, Any]:
+    """A projection record in the canonical envelope; its id is the same on every replay."""
+    key = payload[event.partition_key]
+    return {
+        "eventId": str(uuid.uuid5(RECORD_IDS, f"{event.topic}:{key}:{version}")),
+        "eventType": event.name,
+        "occurredAt": occurred_at,
+        "producer": producer,
+        "traceId": cause.trace_id,
+        "correlationId": cause.correlation_id,
+        "schemaVersion": event.schema_version,
+        "partitionKey": key,
+        "payload": payload,
+    }
+
+
+class _EnvelopeSerializer(Serializer):
+    def __init__(self, serde: AvroSerde, subject: str) -> None:
+        self.serde, self.subject = serde, subject
+
+    def __call__(self, value: Projected, ctx: SerializationContext) -> bytes:
+        return self.serde.encode(self.subject, value.record)  # type: ignore[arg-type]
+
+
+# KEYS[1] = the hash; ARGV = version, expire-at ms ("" for none), field, value, field, value, ...
+_CAS = """
+local current = redis.call('HGET', KEYS[1], 'version')
+if current and tonumber(current) >= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'version', ARGV[1], unpack(ARGV, 3))
+if ARGV[2] ~= '' then redis.call('PEXPIREAT', KEYS[1], ARGV[2]) end
+return 1
+"""
+
+
+class RedisProjectionSink(BatchingSink):
+    """Writes the `Projected.redis` writes at each checkpoint, before Kafka offsets commit. A replayed batch
+    writes versions Redis already holds, which the compare-and-set skips: never a double count."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self.url = url
+        self.client: redis.Redis | None = None
+        self.written = 0
+        self.skipped = 0
+
+    def setup(self) -> None:
+        self.client = redis.Redis.from_url(self.url, socket_timeout=5)
+        self.client.ping()
+        self.cas = self.client.register_script(_CAS)
+
+    def write(self, batch: SinkBatch) -> None:
+        assert self.client is not None, "setup() first"
+        latest: dict[str, RedisWrite] = {}  # only the newest write per key matters
+        for item in batch:
+            w = item.value.redis
+            if w.key not in latest or latest[w.key].version < w.version:
+                latest[w.key] = w
+        pipe = self.client.pipeline(transaction=False)
+        for w in latest.values():
+            args: list[Any] = [w.version, "" if w.expire_at_ms is None else w.expire_at_ms]
+            for field, value in w.fields.items():
+                args += [field, value]
+            self.cas(keys=[w.key], args=args, client=pipe)
+        results = pipe.execute()
+        self.written += sum(results)
+        self.skipped += len(results) - sum(results)
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def as_json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)

@@ -1,0 +1,53 @@
+"""Settings of the dataflows: one class per dataflow (its own environment prefix, e.g.
+`SHOPSTREAM_REVENUE_WINDOWS__COMMIT_INTERVAL=0.5`), on a shared base."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shopstream.stack.settings import REPO_ROOT
+
+
+class DataflowSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore")
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    registry_url: str = "http://127.0.0.1:8081"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # where Quix keeps the dataflow's local state (RocksDB); its changelog topics are the backup
+    state_dir: Path = REPO_ROOT / ".local" / "data" / "streams"
+    # empty: shopstream-<dataflow>
+    consumer_group: str = ""
+    # empty: shopstream.dlq.<dataflow>
+    dead_letter_topic: str = ""
+    # exactly-once: state, offsets and output records commit in one Kafka transaction
+    exactly_once: bool = True
+    # seconds between checkpoints: how often outputs become visible (Quix's default is 5 s;
+    # freshness wants sub-second, and each commit costs a transaction)
+    commit_interval: float = Field(default=0.2, gt=0, le=60)
+    log_level: Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"] = "INFO"
+
+
+class InventorySnapshotSettings(DataflowSettings):
+    model_config = SettingsConfigDict(env_prefix="SHOPSTREAM_INVENTORY_SNAPSHOT__", extra="ignore")
+
+
+class RevenueWindowsSettings(DataflowSettings):
+    model_config = SettingsConfigDict(env_prefix="SHOPSTREAM_REVENUE_WINDOWS__", extra="ignore")
+
+    # how long after a window's end late events still count (event time)
+    grace_ms: int = Field(default=10_000, ge=0, le=3_600_000)
+    # how long window values stay in Redis (the topic keeps them for good)
+    minute_ttl_s: int = 2 * 86_400
+    day_ttl_s: int = 90 * 86_400
+
+
+class FlashSalePriceMapSettings(DataflowSettings):
+    model_config = SettingsConfigDict(env_prefix="SHOPSTREAM_FLASH_SALE_PRICE_MAP__", extra="ignore")
+
+    # a product whose sales are all over keeps an empty entry this long (then it expires)
+    empty_ttl_s: int = 3_600
