@@ -37,17 +37,17 @@ def parse(event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
-def order_step(inbound: Inbound, state: KeyState) -> dict[str, Any] | None:
-    """Step 1, keyed by order: the revenue change this event books, as JSON for the repartition."""
+def order_step(inbound: Inbound, state: KeyState) -> list[dict[str, Any]]:
+    """Step 1, keyed by order: the revenue changes this event books, as JSON for the repartition."""
     current = state.get("order")
-    order, delta = revenue_delta(None if current is None else OrderRevenue.from_state(current), inbound.value)
+    order, deltas = revenue_delta(None if current is None else OrderRevenue.from_state(current), inbound.value)
     if order is None:
         state.delete("order")  # fulfilled: it will not be canceled any more
     elif order.to_state() != current:
         state.set("order", order.to_state())
-    if delta is None:
-        return None
-    return {"delta": delta.to_state(), "traceId": inbound.trace_id, "correlationId": inbound.correlation_id}
+    return [
+        {"delta": d.to_state(), "traceId": inbound.trace_id, "correlationId": inbound.correlation_id} for d in deltas
+    ]
 
 
 def window_step(grace_ms: int, ttl_s: dict[str, int]) -> Any:
@@ -87,7 +87,7 @@ def build(flow: Dataflow) -> None:
     sdf = (
         flow.source(PAID, parse).concat(flow.source(CANCELED, parse)).concat(flow.source(FULFILLED, parse))
     )  # Inbound(order event), keyed by orderId
-    sdf = sdf.apply(order_step, stateful=True).filter(lambda d: d is not None)  # {"delta": {...}, "traceId": ...}
+    sdf = sdf.apply(order_step, stateful=True, expand=True)  # {"delta": {...}, "traceId": ...} per change
     sdf = sdf.group_by(lambda d: d["delta"]["currency"], name="currency")  # same, keyed by currency
     ttl = {"1m": settings.minute_ttl_s, "1d": settings.day_ttl_s}
     sdf = sdf.apply(window_step(settings.grace_ms, ttl), stateful=True, expand=True)  # Projected per window value

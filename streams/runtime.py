@@ -76,7 +76,7 @@ class Dataflow:
             consumer_group=settings.consumer_group or f"shopstream-{name}",
             processing_guarantee="exactly-once" if settings.exactly_once else "at-least-once",
             commit_interval=settings.commit_interval,
-            auto_offset_reset="earliest",
+            auto_offset_reset=settings.auto_offset_reset,
             state_dir=str(settings.state_dir),
             # a record our decoder cannot read goes to the dead-letter topic, not here; an
             # exception reaching Quix is a bug or an outage: the process stops and is restarted

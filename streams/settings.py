@@ -22,6 +22,8 @@ class DataflowSettings(BaseSettings):
     state_dir: Path = REPO_ROOT / ".local" / "data" / "streams"
     # empty: shopstream-<dataflow>
     consumer_group: str = ""
+    # where a new consumer group starts: the whole history (projections are rebuilt from it)
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     # empty: shopstream.dlq.<dataflow>
     dead_letter_topic: str = ""
     # exactly-once: state, offsets and output records commit in one Kafka transaction

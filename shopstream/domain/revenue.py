@@ -3,9 +3,10 @@
 
 Two keyed steps, because the inputs are keyed by order and the windows by currency:
 
-1. per order (`OrderRevenue`): order.paid → +amount, a later order.canceled of that paid order →
-   −amount (booked when the cancellation happens), order.fulfilled → forget the order. Duplicates
-   (Debezium redelivers at least once) change nothing.
+1. per order (`OrderRevenue`): order.paid → +amount, an order.canceled of that paid order →
+   −amount (booked at the cancellation's time, in whichever order the two are read),
+   order.fulfilled → forget the order. Duplicates (Debezium redelivers at least once) change
+   nothing.
 2. per currency (`RevenueWindows`): each `RevenueDelta` lands in its 1-minute and 1-day window;
    the running value goes out on every change, the final value once the currency's watermark
    (the highest event time seen) passes the window's end plus the grace period; later deltas for a
@@ -46,11 +47,14 @@ class RevenueDelta:
 
 @dataclass(frozen=True)
 class OrderRevenue:
-    """What step 1 remembers of one order."""
+    """What step 1 remembers of one order: its payment, and when it was canceled. The paid and
+    canceled events travel on different topics, so a cancellation may be read first: it is kept
+    until the payment shows up, and then both are booked."""
 
-    amount_minor: int
-    currency: str
-    canceled: bool = False
+    amount_minor: int = 0
+    currency: str = ""
+    paid: bool = False
+    canceled_at: int | None = None
 
     def to_state(self) -> dict[str, Any]:
         return asdict(self)
@@ -62,27 +66,31 @@ class OrderRevenue:
 
 def on_order_paid(
     state: OrderRevenue | None, order_id: str, amount_minor: int, currency: str, at: int
-) -> tuple[OrderRevenue | None, RevenueDelta | None]:
-    """(new state, delta to book); a repeated payment event books nothing."""
-    if state is not None:
-        return state, None
-    return OrderRevenue(amount_minor, currency), RevenueDelta(currency, at, amount_minor, 1, order_id)
+) -> tuple[OrderRevenue, list[RevenueDelta]]:
+    """(new state, deltas to book); a repeated payment event books nothing."""
+    if state is not None and state.paid:
+        return state, []
+    paid = RevenueDelta(currency, at, amount_minor, 1, order_id)
+    if state is not None and state.canceled_at is not None:  # the cancellation was read first
+        refund = RevenueDelta(currency, state.canceled_at, -amount_minor, -1, order_id)
+        return OrderRevenue(amount_minor, currency, True, state.canceled_at), [paid, refund]
+    return OrderRevenue(amount_minor, currency, True), [paid]
 
 
-def on_order_canceled(
-    state: OrderRevenue | None, order_id: str, at: int
-) -> tuple[OrderRevenue | None, RevenueDelta | None]:
-    """A cancellation subtracts only what was paid, once; canceling an unpaid order books nothing."""
-    if state is None or state.canceled:
-        return state, None
+def on_order_canceled(state: OrderRevenue | None, order_id: str, at: int) -> tuple[OrderRevenue, list[RevenueDelta]]:
+    """A cancellation subtracts what was paid, once; before the payment is seen it is only kept."""
+    if state is not None and state.canceled_at is not None:
+        return state, []
+    if state is None or not state.paid:
+        return OrderRevenue(canceled_at=at), []
     return (
-        OrderRevenue(state.amount_minor, state.currency, canceled=True),
-        RevenueDelta(state.currency, at, -state.amount_minor, -1, order_id),
+        OrderRevenue(state.amount_minor, state.currency, True, at),
+        [RevenueDelta(state.currency, at, -state.amount_minor, -1, order_id)],
     )
 
 
-def revenue_delta(state: OrderRevenue | None, event: dict[str, Any]) -> tuple[OrderRevenue | None, RevenueDelta | None]:
-    """Step 1 for one decoded order event. A fulfilled order returns (None, None): its state can
+def revenue_delta(state: OrderRevenue | None, event: dict[str, Any]) -> tuple[OrderRevenue | None, list[RevenueDelta]]:
+    """Step 1 for one decoded order event. A fulfilled order returns (None, []): its state can
     be dropped, it will not be canceled any more."""
     p, kind = event["payload"], event["eventType"]
     at = epoch_ms(event["occurredAt"])
@@ -92,7 +100,7 @@ def revenue_delta(state: OrderRevenue | None, event: dict[str, Any]) -> tuple[Or
     if kind.startswith("ecommerce.order.order.canceled."):
         return on_order_canceled(state, p["orderId"], at)
     if kind.startswith("ecommerce.order.order.fulfilled."):
-        return None, None
+        return None, []
     raise ValueError(f"revenue windows do not read {kind}")
 
 
