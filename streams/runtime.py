@@ -70,7 +70,8 @@ class Dataflow:
     def __init__(self, name: str, settings: DataflowSettings) -> None:
         self.name = name
         self.settings = settings
-        self.serde = AvroSerde(RegistryClient(settings.registry_url))
+        self.registry = RegistryClient(settings.registry_url)
+        self.serde = AvroSerde(self.registry)
         self.app = Application(
             broker_address=settings.kafka_bootstrap,
             consumer_group=settings.consumer_group or f"shopstream-{name}",
@@ -78,6 +79,7 @@ class Dataflow:
             commit_interval=settings.commit_interval,
             auto_offset_reset=settings.auto_offset_reset,
             state_dir=str(settings.state_dir),
+            use_changelog_topics=settings.changelog_topics,
             # a record our decoder cannot read goes to the dead-letter topic, not here; an
             # exception reaching Quix is a bug or an outage: the process stops and is restarted
             loglevel=settings.log_level,
@@ -149,7 +151,13 @@ class Dataflow:
         return RedisProjectionSink(self.settings.redis_url)
 
     def run(self) -> None:
-        self.app.run()
+        try:
+            self.app.run()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.registry.close()
 
 
 def derived_record(

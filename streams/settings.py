@@ -26,6 +26,9 @@ class DataflowSettings(BaseSettings):
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     # empty: shopstream.dlq.<dataflow>
     dead_letter_topic: str = ""
+    # state backed up to compacted changelog topics (restored from them on another machine);
+    # off only for single-process tests of the steps
+    changelog_topics: bool = True
     # exactly-once: state, offsets and output records commit in one Kafka transaction
     exactly_once: bool = True
     # seconds between checkpoints: how often outputs become visible (Quix's default is 5 s;
