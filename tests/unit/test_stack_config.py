@@ -32,6 +32,9 @@ def test_ports_come_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_pa
         "payment-gateway": [8090],
         "inventory-grpc": [50051],
         "api": [8000],
+        "stream-inventory-snapshot": [],
+        "stream-revenue-windows": [],
+        "stream-flash-sale-price-map": [],
         "simulator": [],
     }
     assert settings.env_name("kafka", "port") == "SHOPSTREAM_KAFKA__PORT"
@@ -49,6 +52,9 @@ def test_defaults_are_the_conventional_ports(tmp_path: Path) -> None:
         "payment-gateway": 8090,
         "inventory-grpc": 50051,
         "api": 8000,
+        "stream-inventory-snapshot": None,
+        "stream-revenue-windows": None,
+        "stream-flash-sale-price-map": None,
         "simulator": None,
     }
 
@@ -114,3 +120,11 @@ def test_maven_artifacts_are_stale_until_stamped_for_this_pom(tmp_path: Path) ->
     assert stale_maven([c], paths) == []
     pom.write_text("<project><!-- new version --></project>")
     assert stale_maven([c], paths) == [MavenArtifacts(pom, out)]
+
+
+def test_the_stack_runs_every_dataflow_of_the_catalogue() -> None:
+    from streams import DATAFLOW_NAMES
+    from streams.catalog import DATAFLOWS
+
+    assert set(DATAFLOW_NAMES) == set(DATAFLOWS)
+    assert {spec.component() for spec in DATAFLOWS.values()} <= {c.name for c in build_components(StackSettings())}
