@@ -91,7 +91,9 @@ class Dataflow:
     def source(self, event: EventType, parse: Callable[[dict[str, Any]], Any]) -> StreamingDataFrame:
         """The records of one event topic as `Inbound` values; records that do not decode, are
         not the topic's event type or fail `parse` go to the dead-letter topic with the reason."""
-        topic = self.app.topic(event.topic, value_deserializer="bytes", key_deserializer="str")
+        topic = self.app.topic(
+            self.settings.topic_prefix + event.topic, value_deserializer="bytes", key_deserializer="str"
+        )
         sdf = self.app.dataframe(topic)
         producer = sdf.processing_context.producer
         dlq_name = self.dlq.name
@@ -100,10 +102,10 @@ class Dataflow:
             try:
                 _, record = self.serde.decode(raw)
                 if record["eventType"] != event.name:
-                    raise ValueError(f"a {record['eventType']} record on {event.topic}")
+                    raise ValueError(f"a {record['eventType']} record on {topic.name}")
                 return Inbound(parse(record), record["traceId"], record["correlationId"])
             except (SerdeError, ValueError, KeyError, TypeError) as exc:
-                self._dead_letter(producer, dlq_name, event.topic, raw, key, headers, exc)
+                self._dead_letter(producer, dlq_name, topic.name, raw, key, headers, exc)
                 return None
 
         return sdf.apply(decode, metadata=True).filter(lambda v: v is not None)
@@ -144,7 +146,9 @@ class Dataflow:
         """A registered projection topic written with our serde (schema id from the registry)."""
         self.serde.use(event.subject)
         return self.app.topic(
-            event.topic, key_serializer="str", value_serializer=_EnvelopeSerializer(self.serde, event.subject)
+            self.settings.topic_prefix + event.topic,
+            key_serializer="str",
+            value_serializer=_EnvelopeSerializer(self.serde, event.subject),
         )
 
     def redis_sink(self) -> RedisProjectionSink:

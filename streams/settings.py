@@ -22,6 +22,9 @@ class DataflowSettings(BaseSettings):
     state_dir: Path = REPO_ROOT / ".local" / "data" / "streams"
     # empty: shopstream-<dataflow>
     consumer_group: str = ""
+    # put before every input and output topic name: a copy of the dataflow on topics of its own
+    # (benchmarks, rehearsals); the registry subjects stay those of the event types
+    topic_prefix: str = ""
     # where a new consumer group starts: the whole history (projections are rebuilt from it)
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     # empty: shopstream.dlq.<dataflow>

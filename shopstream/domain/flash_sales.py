@@ -8,7 +8,7 @@ t, is the lowest price among its sales running at t (`price_at`)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from shopstream.domain.envelope import epoch_ms
@@ -55,7 +55,7 @@ class PriceMap:
     def to_state(self) -> dict[str, Any]:
         return {
             "product_id": self.product_id,
-            "sales": {k: asdict(v) for k, v in self.sales.items()},
+            "sales": {k: dict(vars(v)) for k, v in self.sales.items()},
             "ended": self.ended,
             "version": self.version,
             "watermark": self.watermark,

@@ -8,7 +8,7 @@ harmless. Older records (contract 1.0: no after-state) are folded from their del
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from shopstream.domain.envelope import epoch_ms
@@ -60,7 +60,7 @@ class StockSnapshot:
         return self.on_hand - self.reserved
 
     def to_state(self) -> dict[str, Any]:
-        return asdict(self)
+        return dict(vars(self))  # flat fields: a shallow copy (asdict deep-copies)
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> StockSnapshot:

@@ -14,7 +14,7 @@ Two keyed steps, because the inputs are keyed by order and the windows by curren
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,7 +38,7 @@ class RevenueDelta:
     order_id: str
 
     def to_state(self) -> dict[str, Any]:
-        return asdict(self)
+        return dict(vars(self))  # flat fields: a shallow copy (asdict deep-copies)
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> RevenueDelta:
@@ -57,7 +57,7 @@ class OrderRevenue:
     canceled_at: int | None = None
 
     def to_state(self) -> dict[str, Any]:
-        return asdict(self)
+        return dict(vars(self))  # flat fields: a shallow copy (asdict deep-copies)
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> OrderRevenue:
