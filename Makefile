@@ -62,13 +62,14 @@ lint: $(BIN)/.installed
 	$(BIN)/mypy
 
 ## bench: every figure into bench/RESULTS.md (a throw-away stack for start-up and memory, then
-## serde and registry figures against the running stack)
+## serde, registry, order and dataflow figures against the running stack)
 bench: setup
 	$(BIN)/python bench/stack_bench.py --report bench/RESULTS.md
 	$(SS) up
 	$(BIN)/python bench/serde_bench.py --report bench/RESULTS.md
 	$(BIN)/python bench/registry_bench.py --report bench/RESULTS.md
 	$(BIN)/python bench/orders_bench.py --report bench/RESULTS.md
+	$(BIN)/python bench/streams_bench.py --report bench/RESULTS.md
 
 ## clean: stop the stack and delete everything it wrote (.local/) — data included
 clean: $(BIN)/.installed
