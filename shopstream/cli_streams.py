@@ -46,7 +46,7 @@ def run(name: str) -> None:
     settings = spec.settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # the event topics get their partitions from us, not from Quix's auto-creation
-    created = create_event_topics(settings.kafka_bootstrap)
+    created = create_event_topics(settings.kafka_bootstrap, settings.topic_prefix)
     if created:
         console.print(created)
     flow = start(name, settings)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 
+from shopstream.domain import EVENT_TYPES
 from shopstream.stack import StackSettings
 from shopstream.stack.installer import setup_flink_env
 from shopstream.stack.paths import StackPaths
@@ -28,5 +29,5 @@ def test_the_pyflink_environment_is_separate_and_carries_the_domain(settings: St
     facts = json.loads(out.stdout)
     assert facts["flink"].startswith("2.3")
     assert int(facts["protobuf"].split(".")[0]) < 6  # the pin that keeps it out of the main env
-    assert facts["events"] == 8
+    assert facts["events"] == len(EVENT_TYPES)  # the same catalogue as ours
     assert facts["has_typer"] is False  # the domain package brought no stack dependencies

@@ -81,9 +81,9 @@ def component(settings: StackSettings, paths: StackPaths) -> Component:
     )
 
 
-def create_event_topics(bootstrap: str) -> str | None:
+def create_event_topics(bootstrap: str, prefix: str = "") -> str | None:
     """One topic per event type of the catalogue (3 partitions; projections compacted), so that
-    consumers can subscribe before the first event is written."""
+    consumers can subscribe before the first event is written; `prefix` names a copy of them."""
     from confluent_kafka import KafkaError
     from confluent_kafka.admin import NewTopic
 
@@ -93,13 +93,13 @@ def create_event_topics(bootstrap: str) -> str | None:
     existing = set(admin.list_topics(timeout=10).topics)
     wanted = [
         NewTopic(
-            e.topic,
+            prefix + e.topic,
             num_partitions=3,
             replication_factor=1,
             config={"cleanup.policy": "compact"} if e.compacted else {},
         )
         for e in EVENT_TYPES
-        if e.topic not in existing
+        if prefix + e.topic not in existing
     ]
     if not wanted:
         return None
