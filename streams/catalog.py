@@ -64,4 +64,5 @@ def start(name: str, settings: DataflowSettings | None = None) -> Dataflow:
     spec = dataflow(name)
     flow = Dataflow(spec.name, settings or spec.settings())
     spec.build(flow)
+    flow.built()
     return flow

@@ -77,6 +77,7 @@ class Dataflow:
             consumer_group=settings.consumer_group or f"shopstream-{name}",
             processing_guarantee="exactly-once" if settings.exactly_once else "at-least-once",
             commit_interval=settings.commit_interval,
+            consumer_poll_timeout=settings.poll_timeout,
             auto_offset_reset=settings.auto_offset_reset,
             state_dir=str(settings.state_dir),
             use_changelog_topics=settings.changelog_topics,
@@ -153,6 +154,11 @@ class Dataflow:
 
     def redis_sink(self) -> RedisProjectionSink:
         return RedisProjectionSink(self.settings.redis_url)
+
+    def built(self) -> None:
+        """After the dataflow's builder: settle what Quix decided on its own."""
+        if not self.settings.time_alignment:
+            self.app._dataframe_registry._requires_time_alignment = False  # no public switch in 3.28
 
     def run(self) -> None:
         try:

@@ -36,7 +36,17 @@ class DataflowSettings(BaseSettings):
     exactly_once: bool = True
     # seconds between checkpoints: how often outputs become visible (Quix's default is 5 s;
     # freshness wants sub-second, and each commit costs a transaction)
-    commit_interval: float = Field(default=0.2, gt=0, le=60)
+    commit_interval: float = Field(default=0.1, gt=0, le=60)
+    # how long the loop waits for a record before it can commit what it has: an idle dataflow
+    # holds its last outputs (uncommitted, so unreadable) this long at worst. Quix's 1 s default
+    # added up to a second per stage to freshness
+    poll_timeout: float = Field(default=0.05, gt=0, le=5)
+    # Quix's partition time alignment (on by itself when a dataflow reads several topics): it
+    # holds a record back until every partition has one buffered or looks idle, and partitions
+    # written transactionally (our repartition topic) never look idle between records — their
+    # commit markers sit above the last record — which cost seconds of latency. Our steps do
+    # not need it: they are order-independent across topics and window by event time.
+    time_alignment: bool = False
     log_level: Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"] = "INFO"
 
 

@@ -156,3 +156,24 @@ def test_a_payment_reaches_the_revenue_window_and_a_reservation_the_inventory_sn
     assert windows["MINUTE"]["producer"] == "revenue_windows"
     key = f"revenue:1m:USD:{int(minute['windowStart'].timestamp() * 1000)}"
     assert int(eventually(lambda: cache.hget(key, "version"), what=key)) >= minute["version"], "Redis has it too"
+
+
+def test_an_order_fails_fast_with_a_503_when_the_price_map_cannot_be_read(stack: Stack, shop: Storefront) -> None:
+    """Seed §8: flash prices fail fast, no retry; nothing is reserved, and the same
+    Idempotency-Key works once Redis is back."""
+    product = shop.product(stock=3)
+    key = uuid.uuid4().hex
+    stack.down(["redis"])
+    try:
+        started = time.monotonic()
+        r = shop.order("alice", [(product["id"], 1)], key=key)
+        elapsed = time.monotonic() - started
+    finally:
+        stack.up(["redis"])
+    assert r.status_code == 503, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["type"].endswith("/flash-prices-unavailable")
+    assert elapsed < 2, f"took {elapsed:.1f}s: not failing fast"
+    assert shop.stock(product["id"])["available"] == 3, "nothing reserved"
+    again = shop.order("alice", [(product["id"], 1)], key=key)
+    assert again.status_code == 201, again.text
