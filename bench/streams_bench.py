@@ -38,6 +38,7 @@ from report import conditions, write_section  # noqa: E402
 from shopstream.domain import EventType, envelope, event_type  # noqa: E402
 from shopstream.serde import AvroSerde, RegistryClient  # noqa: E402
 from shopstream.stack import StackSettings  # noqa: E402
+from streams.settings import DataflowSettings  # noqa: E402
 
 console = Console()
 SHOPSTREAM = str(Path(sys.executable).parent / "shopstream")
@@ -259,7 +260,8 @@ def main() -> int:
     lags, hops = freshness(settings, args.freshness_seconds, args.simulator_rate) if measure else ([], [])
     body = ["## Dataflows (`bench/streams_bench.py`)", "", conditions(), ""]
     body += [f"{args.events:,} events per dataflow on 3-partition topics of the bench's own; one dataflow process, "
-             "exactly-once, 0.2 s commit interval. Ceiling: a bare confluent-kafka consume + fastavro decode loop "
+             "exactly-once, "
+             f"{DataflowSettings().commit_interval:g} s commit interval. Ceiling: a bare confluent-kafka consume + fastavro decode loop "
              "over the same records (one process).", "",
              "| dataflow | events/s | ceiling events/s | share of ceiling | dataflow CPU s |",
              "|---|---:|---:|---:|---:|"]  # fmt: skip

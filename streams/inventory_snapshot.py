@@ -10,7 +10,7 @@ from typing import Any
 
 from shopstream.domain import event_type
 from shopstream.domain.inventory import StockAdjustment, StockSnapshot, fold_adjustment
-from streams.runtime import Dataflow, Inbound, KeyState, Projected, RedisWrite, derived_record
+from streams.runtime import Dataflow, Inbound, KeyState, Projected, RedisWrite, derived_record, record_key
 from streams.settings import InventorySnapshotSettings
 
 NAME = "inventory_snapshot"
@@ -49,7 +49,7 @@ def project(snapshot: StockSnapshot, cause: Inbound) -> Projected:
 def build(flow: Dataflow) -> None:
     sdf = flow.source(SOURCE, parse)  # Inbound(StockAdjustment), keyed by productId
     sdf = sdf.apply(snapshot_step, stateful=True).filter(lambda p: p is not None)  # Projected
-    sdf = sdf.to_topic(flow.projection_topic(SNAPSHOT))  # the snapshot record, keyed by productId
+    sdf = sdf.to_topic(flow.projection_topic(SNAPSHOT), key=record_key)  # the snapshot record, keyed by productId
     sdf.sink(flow.redis_sink())  # HSET inventory:{productId} onHand reserved available version updatedAt
 
 

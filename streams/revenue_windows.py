@@ -13,7 +13,7 @@ from typing import Any
 
 from shopstream.domain import event_type
 from shopstream.domain.revenue import OrderRevenue, RevenueDelta, RevenueWindows, WindowValue, revenue_delta
-from streams.runtime import Dataflow, Inbound, KeyState, Projected, RedisWrite, derived_record
+from streams.runtime import Dataflow, Inbound, KeyState, Projected, RedisWrite, derived_record, record_key
 from streams.settings import RevenueWindowsSettings
 
 NAME = "revenue_windows"
@@ -91,7 +91,7 @@ def build(flow: Dataflow) -> None:
     sdf = sdf.group_by(lambda d: d["delta"]["currency"], name="currency")  # same, keyed by currency
     ttl = {"1m": settings.minute_ttl_s, "1d": settings.day_ttl_s}
     sdf = sdf.apply(window_step(settings.grace_ms, ttl), stateful=True, expand=True)  # Projected per window value
-    sdf = sdf.to_topic(flow.projection_topic(WINDOW), key=lambda p: p.record["partitionKey"])  # keyed by windowId
+    sdf = sdf.to_topic(flow.projection_topic(WINDOW), key=record_key)  # the window record, keyed by windowId
     sdf.sink(flow.redis_sink())  # HSET revenue:{window}:{currency}:{start} amountMinor orders final ...
 
 

@@ -73,7 +73,7 @@ class Steps:
         self.offset += 1
         topic = next(t for t in self.sdf.topics if t.name == event.topic)
         ctx = MessageContext(event.topic, 0, self.offset, len(raw))
-        return [value for value, *_ in self.sdf.test(raw, key=key, ctx=ctx, topic=topic)]
+        return [value for value, *_ in self.sdf.test(raw, key=key.encode(), ctx=ctx, topic=topic)]
 
 
 def adjusted(version: int, on_hand: int, reserved: int, reason: str = "RESTOCK", delta: int = 1) -> dict[str, Any]:
@@ -102,7 +102,12 @@ def test_inventory_snapshot_steps(stack: Stack, tmp_path: Path, flows: list[Data
     assert second.redis.fields["available"] == "2" and second.redis.fields["reserved"] == "3"
     assert steps.send(inv.SOURCE, adjusted(1, 5, 0)) == [None], "an older version changes nothing"
     assert steps.raw(inv.SOURCE, b"\x00\x00\x00\x00\x07junk", "P1") == [], "undecodable: dead letter, no output"
-    assert flow.dead_letters == 1
+    good = flow.serde.encode(
+        inv.SOURCE.subject,
+        envelope(inv.SOURCE, adjusted(3, 5, 0), producer="t", correlation_id="c", trace_id="0" * 32),
+    )
+    assert steps.raw(inv.SOURCE, good, "P2") == [], "keyed as another product: dead letter"
+    assert flow.dead_letters == 2
 
 
 def test_revenue_windows_steps(stack: Stack, tmp_path: Path, flows: list[Dataflow]) -> None:

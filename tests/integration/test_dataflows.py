@@ -136,22 +136,26 @@ def test_a_poison_record_goes_to_the_dead_letter_topic_and_processing_continues(
     )
     producer.produce(ADJUSTED.topic, key=product, value=b"\x00\x00\x00\x00\x01not avro at all")
     producer.produce(ADJUSTED.topic, key=product, value=b'{"json": "instead of Avro"}')
+    misfiled = adjustment(product, 9, "RESTOCK", 9, 0, 1)  # a good event under a key that is not UTF-8
+    record = envelope(ADJUSTED, misfiled, producer="t", correlation_id="c", trace_id="0" * 32)
+    producer.produce(ADJUSTED.topic, key=b"\xff\xfe" + product.encode(), value=serde.encode(ADJUSTED.subject, record))
     produce(producer, serde, ADJUSTED, adjustment(product, 4, "RESTOCK", 4, 0, 1), int(time.time() * 1000))
     producer.flush(10)
     eventually(lambda: cache.hget(f"inventory:{product}", "available") == "4", what="the good record after the poison")
     letters = []
     deadline = time.monotonic() + 30
-    while len(letters) < 2 and time.monotonic() < deadline:
+    while len(letters) < 3 and time.monotonic() < deadline:
         msg = consumer.poll(0.5)
-        if msg is not None and msg.error() is None and msg.key() == product.encode():
+        if msg is not None and msg.error() is None and msg.key() in (product.encode(), b"\xff\xfe" + product.encode()):
             letters.append(msg)
     consumer.close()
-    assert [m.value() for m in letters] == [b"\x00\x00\x00\x00\x01not avro at all", b'{"json": "instead of Avro"}']
-    first, second = ({k: v.decode() for k, v in m.headers()} for m in letters)
+    assert [m.value() for m in letters[:2]] == [b"\x00\x00\x00\x00\x01not avro at all", b'{"json": "instead of Avro"}']
+    first, second, third = ({k: v.decode() for k, v in m.headers()} for m in letters)
     assert first["dlq.topic"] == ADJUSTED.topic and first["dlq.dataflow"] == "inventory_snapshot"
     assert "UndecodableRecord" in first["dlq.reason"] or "SchemaNotRegistered" in first["dlq.reason"]
     assert "BadMagicByte" in second["dlq.reason"]
     assert int(second["dlq.offset"]) == int(first["dlq.offset"]) + 1
+    assert "is not the event's partition key" in third["dlq.reason"]
 
 
 def revenue_history(currency: str, orders: int, start: int) -> list[tuple[str, str, int, int]]:
