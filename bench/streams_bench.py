@@ -260,9 +260,8 @@ def main() -> int:
     lags, hops = freshness(settings, args.freshness_seconds, args.simulator_rate) if measure else ([], [])
     body = ["## Dataflows (`bench/streams_bench.py`)", "", conditions(), ""]
     body += [f"{args.events:,} events per dataflow on 3-partition topics of the bench's own; one dataflow process, "
-             "exactly-once, "
-             f"{DataflowSettings().commit_interval:g} s commit interval. Ceiling: a bare confluent-kafka consume + fastavro decode loop "
-             "over the same records (one process).", "",
+             f"exactly-once, {DataflowSettings().commit_interval:g} s commit interval. Ceiling: a bare "
+             "confluent-kafka consume + fastavro decode loop over the same records (one process).", "",
              "| dataflow | events/s | ceiling events/s | share of ceiling | dataflow CPU s |",
              "|---|---:|---:|---:|---:|"]  # fmt: skip
     body += [f"| {n} | {r:,.0f} | {t:,.0f} | {r / t:.2f} | {c:.1f} |" for n, r, t, c in rows]
