@@ -234,7 +234,8 @@ class RedisProjectionSink(BatchingSink):
         self.skipped = 0
 
     def setup(self) -> None:
-        self.client = redis.Redis.from_url(self.url, socket_timeout=5)
+        # health checks: a connection a Redis restart closed is reopened, not a crash
+        self.client = redis.Redis.from_url(self.url, socket_timeout=5, health_check_interval=5)
         self.client.ping()
         self.cas = self.client.register_script(_CAS)
 

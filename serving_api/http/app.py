@@ -83,7 +83,12 @@ def create_app(settings: ApiSettings) -> FastAPI:
             Authorizer(settings.opa_url),
             RestPaymentGateway(settings.payment_url),
             aioredis.Redis.from_url(
-                settings.redis_url, socket_timeout=settings.redis_timeout, socket_connect_timeout=settings.redis_timeout
+                settings.redis_url,
+                socket_timeout=settings.redis_timeout,
+                socket_connect_timeout=settings.redis_timeout,
+                # a pooled connection idle for a second is checked (PING, reconnect) before use, so
+                # one that a Redis restart closed is not mistaken for an outage
+                health_check_interval=1,
             ),
         )
         app.state.resources = res

@@ -52,6 +52,9 @@ def test_status_reports_every_component_up_with_version_port_pid_and_log(stack: 
         "payment-gateway",
         "inventory-grpc",
         "api",
+        "stream-inventory-snapshot",
+        "stream-revenue-windows",
+        "stream-flash-sale-price-map",
     }
     for s in statuses.values():
         assert s.state == "up", s
