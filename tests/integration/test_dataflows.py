@@ -5,6 +5,7 @@ processing continues."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -311,3 +312,23 @@ def _start_at_the_end(stack: Stack, group: str, topics: list[str]) -> None:
             ends.append(TopicPartition(topic, p, consumer.get_watermark_offsets(TopicPartition(topic, p))[1]))
     consumer.commit(offsets=ends, asynchronous=False)
     consumer.close()
+
+
+def test_streams_cli_lists_the_dataflows_and_reports_lag_state_and_dead_letters(stack: Stack) -> None:
+    listed = subprocess.run([SHOPSTREAM, "streams", "list"], capture_output=True, text=True, timeout=60, check=True)
+    for name in ("inventory_snapshot", "revenue_windows", "flash_sale_price_map", "SHOPSTREAM_REVENUE_WINDOWS__"):
+        assert name in listed.stdout
+    answer = subprocess.run(
+        [SHOPSTREAM, "streams", "status", "--json"], capture_output=True, text=True, timeout=60, check=True
+    )
+    rows = {row["dataflow"]: row for row in json.loads(answer.stdout)}
+    assert set(rows) == {"inventory_snapshot", "revenue_windows", "flash_sale_price_map"}
+    for row in rows.values():
+        assert row["state"] == "up" and "error" not in row, row
+        assert isinstance(row["lag"], int) and row["lag"] >= 0
+        assert row["stateBytes"] > 0, "RocksDB state on disk"
+        assert isinstance(row["deadLetters"], int)
+    revenue_topics = set(rows["revenue_windows"]["lagByTopic"])
+    assert PAID.topic in revenue_topics and any(t.startswith("repartition__") for t in revenue_topics)
+    unknown = subprocess.run([SHOPSTREAM, "streams", "run", "nope"], capture_output=True, text=True, timeout=60)
+    assert unknown.returncode == 2 and "no dataflow 'nope'" in unknown.stderr
