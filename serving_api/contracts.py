@@ -1,4 +1,5 @@
-"""Contract snapshots, checked in: the REST API's OpenAPI document and the gRPC descriptor.
+"""Contract snapshots, checked in: the REST API's OpenAPI document, the GraphQL SDL and the gRPC
+descriptor.
 `python -m serving_api.contracts` rewrites them; a test fails when the code drifts from them,
 so a contract change is always a visible diff."""
 
@@ -12,12 +13,14 @@ from google.protobuf import descriptor_pb2
 from google.protobuf.json_format import MessageToDict
 
 from serving_api.gen.shopstream.inventory.v1 import inventory_pb2
+from serving_api.graphql import sdl
 from serving_api.http.app import create_app
 from serving_api.settings import ApiSettings
 
 REPO = Path(__file__).resolve().parents[1]
 OPENAPI = REPO / "serving_api" / "openapi.json"
 DESCRIPTOR = REPO / "proto" / "shopstream" / "inventory" / "v1" / "inventory.descriptor.json"
+GRAPHQL = REPO / "serving_api" / "schema.graphql"
 
 
 def openapi_text() -> str:
@@ -31,7 +34,7 @@ def descriptor_text() -> str:
     return json.dumps(MessageToDict(proto), indent=2, sort_keys=True) + "\n"
 
 
-SNAPSHOTS = {OPENAPI: openapi_text, DESCRIPTOR: descriptor_text}
+SNAPSHOTS = {OPENAPI: openapi_text, DESCRIPTOR: descriptor_text, GRAPHQL: sdl}
 
 
 def main() -> int:

@@ -5,4 +5,4 @@ Importing this package stays cheap (the stack lists the dataflows without loadin
 `streams.catalog` has the dataflows themselves."""
 
 # the dataflows the stack runs, one component each (`streams.catalog.DATAFLOWS` has them all)
-DATAFLOW_NAMES = ("inventory_snapshot", "revenue_windows", "flash_sale_price_map")
+DATAFLOW_NAMES = ("inventory_snapshot", "revenue_windows", "flash_sale_price_map", "serving_caches")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from types import ModuleType
 
 from shopstream.domain import EventType
-from streams import flash_sale_price_map, inventory_snapshot, revenue_windows
+from streams import flash_sale_price_map, inventory_snapshot, revenue_windows, serving_caches
 from streams.runtime import Dataflow
 from streams.settings import DataflowSettings
 
@@ -47,6 +47,11 @@ DATAFLOWS: dict[str, DataflowSpec] = {
             flash_sale_price_map,
             (flash_sale_price_map.STARTED, flash_sale_price_map.ENDED),
             ("redis flash_price:{productId}",),
+        ),
+        _spec(
+            serving_caches,
+            (serving_caches.PRODUCT_UPDATED,),
+            ("redis DEL product:{id} gql:product:{id}", "redis product:{id}:floor"),
         ),
     )
 }

@@ -32,7 +32,7 @@ RECORD_IDS = uuid.UUID("6f1c3a52-94f4-4b8e-9a55-2f0f5c1d7e11")
 # a dataflow step's per-key state
 KeyState = State[str, Any]
 
-__all__ = ["Dataflow", "Inbound", "KeyState", "Projected", "RedisWrite"]
+__all__ = ["Dataflow", "Inbound", "Invalidation", "KeyState", "Projected", "RedisWrite"]
 
 
 @dataclass(frozen=True)
@@ -55,13 +55,25 @@ class RedisWrite:
 
 
 @dataclass(frozen=True)
+class Invalidation:
+    """Drop cache entries written by readers (read-through caches) because a newer `version`
+    of their entity exists, and leave that version as the entries' floor at `key` for `ttl_ms`,
+    so that a reader holding an older copy cannot put it back."""
+
+    key: str  # the floor
+    version: int
+    drop: tuple[str, ...]
+    ttl_ms: int
+
+
+@dataclass(frozen=True)
 class Projected:
     """What a dataflow step emits: the projection topic's record (an envelope dict, or None for
     a dataflow without a topic) and the Redis write. One value for both outputs, so the
     dataflow stays one linear chain (Quix copies values into every branch)."""
 
     record: dict[str, Any] | None
-    redis: RedisWrite
+    redis: RedisWrite | Invalidation
 
 
 class Dataflow:
@@ -220,6 +232,14 @@ redis.call('HSET', KEYS[1], unpack(args))
 if ARGV[2] ~= '' then redis.call('PEXPIREAT', KEYS[1], ARGV[2]) end
 return 1
 """
+# KEYS[1] = the floor, KEYS[2..] = entries to drop; ARGV = version, floor TTL ms
+_INVALIDATE = """
+local floor = redis.call('GET', KEYS[1])
+if floor and tonumber(floor) >= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+for i = 2, #KEYS do redis.call('DEL', KEYS[i]) end
+return 1
+"""
 
 
 class RedisProjectionSink(BatchingSink):
@@ -238,16 +258,20 @@ class RedisProjectionSink(BatchingSink):
         self.client = redis.Redis.from_url(self.url, socket_timeout=5, health_check_interval=5)
         self.client.ping()
         self.cas = self.client.register_script(_CAS)
+        self.invalidate = self.client.register_script(_INVALIDATE)
 
     def write(self, batch: SinkBatch) -> None:
         assert self.client is not None, "setup() first"
-        latest: dict[str, RedisWrite] = {}  # only the newest write per key matters
+        latest: dict[str, RedisWrite | Invalidation] = {}  # only the newest write per key matters
         for item in batch:
             w = item.value.redis
             if w.key not in latest or latest[w.key].version < w.version:
                 latest[w.key] = w
         pipe = self.client.pipeline(transaction=False)
         for w in latest.values():
+            if isinstance(w, Invalidation):
+                self.invalidate(keys=[w.key, *w.drop], args=[w.version, w.ttl_ms], client=pipe)
+                continue
             expire = "" if w.expire_at_ms is None else w.expire_at_ms
             self.cas(keys=[w.key], args=[w.version, expire, as_json(w.fields)], client=pipe)
         results = pipe.execute()

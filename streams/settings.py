@@ -69,3 +69,11 @@ class FlashSalePriceMapSettings(DataflowSettings):
 
     # a product whose sales are all over keeps an empty entry this long (then it expires)
     empty_ttl_s: int = 3_600
+
+
+class ServingCachesSettings(DataflowSettings):
+    model_config = SettingsConfigDict(env_prefix="SHOPSTREAM_SERVING_CACHES__", extra="ignore")
+
+    # how long a product's floor version outlives its invalidation: at least as long as a
+    # cached copy may live (serving_api.services.product_cache.TTL_MS)
+    floor_ttl_s: int = 600

@@ -7,6 +7,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -17,12 +18,15 @@ from opentelemetry import trace
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from strawberry.fastapi import GraphQLRouter
 
 from serving_api.auth import Authenticator
 from serving_api.authz import Authorizer
 from serving_api.db import create_pool
+from serving_api.graphql import schema
+from serving_api.graphql.loaders import Loaders
 from serving_api.http import flash_sales, orders, products
-from serving_api.http.deps import Resources
+from serving_api.http.deps import Resources, resources
 from serving_api.inventory_client import InventoryClient
 from serving_api.observability import extract
 from serving_api.problems import PROBLEM_TYPE, Problem
@@ -69,6 +73,10 @@ class CorrelationMiddleware:
             await self.app(scope, receive, send_with_ids)
 
 
+async def _graphql_context(request: Request) -> dict[str, Any]:
+    return {"loaders": Loaders(resources(request))}
+
+
 def create_app(settings: ApiSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -111,6 +119,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(products.router)
     app.include_router(orders.router)
     app.include_router(flash_sales.router)
+    app.include_router(GraphQLRouter(schema, context_getter=_graphql_context), prefix="/graphql")
 
     app.add_middleware(CorrelationMiddleware)
 

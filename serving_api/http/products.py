@@ -11,7 +11,7 @@ from serving_api.db import unit_of_work
 from serving_api.http.deps import context, principal, resources
 from serving_api.http.models import PriceIn, ProductIn, ProductPatch, StockAdjustmentIn, money_or_422
 from serving_api.problems import invalid, not_found
-from serving_api.services import catalog, inventory
+from serving_api.services import catalog, inventory, product_cache
 
 router = APIRouter(prefix="/api/v1/products", tags=["products"])
 Caller = Annotated[Principal, Depends(principal)]
@@ -55,8 +55,12 @@ async def list_products(
 
 @router.get("/{product_id}")
 async def get_product(product_id: str, request: Request) -> dict[str, Any]:
-    async with resources(request).pool.acquire() as conn:
-        return (await catalog.get(conn, product_id)).to_json()
+    """Read through the product cache (`product:{id}`, dropped by product.updated events)."""
+    res = resources(request)
+    found = await product_cache.products(res.pool, res.cache, [product_id])
+    if product_id not in found:
+        raise not_found("Product", product_id)
+    return found[product_id]
 
 
 @router.patch("/{product_id}")

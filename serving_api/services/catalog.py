@@ -73,6 +73,12 @@ async def get(conn: asyncpg.Connection, product_id: str, *, lock: bool = False) 
     return _product(row)
 
 
+async def get_many(conn: asyncpg.Connection, product_ids: list[str]) -> list[dict[str, Any]]:
+    """The products with these ids as JSON, in one query; unknown ids are left out."""
+    rows = await conn.fetch(PRODUCT_SELECT + " WHERE p.id = ANY($1::text[])", product_ids)
+    return [_product(r).to_json() for r in rows]
+
+
 async def create(
     conn: asyncpg.Connection,
     ctx: Context,
@@ -238,6 +244,7 @@ async def _updated(conn: asyncpg.Connection, ctx: Context, product: Product) -> 
             "price": product.price.to_avro(),
             "priceVersion": product.price_version,
             "active": product.active,
+            "version": product.version,
         },
         producer="product-service",
     )

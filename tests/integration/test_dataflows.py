@@ -322,7 +322,7 @@ def test_streams_cli_lists_the_dataflows_and_reports_lag_state_and_dead_letters(
         [SHOPSTREAM, "streams", "status", "--json"], capture_output=True, text=True, timeout=60, check=True
     )
     rows = {row["dataflow"]: row for row in json.loads(answer.stdout)}
-    assert set(rows) == {"inventory_snapshot", "revenue_windows", "flash_sale_price_map"}
+    assert set(rows) == {"inventory_snapshot", "revenue_windows", "flash_sale_price_map", "serving_caches"}
     for row in rows.values():
         assert row["state"] == "up" and "error" not in row, row
         assert isinstance(row["lag"], int) and row["lag"] >= 0

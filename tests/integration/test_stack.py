@@ -55,6 +55,7 @@ def test_status_reports_every_component_up_with_version_port_pid_and_log(stack: 
         "stream-inventory-snapshot",
         "stream-revenue-windows",
         "stream-flash-sale-price-map",
+        "stream-serving-caches",
     }
     for s in statuses.values():
         assert s.state == "up", s

@@ -35,3 +35,15 @@ def test_grpc_descriptor_snapshot_is_current() -> None:
 def test_generated_grpc_code_is_current() -> None:
     result = subprocess.run([sys.executable, "-m", "serving_api.codegen", "--check"], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_graphql_sdl_snapshot_is_current_and_names_no_table() -> None:
+    from serving_api.contracts import GRAPHQL
+    from serving_api.graphql import sdl
+
+    text = GRAPHQL.read_text()
+    assert text == sdl(), "run `python -m serving_api.contracts`"
+    for query in ("product(id: ID!): Product", "products(", "productInventory(id: ID!): Inventory!"):
+        assert query in text
+    for table in ("inventory_stock", "product_price_history", "flash_sales", "_minor", "order_items"):
+        assert table not in text, f"the schema leaks {table}"

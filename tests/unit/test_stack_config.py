@@ -35,6 +35,7 @@ def test_ports_come_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_pa
         "stream-inventory-snapshot": [],
         "stream-revenue-windows": [],
         "stream-flash-sale-price-map": [],
+        "stream-serving-caches": [],
         "simulator": [],
     }
     assert settings.env_name("kafka", "port") == "SHOPSTREAM_KAFKA__PORT"
@@ -55,6 +56,7 @@ def test_defaults_are_the_conventional_ports(tmp_path: Path) -> None:
         "stream-inventory-snapshot": None,
         "stream-revenue-windows": None,
         "stream-flash-sale-price-map": None,
+        "stream-serving-caches": None,
         "simulator": None,
     }
 
