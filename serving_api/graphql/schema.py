@@ -179,14 +179,18 @@ class Query:
         return Inventory(**stock)
 
 
+def _unexpected(error: GraphQLError) -> bool:
+    return error.original_error is not None and not isinstance(error.original_error, GraphQLError)
+
+
 schema = strawberry.Schema(
     query=Query,
     extensions=[  # factories: a fresh extension per request
         lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
         lambda: MaxAliasesLimiter(max_alias_count=20),
         lambda: MaxTokensLimiter(max_token_count=2_000),
-        # anything but our GraphQLErrors (which carry a code) reads "Unexpected error."
-        lambda: MaskErrors(should_mask_error=lambda error: not (error.extensions or {}).get("code")),
+        # an exception that is not a GraphQL error (a bug, an outage) reads "Unexpected error."
+        lambda: MaskErrors(should_mask_error=_unexpected),
     ],
 )
 
