@@ -50,8 +50,8 @@ DATAFLOWS: dict[str, DataflowSpec] = {
         ),
         _spec(
             serving_caches,
-            (serving_caches.PRODUCT_UPDATED,),
-            ("redis DEL product:{id} gql:product:{id}", "redis product:{id}:floor"),
+            (serving_caches.PRODUCT_UPDATED, *serving_caches.ORDER_EVENTS),
+            ("redis DEL product:{id} gql:product:{id}", "redis product:{id}:floor", "redis order_status:{orderId}"),
         ),
     )
 }

@@ -158,6 +158,22 @@ def test_a_payment_reaches_the_revenue_window_and_a_reservation_the_inventory_sn
     assert int(eventually(lambda: cache.hget(key, "version"), what=key)) >= minute["version"], "Redis has it too"
 
 
+def test_order_status_is_written_through_on_each_event_and_goes_once_fulfilled(
+    shop: Storefront, cache: redis.Redis
+) -> None:
+    product = shop.product(stock=2)
+    order = shop.order("alice", [(product["id"], 1)]).json()
+    key = f"order_status:{order['id']}"
+    eventually(lambda: cache.hget(key, "status") == "PENDING", what="PENDING")
+    assert cache.hget(key, "userId") == "USER-alice" and cache.pttl(key) == -1
+    assert shop.http.post(f"/api/v1/orders/{order['id']}/pay", headers=shop.auth("alice")).status_code == 200
+    eventually(lambda: cache.hget(key, "status") == "PAID", what="PAID")
+    fulfil = shop.http.post(f"/api/v1/orders/{order['id']}/fulfill", headers=shop.auth("admin"), json={})
+    assert fulfil.status_code == 200, fulfil.text
+    eventually(lambda: cache.hget(key, "status") == "FULFILLED", what="FULFILLED")
+    assert 0 < cache.pttl(key) <= 60_000, "removed a minute after the order finished"
+
+
 def test_an_order_fails_fast_with_a_503_when_the_price_map_cannot_be_read(stack: Stack, shop: Storefront) -> None:
     """Seed §8: flash prices fail fast, no retry; nothing is reserved, and the same
     Idempotency-Key works once Redis is back."""
