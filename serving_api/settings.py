@@ -26,6 +26,8 @@ class ApiSettings(BaseSettings):
     # the caches and projections (flash-sale price map); read with a short timeout, no retry
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_timeout: float = 0.25
+    # the push channels (SSE) tail Kafka themselves, one consumer per API worker
+    kafka_bootstrap: str = "127.0.0.1:9092"
     # JWT: HS256 with a shared secret (dev), or RS256 against a JWKS URL
     jwt_algorithm: str = "HS256"
     jwt_secret: SecretStr = SecretStr(DEV_SECRET)

@@ -3,6 +3,7 @@ RFC 7807 problem+json for every error (never a 500 for bad input)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -28,13 +29,14 @@ from serving_api.authz import Authorizer
 from serving_api.db import create_pool
 from serving_api.graphql import schema
 from serving_api.graphql.loaders import Loaders
-from serving_api.http import flash_sales, orders, products
+from serving_api.http import flash_sales, orders, products, sse
 from serving_api.http.deps import Resources, resources
 from serving_api.inventory_client import InventoryClient
 from serving_api.observability import extract
 from serving_api.problems import PROBLEM_TYPE, Problem
 from serving_api.services.payments import RestPaymentGateway
 from serving_api.settings import ApiSettings
+from serving_api.streaming.flash_sales import FlashSaleFeed
 from shopstream import __version__
 from shopstream.serde import AvroSerde, RegistryClient
 
@@ -105,9 +107,12 @@ def create_app(settings: ApiSettings) -> FastAPI:
             ),
         )
         app.state.resources = res
+        app.state.flash_feed = FlashSaleFeed(settings.kafka_bootstrap, res.serde)
+        app.state.flash_feed.start()
         try:
             yield
         finally:
+            await asyncio.to_thread(app.state.flash_feed.stop)
             await res.stock.close()
             await res.authz.close()
             await res.payments.close()
@@ -124,6 +129,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(products.router)
     app.include_router(orders.router)
     app.include_router(flash_sales.router)
+    app.include_router(sse.router)
     app.include_router(GraphQLRouter(schema, context_getter=_graphql_context), prefix="/graphql")
 
     app.add_middleware(CorrelationMiddleware)

@@ -32,6 +32,7 @@ def api_environment(settings: StackSettings, paths: StackPaths) -> dict[str, str
         "SHOPSTREAM_API__REGISTRY_URL": settings.registry.url,
         "SHOPSTREAM_API__OPA_URL": settings.opa.url,
         "SHOPSTREAM_API__REDIS_URL": settings.redis.url,
+        "SHOPSTREAM_API__KAFKA_BOOTSTRAP": settings.kafka.bootstrap,
         "SHOPSTREAM_API__TRACES_FILE": str(paths.logs / "traces.jsonl"),
     }
 

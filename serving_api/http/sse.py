@@ -1,0 +1,63 @@
+"""/sse/flash-sales: server-sent events of flash sales starting and ending, with `id:` lines a
+client can resume from (Last-Event-ID) and keep-alive comments."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import StreamingResponse
+
+from serving_api.problems import Problem, invalid
+from serving_api.streaming.flash_sales import FeedEvent, FlashSaleFeed, decode_position, sse_frame
+
+router = APIRouter(tags=["push"])
+
+
+@router.get(
+    "/sse/flash-sales",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "An endless event stream"}},
+)
+async def flash_sales(
+    request: Request,
+    last_event_id: Annotated[str | None, Header(max_length=2_000)] = None,
+    keepalive: Annotated[float, Query(ge=1, le=60, description="Seconds between keep-alive comments")] = 15,
+) -> StreamingResponse:
+    """`flash_sale.started` / `flash_sale.ended` as they happen (JSON data); reconnect with
+    Last-Event-ID to get what was missed."""
+    feed: FlashSaleFeed = request.app.state.flash_feed
+    if not feed.ready:
+        raise Problem(503, "feed-starting", "Flash-sale feed not ready", "the feed is still reaching Kafka; retry")
+    try:
+        since = decode_position(last_event_id) if last_event_id else None
+    except ValueError as exc:
+        raise invalid(str(exc), [{"name": "Last-Event-ID", "reason": str(exc)}]) from exc
+
+    async def stream() -> AsyncIterator[str]:
+        yield f"retry: 2000\n: connected, keep-alive every {keepalive:g}s\n\n"
+        events = feed.events(since).__aiter__()
+        pending: asyncio.Task[tuple[str, FeedEvent]] | None = None
+        try:
+            while not await request.is_disconnected():
+                if pending is None:
+                    pending = asyncio.ensure_future(events.__anext__())
+                done, _ = await asyncio.wait({pending}, timeout=keepalive)
+                if not done:
+                    yield ": keep-alive\n\n"
+                    continue
+                try:
+                    event_id, event = pending.result()
+                except StopAsyncIteration:
+                    return  # fell behind: the client reconnects with its Last-Event-ID
+                pending = None
+                yield sse_frame(event_id, event)
+        finally:
+            if pending is not None:
+                pending.cancel()
+            await events.aclose()  # type: ignore[attr-defined]
+
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)

@@ -1,0 +1,1 @@
+"""Push channels of the serving API (server-sent events), fed from Kafka."""
