@@ -29,7 +29,7 @@ from serving_api.authz import Authorizer
 from serving_api.db import create_pool
 from serving_api.graphql import schema
 from serving_api.graphql.loaders import Loaders
-from serving_api.http import flash_sales, orders, products, sse
+from serving_api.http import flash_sales, orders, products, sse, ws
 from serving_api.http.deps import Resources, resources
 from serving_api.inventory_client import InventoryClient
 from serving_api.observability import extract
@@ -37,6 +37,7 @@ from serving_api.problems import PROBLEM_TYPE, Problem
 from serving_api.services.payments import RestPaymentGateway
 from serving_api.settings import ApiSettings
 from serving_api.streaming.flash_sales import FlashSaleFeed
+from serving_api.streaming.orders import OrderFeed
 from shopstream import __version__
 from shopstream.serde import AvroSerde, RegistryClient
 
@@ -109,10 +110,13 @@ def create_app(settings: ApiSettings) -> FastAPI:
         app.state.resources = res
         app.state.flash_feed = FlashSaleFeed(settings.kafka_bootstrap, res.serde)
         app.state.flash_feed.start()
+        app.state.order_feed = OrderFeed(settings.kafka_bootstrap, res.serde)
+        app.state.order_feed.start()
         try:
             yield
         finally:
             await asyncio.to_thread(app.state.flash_feed.stop)
+            await asyncio.to_thread(app.state.order_feed.stop)
             await res.stock.close()
             await res.authz.close()
             await res.payments.close()
@@ -130,6 +134,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(orders.router)
     app.include_router(flash_sales.router)
     app.include_router(sse.router)
+    app.include_router(ws.router)
     app.include_router(GraphQLRouter(schema, context_getter=_graphql_context), prefix="/graphql")
 
     app.add_middleware(CorrelationMiddleware)

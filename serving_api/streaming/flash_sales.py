@@ -19,6 +19,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
+from serving_api.streaming.kafka import assign_ends, tail_consumer
 from shopstream.domain import event_type
 from shopstream.serde import AvroSerde, SerdeError
 
@@ -87,18 +88,8 @@ class FlashSaleFeed:
         self._stop.set()
         self._thread.join(10)
 
-    def _consumer(self) -> Consumer:
-        return Consumer(
-            {
-                "bootstrap.servers": self.bootstrap,
-                "group.id": f"sse-{uuid.uuid4().hex}",  # never commits: a group id is only required
-                "enable.auto.commit": False,
-                "isolation.level": "read_committed",
-            }
-        )
-
     def _run(self) -> None:
-        consumer = self._consumer()
+        consumer = tail_consumer(self.bootstrap)
         try:
             while not self._stop.is_set() and not self._ready.is_set():
                 try:
@@ -123,13 +114,9 @@ class FlashSaleFeed:
             consumer.close()
 
     def _assign_ends(self, consumer: Consumer) -> None:
-        assignment = []
-        for letter, topic in TOPICS.items():
-            for p in consumer.list_topics(topic, timeout=5).topics[topic].partitions:
-                _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5)
-                self.position[(letter, p)] = high
-                assignment.append(TopicPartition(topic, p, high))
-        consumer.assign(assignment)
+        ends = assign_ends(consumer, list(TOPICS.values()))
+        letters = {topic: letter for letter, topic in TOPICS.items()}
+        self.position.update({(letters[t], p): high for (t, p), high in ends.items()})
         self._ready.set()
 
     def _event(self, letter: str, partition: int, offset: int, value: bytes) -> FeedEvent:
@@ -171,7 +158,7 @@ class FlashSaleFeed:
         wanted = {tp: (a, b) for tp, (a, b) in wanted.items() if a < b}
         if not wanted:
             return []
-        consumer = self._consumer()
+        consumer = tail_consumer(self.bootstrap)
         out: list[FeedEvent] = []
         try:
             consumer.assign([TopicPartition(TOPICS[t], p, a) for (t, p), (a, _) in wanted.items()])

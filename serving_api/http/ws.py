@@ -1,0 +1,148 @@
+"""/ws/orders: order status changes pushed to their owners (or admins).
+
+Authenticate with `?token=<JWT>` (browsers cannot set headers on a WebSocket) or an
+Authorization header. Client frames are JSON objects:
+
+    {"type": "subscribe", "orderId": "ORD-…"}     follow one order (yours, or any as ADMIN)
+    {"type": "subscribe", "channel": "personal"}  follow all your orders
+    {"type": "unsubscribe", "orderId": "ORD-…"}
+    {"type": "ack", "id": "<message id>"}         done with a status message
+    {"type": "ping"}
+
+The server sends {"type": "status", "id", "orderId", "status", "at"} for each change, keeps
+it until acknowledged and sends it again on the next subscription (any worker, any
+connection); {"type": "heartbeat"} every `?heartbeat=` seconds; and for a frame it cannot take,
+{"type": "error", "code", "message"} — the socket stays open."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
+from redis.exceptions import RedisError
+
+from serving_api.auth import Principal
+from serving_api.http.deps import Resources
+from serving_api.problems import Problem
+from serving_api.services import orders
+from serving_api.streaming.orders import OrderFeed, StatusChange, acknowledge, remember, unacknowledged
+
+router = APIRouter()
+PROBLEM_CODES = {401: "UNAUTHENTICATED", 403: "FORBIDDEN", 404: "NOT_FOUND", 503: "UNAVAILABLE"}
+
+
+@router.websocket("/ws/orders")
+async def order_updates(
+    ws: WebSocket,
+    token: Annotated[str | None, Query(max_length=4_000)] = None,
+    heartbeat: Annotated[float, Query(ge=1, le=60)] = 15,
+) -> None:
+    res: Resources = ws.app.state.resources
+    feed: OrderFeed = ws.app.state.order_feed
+    try:
+        who = res.authn.principal(f"Bearer {token}" if token else ws.headers.get("authorization"))
+    except Problem as problem:
+        await ws.close(code=4401, reason=problem.detail[:120])  # 4401: our "unauthenticated"
+        return
+    await ws.accept()
+    await OrderSession(ws, who, res, feed, heartbeat).run()
+
+
+class OrderSession:
+    """One socket: its subscriptions, the changes queued for it, and its three loops."""
+
+    def __init__(self, ws: WebSocket, who: Principal, res: Resources, feed: OrderFeed, heartbeat: float) -> None:
+        self.ws, self.who, self.res, self.feed, self.heartbeat = ws, who, res, feed, heartbeat
+        self.orders: set[str] = set()
+        self.personal = False
+        self.outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=10_000)
+
+    def _on_change(self, change: StatusChange) -> None:
+        if change.order_id in self.orders or (self.personal and change.user_id == self.who.user_id):
+            self.outbox.put_nowait({"change": change})
+
+    async def run(self) -> None:
+        stop_listening = self.feed.listen(asyncio.get_running_loop(), self._on_change)
+        tasks = [asyncio.ensure_future(t) for t in (self._receive(), self._send(), self._beat())]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop_listening()
+            for task in tasks:
+                task.cancel()
+
+    async def _receive(self) -> None:
+        while True:
+            try:
+                text = await self.ws.receive_text()
+            except (WebSocketDisconnect, RuntimeError):
+                return
+            try:
+                frame = json.loads(text)
+                if not isinstance(frame, dict):
+                    raise ValueError("a frame is a JSON object")
+            except ValueError as exc:
+                self._error("BAD_FRAME", f"not a JSON object: {exc}")
+                continue
+            try:
+                await self._handle(frame)
+            except Problem as problem:
+                self._error(PROBLEM_CODES.get(problem.status, "ERROR"), problem.detail or problem.title)
+            except RedisError as exc:
+                self._error("UNAVAILABLE", f"acknowledgements unavailable: {exc}")
+
+    async def _handle(self, frame: dict[str, Any]) -> None:
+        kind = frame.get("type")
+        if kind == "subscribe" and frame.get("channel") == "personal":
+            self.personal = True
+            self.outbox.put_nowait({"type": "subscribed", "channel": "personal"})
+            await self._resend(lambda f: True)
+        elif kind == "subscribe" and isinstance(frame.get("orderId"), str):
+            order_id = frame["orderId"]
+            # the same policy question as GET /api/v1/orders/{id}
+            await self.res.authz.require(self.who, "order.read", await orders.owner_and_status(self.res.pool, order_id))
+            self.orders.add(order_id)
+            self.outbox.put_nowait({"type": "subscribed", "orderId": order_id})
+            await self._resend(lambda f: f["orderId"] == order_id)
+        elif kind == "unsubscribe" and isinstance(frame.get("orderId"), str):
+            self.orders.discard(frame["orderId"])
+            self.outbox.put_nowait({"type": "unsubscribed", "orderId": frame["orderId"]})
+        elif kind == "ack" and isinstance(frame.get("id"), str):
+            if await acknowledge(self.res.cache, self.who.user_id, frame["id"]):
+                self.outbox.put_nowait({"type": "acked", "id": frame["id"]})
+            else:
+                self._error("UNKNOWN_MESSAGE", f"no unacknowledged message {frame['id']}")
+        elif kind == "ping":
+            self.outbox.put_nowait({"type": "pong"})
+        else:
+            self._error("UNKNOWN_TYPE", "expected subscribe (orderId or channel personal), unsubscribe, ack or ping")
+
+    async def _resend(self, wanted: Any) -> None:
+        for frame in await unacknowledged(self.res.cache, self.who.user_id):
+            if wanted(frame):
+                self.outbox.put_nowait({**frame, "redelivered": True})
+
+    def _error(self, code: str, message: str) -> None:
+        self.outbox.put_nowait({"type": "error", "code": code, "message": message})
+
+    async def _send(self) -> None:
+        while True:
+            item = await self.outbox.get()
+            change = item.get("change")
+            if isinstance(change, StatusChange):
+                try:
+                    await remember(self.res.cache, self.who.user_id, change)
+                except RedisError as exc:  # still deliver; it just cannot be redelivered
+                    self._error("UNAVAILABLE", f"this message will not be redelivered: {exc}")
+                item = change.frame()
+            try:
+                await self.ws.send_json(item)
+            except (WebSocketDisconnect, RuntimeError):
+                return
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat)
+            self.outbox.put_nowait({"type": "heartbeat"})
