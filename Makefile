@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 SS     := $(BIN)/shopstream
 PYTEST := infra/bin/pytest-strict $(BIN)/python
 
-.PHONY: run setup setup-flink up down status logs test test-unit test-integration test-e2e lint bench clean
+.PHONY: run setup setup-test up down status logs test test-unit test-integration test-e2e lint bench clean
 
 ## run: the platform's main job — install, start the local stack and the services, keep them
 ## healthy, register the event schemas, and start the storefront workload (simulator)
@@ -17,7 +17,7 @@ run: setup
 	$(SS) up simulator
 
 ## test: the whole test suite (lint, unit, integration, e2e), starting the stack it needs
-test: setup-flink lint
+test: setup-test lint
 	$(PYTEST) tests
 
 $(BIN)/.installed: pyproject.toml
@@ -30,8 +30,9 @@ $(BIN)/.installed: pyproject.toml
 setup: $(BIN)/.installed
 	$(SS) setup
 
-setup-flink: $(BIN)/.installed
-	$(SS) setup --flink
+## setup-test: setup, plus what only the tests need: the PyFlink environment, Chromium
+setup-test: $(BIN)/.installed
+	$(SS) setup --flink --browser
 
 up: setup
 	$(SS) up
@@ -49,10 +50,10 @@ logs: $(BIN)/.installed
 test-unit: $(BIN)/.installed
 	$(PYTEST) tests/unit
 
-test-integration: setup
+test-integration: setup-test
 	$(PYTEST) tests/integration
 
-test-e2e: setup
+test-e2e: setup-test
 	$(PYTEST) tests/e2e
 
 lint: $(BIN)/.installed

@@ -59,7 +59,10 @@ Names = Annotated[list[str] | None, typer.Argument(help="Components (default: al
 
 
 @app.command()
-def setup(flink: Annotated[bool, typer.Option(help="Also build the PyFlink environment.")] = False) -> None:
+def setup(
+    flink: Annotated[bool, typer.Option(help="Also build the PyFlink environment.")] = False,
+    browser: Annotated[bool, typer.Option(help="Also install Chromium (the dashboard's browser tests).")] = False,
+) -> None:
     """Install what the stack runs from: Debian packages, Kafka/Debezium jars (Maven), PyFlink env."""
     from shopstream.stack import installer
 
@@ -73,7 +76,7 @@ def setup(flink: Annotated[bool, typer.Option(help="Also build the PyFlink envir
             progress.update(task, description=message)
             console.log(message)
 
-        java = installer.install_all(settings, stack.components, stack.paths, report, flink=flink)
+        java = installer.install_all(settings, stack.components, stack.paths, report, flink=flink, browser=browser)
     console.print(f"[green]setup done[/green] in {time.monotonic() - started:.1f}s ({java or 'no Java needed'})")
 
 

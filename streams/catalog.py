@@ -36,12 +36,16 @@ DATAFLOWS: dict[str, DataflowSpec] = {
         _spec(
             inventory_snapshot,
             (inventory_snapshot.SOURCE,),
-            (inventory_snapshot.SNAPSHOT.topic, "redis inventory:{productId}"),
+            (
+                inventory_snapshot.SNAPSHOT.topic,
+                "redis inventory:{productId}",
+                "redis top_products:ordered, inventory:low",
+            ),
         ),
         _spec(
             revenue_windows,
             (revenue_windows.PAID, revenue_windows.CANCELED, revenue_windows.FULFILLED),
-            (revenue_windows.WINDOW.topic, "redis revenue:{1m|1d}:{currency}:{start}"),
+            (revenue_windows.WINDOW.topic, "redis revenue:{1m|1d}:{currency}:{start}", "redis revenue:currencies"),
         ),
         _spec(
             flash_sale_price_map,

@@ -10,7 +10,7 @@ from typing import Any
 
 from shopstream.domain import event_type
 from shopstream.domain.inventory import StockAdjustment, StockSnapshot, fold_adjustment
-from streams.runtime import Dataflow, Inbound, KeyState, Projected, RedisWrite, derived_record, record_key
+from streams.runtime import Dataflow, Inbound, KeyState, Projected, Ranking, RedisWrite, derived_record, record_key
 from streams.settings import InventorySnapshotSettings
 
 NAME = "inventory_snapshot"
@@ -18,6 +18,9 @@ SUMMARY = "stock.adjusted → inventory:{productId} in Redis + compacted snapsho
 SOURCE = event_type("ecommerce.inventory.stock.adjusted.v1")
 SNAPSHOT = event_type("ecommerce.inventory.stock_snapshot.updated.v1")
 REDIS_KEY = "inventory:{}"
+TOP_PRODUCTS = "top_products:ordered"  # sorted set: productId by units ordered (net of releases)
+LOW_STOCK_KEY = "inventory:low"  # sorted set: productId by available units, when at most LOW_STOCK
+LOW_STOCK = 5
 
 
 def parse(event: dict[str, Any]) -> StockAdjustment:
@@ -34,15 +37,25 @@ def snapshot_step(inbound: Inbound, state: KeyState) -> Projected | None:
     if snapshot is None:
         return None
     state.set("snapshot", snapshot.to_state())
-    return project(snapshot, inbound)
+    ordered = state.get("ordered", 0)
+    if inbound.value.reason in ("RESERVATION", "RELEASE"):
+        ordered -= inbound.value.delta  # units held by orders, net of releases
+        state.set("ordered", ordered)
+    return project(snapshot, inbound, ordered)
 
 
-def project(snapshot: StockSnapshot, cause: Inbound) -> Projected:
+def project(snapshot: StockSnapshot, cause: Inbound, ordered: int) -> Projected:
     record = snapshot.to_record()
     fields = {k: str(v) for k, v in record.items() if k != "version"}
+    low = snapshot.available <= LOW_STOCK
     return Projected(
         derived_record(SNAPSHOT, record, snapshot.version, snapshot.updated_at, cause, NAME),
         RedisWrite(REDIS_KEY.format(snapshot.product_id), snapshot.version, fields),
+        (
+            # the dashboard's top products and inventory alerts
+            Ranking(TOP_PRODUCTS, snapshot.product_id, ordered, snapshot.version),
+            Ranking(LOW_STOCK_KEY, snapshot.product_id, snapshot.available if low else None, snapshot.version),
+        ),
     )
 
 
@@ -50,7 +63,7 @@ def build(flow: Dataflow) -> None:
     sdf = flow.source(SOURCE, parse)  # Inbound(StockAdjustment), keyed by productId
     sdf = sdf.apply(snapshot_step, stateful=True).filter(lambda p: p is not None)  # Projected
     sdf = sdf.to_topic(flow.projection_topic(SNAPSHOT), key=record_key)  # the snapshot record, keyed by productId
-    sdf.sink(flow.redis_sink())  # HSET inventory:{productId} onHand reserved available version updatedAt
+    sdf.sink(flow.redis_sink())  # HSET inventory:{productId} …; ZADD top_products:ordered, inventory:low
 
 
 SETTINGS = InventorySnapshotSettings

@@ -13,7 +13,7 @@ from typing import Any
 
 from shopstream.domain import event_type
 from shopstream.domain.revenue import OrderRevenue, RevenueDelta, RevenueWindows, WindowValue, revenue_delta
-from streams.runtime import Dataflow, Inbound, KeyState, Projected, RedisWrite, derived_record, record_key
+from streams.runtime import Dataflow, Inbound, KeyState, Projected, Ranking, RedisWrite, derived_record, record_key
 from streams.settings import RevenueWindowsSettings
 
 NAME = "revenue_windows"
@@ -23,6 +23,7 @@ CANCELED = event_type("ecommerce.order.order.canceled.v1")
 FULFILLED = event_type("ecommerce.order.order.fulfilled.v1")
 WINDOW = event_type("ecommerce.analytics.revenue_window.updated.v1")
 REDIS_KEY = "revenue:{window}:{currency}:{start}"
+CURRENCIES = "revenue:currencies"
 
 
 def parse(event: dict[str, Any]) -> dict[str, Any]:
@@ -78,6 +79,8 @@ def project(value: WindowValue, cause: Inbound, ttl_s: dict[str, int]) -> Projec
     return Projected(
         derived_record(WINDOW, record, value.version, value.end, cause, NAME),
         RedisWrite(key, value.version, fields, value.end + ttl_s[value.window] * 1000),
+        # which currencies have revenue, by their latest window: what the dashboard lists
+        (Ranking(CURRENCIES, value.currency, value.start, value.start),),
     )
 
 

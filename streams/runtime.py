@@ -32,7 +32,7 @@ RECORD_IDS = uuid.UUID("6f1c3a52-94f4-4b8e-9a55-2f0f5c1d7e11")
 # a dataflow step's per-key state
 KeyState = State[str, Any]
 
-__all__ = ["Dataflow", "Inbound", "Invalidation", "KeyState", "Projected", "RedisWrite"]
+__all__ = ["Dataflow", "Inbound", "Invalidation", "KeyState", "Projected", "Ranking", "RedisWrite"]
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,24 @@ class Invalidation:
 
 
 @dataclass(frozen=True)
+class Ranking:
+    """A member's score in a sorted set (ZADD, the absolute score: repeating it is harmless), or
+    its removal when `score` is None."""
+
+    key: str
+    member: str
+    score: int | None
+    version: int
+
+    @property
+    def slot(self) -> str:
+        return f"{self.key} {self.member}"
+
+
+RedisOp = RedisWrite | Invalidation | Ranking
+
+
+@dataclass(frozen=True)
 class Projected:
     """What a dataflow step emits: the projection topic's record (an envelope dict, or None for
     a dataflow without a topic) and the Redis write. One value for both outputs, so the
@@ -74,6 +92,7 @@ class Projected:
 
     record: dict[str, Any] | None
     redis: RedisWrite | Invalidation
+    extra: tuple[RedisOp, ...] = ()  # more Redis writes caused by the same record
 
 
 class Dataflow:
@@ -251,7 +270,6 @@ class RedisProjectionSink(BatchingSink):
         self.url = url
         self.client: redis.Redis | None = None
         self.written = 0
-        self.skipped = 0
 
     def setup(self) -> None:
         # health checks: a connection a Redis restart closed is reopened, not a crash
@@ -262,21 +280,27 @@ class RedisProjectionSink(BatchingSink):
 
     def write(self, batch: SinkBatch) -> None:
         assert self.client is not None, "setup() first"
-        latest: dict[str, RedisWrite | Invalidation] = {}  # only the newest write per key matters
+        latest: dict[str, RedisOp] = {}  # only the newest write per key (or set member) matters
         for item in batch:
-            w = item.value.redis
-            if w.key not in latest or latest[w.key].version < w.version:
-                latest[w.key] = w
+            for w in (item.value.redis, *item.value.extra):
+                slot = w.slot if isinstance(w, Ranking) else w.key
+                if slot not in latest or latest[slot].version <= w.version:
+                    latest[slot] = w
         pipe = self.client.pipeline(transaction=False)
         for w in latest.values():
             if isinstance(w, Invalidation):
                 self.invalidate(keys=[w.key, *w.drop], args=[w.version, w.ttl_ms], client=pipe)
                 continue
+            if isinstance(w, Ranking):
+                if w.score is None:
+                    pipe.zrem(w.key, w.member)
+                else:
+                    pipe.zadd(w.key, {w.member: w.score})
+                continue
             expire = "" if w.expire_at_ms is None else w.expire_at_ms
             self.cas(keys=[w.key], args=[w.version, expire, as_json(w.fields)], client=pipe)
-        results = pipe.execute()
+        results = [r for r in pipe.execute() if isinstance(r, int)]
         self.written += sum(results)
-        self.skipped += len(results) - sum(results)
 
 
 def now_ms() -> int:

@@ -1,19 +1,26 @@
-"""/sse/flash-sales: server-sent events of flash sales starting and ending, with `id:` lines a
-client can resume from (Last-Event-ID) and keep-alive comments."""
+"""Server-sent events: /sse/flash-sales (flash sales starting and ending, with `id:` lines a client
+can resume from with Last-Event-ID, and keep-alive comments) and /sse/dashboard (the live
+dashboard's snapshots, the page itself at /dashboard)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import HTMLResponse, StreamingResponse
+from redis.exceptions import RedisError
 
+from serving_api.http.deps import resources
 from serving_api.problems import Problem, invalid
+from serving_api.services import dashboard
 from serving_api.streaming.flash_sales import FeedEvent, FlashSaleFeed, decode_position, sse_frame
 
 router = APIRouter(tags=["push"])
+DASHBOARD = Path(__file__).parent / "static" / "dashboard.html"
 
 
 @router.get(
@@ -61,3 +68,33 @@ async def flash_sales(
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
+
+
+@router.get(
+    "/sse/dashboard",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "A snapshot every `interval` s"}},
+)
+async def dashboard_feed(
+    request: Request, interval: Annotated[float, Query(ge=0.5, le=60, description="Seconds between snapshots")] = 2
+) -> StreamingResponse:
+    """`snapshot` events for the live dashboard: revenue per minute, top products, inventory
+    alerts, running flash sales — from the dataflows' projections."""
+    res = resources(request)
+
+    async def stream() -> AsyncIterator[str]:
+        yield "retry: 2000\n\n"
+        while not await request.is_disconnected():
+            try:
+                picture = await dashboard.snapshot(res.pool, res.cache)
+                yield f"event: snapshot\ndata: {json.dumps(picture, separators=(',', ':'))}\n\n"
+            except (RedisError, OSError) as exc:  # the page shows it and keeps listening
+                yield f"event: unavailable\ndata: {json.dumps({'detail': str(exc)})}\n\n"
+            await asyncio.sleep(interval)
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/dashboard", response_class=HTMLResponse, include_in_schema=False)
+async def dashboard_page() -> HTMLResponse:
+    return HTMLResponse(DASHBOARD.read_text())

@@ -115,13 +115,25 @@ def setup_flink_env(settings: StackSettings, paths: StackPaths, report: Report) 
     return venv
 
 
+# what the browser tests drive (the dashboard): Debian's Chromium, headless
+BROWSER = AptPackage("chromium", Path("/usr/bin/chromium"))
+
+
 def install_all(
-    settings: StackSettings, components: Sequence[Component], paths: StackPaths, report: Report, *, flink: bool = False
+    settings: StackSettings,
+    components: Sequence[Component],
+    paths: StackPaths,
+    report: Report,
+    *,
+    flink: bool = False,
+    browser: bool = False,
 ) -> str | None:
     """Everything `setup` does, each part skipped when already in place; returns the Java found."""
     paths.make_dirs()
     java = check_java(components, settings)
     apt = missing_apt(components)
+    if browser and not BROWSER.provides.exists():
+        apt = [*apt, BROWSER]
     if apt:
         install_apt(apt, report)
     for artifacts in stale_maven(components, paths):

@@ -1,0 +1,90 @@
+"""The live dashboard in a real headless Chromium: after real orders and a payment, the page (fed
+by /sse/dashboard) shows the revenue of this minute, the top products and the inventory alerts
+with the numbers the projections hold — checked in the page and in a screenshot."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+from PIL import Image
+
+from shopstream.stack.stack import Stack
+from tests.e2e.browser import Browser
+from tests.integration.api_client import Storefront
+
+
+@pytest.fixture(scope="module")
+def shop(stack: Stack) -> Iterator[Storefront]:
+    s = Storefront(stack.settings.api.url)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    b = Browser()
+    yield b
+    b.close()
+
+
+def eventually(check: Callable[[], Any], timeout: float = 30, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s: {what}")
+        time.sleep(0.2)
+
+
+SHOWN = """JSON.stringify({
+  status: document.getElementById('status').textContent,
+  revenue: [...document.querySelectorAll('#revenue tr[data-currency]')].map(r => ({
+      currency: r.dataset.currency, minute: Number(r.dataset.minute),
+      amountMinor: Number(r.querySelector('[data-amount-minor]').dataset.amountMinor)})),
+  top: [...document.querySelectorAll('#top tr[data-product-id]')].map(r => [r.dataset.productId,
+      Number(r.querySelector('[data-units]').dataset.units)]),
+  low: [...document.querySelectorAll('#low tr[data-product-id]')].map(r => [r.dataset.productId,
+      Number(r.querySelector('[data-available]').dataset.available)]),
+})"""
+
+
+def test_the_dashboard_shows_the_projections_numbers(stack: Stack, shop: Storefront, browser: Browser) -> None:
+    cache = redis.Redis(host=stack.settings.redis.host, port=stack.settings.redis.port, decode_responses=True)
+    product = shop.product(stock=10, amount="12.34", currency="EUR")
+    order = shop.order("alice", [(product["id"], 7)]).json()  # 3 left: an inventory alert
+    assert shop.http.post(f"/api/v1/orders/{order['id']}/pay", headers=shop.auth("alice")).status_code == 200
+    eventually(lambda: cache.zscore("inventory:low", product["id"]) == 3, what="the inventory alert")
+    minute = eventually(
+        lambda: next(
+            (k for k in cache.scan_iter("revenue:1m:EUR:*") if int(cache.hget(k, "amountMinor") or 0) >= 8638),
+            None,
+        ),
+        what="the EUR revenue window",
+    )
+
+    browser.open(f"{stack.settings.api.url}/dashboard")
+    browser.wait_for("document.getElementById('status').textContent.startsWith('updated')")
+    browser.wait_for(f"document.querySelector('#low tr[data-product-id=\"{product['id']}\"]') !== null")
+    shown = json.loads(browser.evaluate(SHOWN))
+    top = [[m, int(s)] for m, s in cache.zrevrange("top_products:ordered", 0, 4, withscores=True)]
+    low = [[m, int(s)] for m, s in cache.zrange("inventory:low", 0, 9, withscores=True)]
+    assert shown["top"] == top, "the page's top products are the projection's"
+    assert shown["low"] == low and [product["id"], 3] in shown["low"]
+    start = int(minute.rsplit(":", 1)[1])
+    eur = [r for r in shown["revenue"] if r["currency"] == "EUR" and r["minute"] == start]
+    assert eur and eur[0]["amountMinor"] == int(cache.hget(minute, "amountMinor") or 0) >= 8638
+
+    image = Image.open(io.BytesIO(browser.screenshot())).convert("RGB")
+    assert image.width == 1280 and image.height > 600
+    colours = image.getcolors(maxcolors=1 << 20) or []
+    assert len(colours) > 50, "a rendered page, not a blank one"
+    text_pixels = sum(n for n, (r, g, b) in colours if r > 150 and g > 150 and b > 150)
+    assert text_pixels > 500, "light text drawn on the dark page"
