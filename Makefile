@@ -71,6 +71,7 @@ bench: setup
 	$(BIN)/python bench/registry_bench.py --report bench/RESULTS.md
 	$(BIN)/python bench/orders_bench.py --report bench/RESULTS.md
 	$(BIN)/python bench/streams_bench.py --report bench/RESULTS.md
+	$(BIN)/python bench/serving_bench.py --report bench/RESULTS.md
 
 ## clean: stop the stack and delete everything it wrote (.local/) — data included
 clean: $(BIN)/.installed

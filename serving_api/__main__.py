@@ -13,7 +13,16 @@ def main() -> None:
     settings = ApiSettings()
     setup_logging()
     setup_tracing("order-service", settings.traces_file)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning", access_log=False)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,
+        # per-message deflate keeps a compressor per socket (most of an idle WebSocket's memory);
+        # status frames are a hundred bytes
+        ws_per_message_deflate=False,
+    )
 
 
 if __name__ == "__main__":

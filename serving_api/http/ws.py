@@ -11,7 +11,7 @@ Authorization header. Client frames are JSON objects:
 
 The server sends {"type": "status", "id", "orderId", "status", "at"} for each change, keeps
 it until acknowledged and sends it again on the next subscription (any worker, any
-connection); {"type": "heartbeat"} every `?heartbeat=` seconds; and for a frame it cannot take,
+connection); {"type": "heartbeat"} after `?heartbeat=` quiet seconds; and for a frame it cannot take,
 {"type": "error", "code", "message"} — the socket stays open."""
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ async def order_updates(
 
 
 class OrderSession:
-    """One socket: its subscriptions, the changes queued for it, and its three loops."""
+    """One socket: its subscriptions, the frames queued for it, a receiving and a sending loop."""
 
     def __init__(self, ws: WebSocket, who: Principal, res: Resources, feed: OrderFeed, heartbeat: float) -> None:
         self.ws, self.who, self.res, self.feed, self.heartbeat = ws, who, res, feed, heartbeat
@@ -65,7 +65,7 @@ class OrderSession:
 
     async def run(self) -> None:
         stop_listening = self.feed.listen(asyncio.get_running_loop(), self._on_change)
-        tasks = [asyncio.ensure_future(t) for t in (self._receive(), self._send(), self._beat())]
+        tasks = [asyncio.ensure_future(t) for t in (self._receive(), self._send())]
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -129,7 +129,10 @@ class OrderSession:
 
     async def _send(self) -> None:
         while True:
-            item = await self.outbox.get()
+            try:
+                item = await asyncio.wait_for(self.outbox.get(), timeout=self.heartbeat)
+            except TimeoutError:  # quiet for a heartbeat's length
+                item = {"type": "heartbeat"}
             change = item.get("change")
             if isinstance(change, StatusChange):
                 try:
@@ -141,8 +144,3 @@ class OrderSession:
                 await self.ws.send_json(item)
             except (WebSocketDisconnect, RuntimeError):
                 return
-
-    async def _beat(self) -> None:
-        while True:
-            await asyncio.sleep(self.heartbeat)
-            self.outbox.put_nowait({"type": "heartbeat"})
