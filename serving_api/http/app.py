@@ -37,7 +37,7 @@ from serving_api.problems import PROBLEM_TYPE, Problem
 from serving_api.services.payments import RestPaymentGateway
 from serving_api.settings import ApiSettings
 from serving_api.streaming.flash_sales import FlashSaleFeed
-from serving_api.streaming.orders import OrderFeed
+from serving_api.streaming.orders import OrderFeed, OrderRouter
 from shopstream import __version__
 from shopstream.serde import AvroSerde, RegistryClient
 
@@ -111,6 +111,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
         app.state.flash_feed = FlashSaleFeed(settings.kafka_bootstrap, res.serde)
         app.state.flash_feed.start()
         app.state.order_feed = OrderFeed(settings.kafka_bootstrap, res.serde)
+        app.state.order_router = OrderRouter()
+        app.state.order_feed.listen(asyncio.get_running_loop(), app.state.order_router.dispatch)
         app.state.order_feed.start()
         try:
             yield

@@ -5,6 +5,7 @@ dashboard's snapshots, the page itself at /dashboard)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -62,8 +63,10 @@ async def flash_sales(
                 pending = None
                 yield sse_frame(event_id, event)
         finally:
-            if pending is not None:
+            if pending is not None:  # the generator must be idle before it can be closed
                 pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                    await pending
             await events.aclose()  # type: ignore[attr-defined]
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}

@@ -27,7 +27,7 @@ from serving_api.auth import Principal
 from serving_api.http.deps import Resources
 from serving_api.problems import Problem
 from serving_api.services import orders
-from serving_api.streaming.orders import OrderFeed, StatusChange, acknowledge, remember, unacknowledged
+from serving_api.streaming.orders import OrderRouter, StatusChange, acknowledge, remember, unacknowledged
 
 router = APIRouter()
 PROBLEM_CODES = {401: "UNAUTHENTICATED", 403: "FORBIDDEN", 404: "NOT_FOUND", 503: "UNAVAILABLE"}
@@ -40,36 +40,34 @@ async def order_updates(
     heartbeat: Annotated[float, Query(ge=1, le=60)] = 15,
 ) -> None:
     res: Resources = ws.app.state.resources
-    feed: OrderFeed = ws.app.state.order_feed
+    router: OrderRouter = ws.app.state.order_router
     try:
         who = res.authn.principal(f"Bearer {token}" if token else ws.headers.get("authorization"))
     except Problem as problem:
         await ws.close(code=4401, reason=problem.detail[:120])  # 4401: our "unauthenticated"
         return
     await ws.accept()
-    await OrderSession(ws, who, res, feed, heartbeat).run()
+    await OrderSession(ws, who, res, router, heartbeat).run()
 
 
 class OrderSession:
     """One socket: its subscriptions, the frames queued for it, a receiving and a sending loop."""
 
-    def __init__(self, ws: WebSocket, who: Principal, res: Resources, feed: OrderFeed, heartbeat: float) -> None:
-        self.ws, self.who, self.res, self.feed, self.heartbeat = ws, who, res, feed, heartbeat
+    def __init__(self, ws: WebSocket, who: Principal, res: Resources, router: OrderRouter, heartbeat: float) -> None:
+        self.ws, self.who, self.res, self.router, self.heartbeat = ws, who, res, router, heartbeat
         self.orders: set[str] = set()
-        self.personal = False
         self.outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=10_000)
 
-    def _on_change(self, change: StatusChange) -> None:
-        if change.order_id in self.orders or (self.personal and change.user_id == self.who.user_id):
-            self.outbox.put_nowait({"change": change})
+    def deliver(self, change: StatusChange) -> None:
+        """The router's call for a change this session follows."""
+        self.outbox.put_nowait({"change": change})
 
     async def run(self) -> None:
-        stop_listening = self.feed.listen(asyncio.get_running_loop(), self._on_change)
         tasks = [asyncio.ensure_future(t) for t in (self._receive(), self._send())]
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            stop_listening()
+            self.router.forget(self, self.orders, self.who.user_id)
             for task in tasks:
                 task.cancel()
 
@@ -96,7 +94,7 @@ class OrderSession:
     async def _handle(self, frame: dict[str, Any]) -> None:
         kind = frame.get("type")
         if kind == "subscribe" and frame.get("channel") == "personal":
-            self.personal = True
+            self.router.follow_user(self, self.who.user_id)
             self.outbox.put_nowait({"type": "subscribed", "channel": "personal"})
             await self._resend(lambda f: True)
         elif kind == "subscribe" and isinstance(frame.get("orderId"), str):
@@ -104,10 +102,12 @@ class OrderSession:
             # the same policy question as GET /api/v1/orders/{id}
             await self.res.authz.require(self.who, "order.read", await orders.owner_and_status(self.res.pool, order_id))
             self.orders.add(order_id)
+            self.router.follow_order(self, order_id)
             self.outbox.put_nowait({"type": "subscribed", "orderId": order_id})
             await self._resend(lambda f: f["orderId"] == order_id)
         elif kind == "unsubscribe" and isinstance(frame.get("orderId"), str):
             self.orders.discard(frame["orderId"])
+            self.router.unfollow_order(self, frame["orderId"])
             self.outbox.put_nowait({"type": "unsubscribed", "orderId": frame["orderId"]})
         elif kind == "ack" and isinstance(frame.get("id"), str):
             if await acknowledge(self.res.cache, self.who.user_id, frame["id"]):
