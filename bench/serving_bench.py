@@ -125,8 +125,10 @@ async def fan_out(url: str, sockets: list[Any], users: list[str], tokens: dict[s
     async def listen(ws: Any) -> None:
         async for raw in ws:
             frame = json.loads(raw)
-            if frame.get("type") == "status" and frame["status"] == "PENDING":
-                received.append((frame["id"], time.time() * 1000))
+            if frame.get("type") == "status":
+                if frame["status"] == "PENDING":
+                    received.append((frame["id"], time.time() * 1000))
+                await ws.send(json.dumps({"type": "ack", "id": frame["id"]}))  # as a client should
 
     listeners = [asyncio.ensure_future(listen(ws)) for ws in sockets]
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
@@ -181,7 +183,8 @@ async def main_async(args: argparse.Namespace) -> list[str]:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     n = min(args.sockets, hard - 500)
-    users = [f"USER-bench-ws-{i}" for i in range(args.users)]
+    run = uuid.uuid4().hex[:6]  # users of their own: no unacknowledged messages of an earlier run
+    users = [f"USER-bench-ws-{run}-{i}" for i in range(args.users)]
     tokens = {u: issue_token(api, u, ["CUSTOMER"]) for u in users}
     before = api_rss()
     started = time.perf_counter()
