@@ -5,7 +5,7 @@ from when a request was due, so a slow server cannot hide queueing), once answer
 `gql:product` cache and once with the product's cache entries dropped before every request.
 
 WebSocket: N idle `/ws/orders` connections (each subscribed to its user's personal channel) held
-by the one API process, with its RSS before and after; then orders placed for those users, and
+by the one API process (restarted first), with its RSS before and after; then orders placed for those users, and
 the time from the order.created record's Kafka timestamp to each subscriber's frame."""
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from report import conditions, write_section  # noqa: E402
 from serving_api.auth import issue_token  # noqa: E402
 from serving_api.settings import ApiSettings  # noqa: E402
 from shopstream.stack import StackSettings  # noqa: E402
+from shopstream.stack.stack import Stack  # noqa: E402
 
 console = Console()
 QUERY = "query($id: ID!) { product(id: $id) { id name currentPrice { amount } inventory { available } } }"
@@ -215,6 +216,10 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=100)
     parser.add_argument("--orders", type=int, default=30)
     args = parser.parse_args()
+    # a fresh API process: memory figures from a clean start, nothing held from earlier runs
+    stack = Stack(StackSettings())
+    stack.down(["api"])
+    stack.up(["api"])
     body = asyncio.run(main_async(args))
     write_section(args.report, "serving", "\n".join(body))
     console.print("\n".join(body))
