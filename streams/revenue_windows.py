@@ -42,9 +42,7 @@ def order_step(inbound: Inbound, state: KeyState) -> list[dict[str, Any]]:
     """Step 1, keyed by order: the revenue changes this event books, as JSON for the repartition."""
     current = state.get("order")
     order, deltas = revenue_delta(None if current is None else OrderRevenue.from_state(current), inbound.value)
-    if order is None:
-        state.delete("order")  # fulfilled: it will not be canceled any more
-    elif order.to_state() != current:
+    if order.to_state() != current:
         state.set("order", order.to_state())
     return [
         {"delta": d.to_state(), "traceId": inbound.trace_id, "correlationId": inbound.correlation_id} for d in deltas

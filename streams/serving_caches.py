@@ -33,7 +33,8 @@ TERMINAL_LINGER_MS = 60_000  # a finished order's status stays this long, for la
 
 
 def parse(event: dict[str, Any]) -> tuple[str, int]:
-    """(productId, its version); contract 1.0 records carry no version: 0, drop without a floor."""
+    """(productId, its version); contract 1.0 records carry none (0): they predate every cache
+    entry written with a version, so they change nothing."""
     p = event["payload"]
     return p["productId"], p.get("version") or 0
 
@@ -42,7 +43,7 @@ def invalidation_step(ttl_ms: int) -> Any:
     def step(inbound: Inbound, state: KeyState) -> Projected | None:
         """The product's cache entries to drop, once per version (redeliveries change nothing)."""
         product_id, version = inbound.value
-        if version and version <= state.get("version", 0):
+        if not version or version <= state.get("version", 0):
             return None
         state.set("version", version)
         entries = tuple(e.format(product_id) for e in ENTRIES)
@@ -61,10 +62,14 @@ def order_parser(event: EventType) -> Any:
     return parse_order
 
 
-def order_status(inbound: Inbound) -> Projected:
-    """Write-through of the order's status; its rank is the version, so a redelivered or late
-    event never moves an order back (PENDING 1 → PAID 2 → FULFILLED/CANCELED 3)."""
+def order_status(inbound: Inbound, state: KeyState) -> Projected | None:
+    """Write-through of the order's status. Its rank is the version (PENDING 1 → PAID 2 →
+    FULFILLED/CANCELED 3), and the state remembers the highest, so a redelivered or late event
+    never moves an order back — not even once a finished order's key has expired."""
     order_id, user_id, status, rank, at = inbound.value
+    if rank <= state.get("rank", 0):
+        return None
+    state.set("rank", rank)
     fields = {"status": status, "userId": user_id, "updatedAt": str(at)}
     expire = at + TERMINAL_LINGER_MS if rank == 3 else None
     return Projected(None, RedisWrite(f"order_status:{order_id}", rank, fields, expire))
@@ -83,7 +88,8 @@ def build(flow: Dataflow) -> None:
         source = flow.source(event, order_parser(event))  # Inbound((orderId, userId, status, rank, at))
         orders = source if orders is None else orders.concat(source)
     assert orders is not None
-    orders.apply(order_status).sink(flow.redis_sink())  # HSET order_status:{orderId} status userId updatedAt
+    orders = orders.apply(order_status, stateful=True).filter(lambda p: p is not None)
+    orders.sink(flow.redis_sink())  # HSET order_status:{orderId} status userId updatedAt
 
 
 SETTINGS = ServingCachesSettings

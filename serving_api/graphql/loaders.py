@@ -84,8 +84,8 @@ def _stock(product_id: str, on_hand: int, reserved: int, version: int) -> dict[s
 
 
 async def product_view(loaders: Loaders, product_id: str) -> dict[str, Any] | None:
-    """{"product", "inventory", "flashSale"} for one product: the cached aggregate, or built
-    from the loaders and cached for 30 s (unless a newer version of the product was announced)."""
+    """{"product", "inventory"} for one product: the cached aggregate, or built from the
+    loaders and cached for 30 s (unless a newer version of the product was announced)."""
     cache = loaders.res.cache
     try:
         raw = await cache.get(AGGREGATE.format(product_id))
@@ -96,11 +96,9 @@ async def product_view(loaders: Loaders, product_id: str) -> dict[str, Any] | No
     product = await loaders.products.load(product_id)
     if product is None:
         return None
-    view = {
-        "product": product,
-        "inventory": await loaders.inventory.load(product_id),
-        "flashSale": await loaders.flash.load(product_id),
-    }
+    # the flash price is not part of it: read per request (a sale ended early shows at once, and
+    # an unreadable price map fails only the price fields, not the product)
+    view = {"product": product, "inventory": await loaders.inventory.load(product_id)}
     try:
         await cache.register_script(_PUT)(
             keys=[AGGREGATE.format(product_id), FLOOR.format(product_id)],

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
@@ -30,6 +31,7 @@ from serving_api.services import orders
 from serving_api.streaming.orders import OrderRouter, StatusChange, acknowledge, remember, unacknowledged
 
 router = APIRouter()
+log = logging.getLogger("shopstream.ws")
 PROBLEM_CODES = {401: "UNAUTHENTICATED", 403: "FORBIDDEN", 404: "NOT_FOUND", 503: "UNAVAILABLE"}
 
 
@@ -44,7 +46,8 @@ async def order_updates(
     try:
         who = res.authn.principal(f"Bearer {token}" if token else ws.headers.get("authorization"))
     except Problem as problem:
-        await ws.close(code=4401, reason=problem.detail[:120])  # 4401: our "unauthenticated"
+        # closed before the handshake completes: the client sees an HTTP 403
+        await ws.close(code=4401, reason=problem.detail[:120])
         return
     await ws.accept()
     await OrderSession(ws, who, res, router, heartbeat).run()
@@ -57,10 +60,21 @@ class OrderSession:
         self.ws, self.who, self.res, self.router, self.heartbeat = ws, who, res, router, heartbeat
         self.orders: set[str] = set()
         self.outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=10_000)
+        self.closing = False
 
     def deliver(self, change: StatusChange) -> None:
         """The router's call for a change this session follows."""
-        self.outbox.put_nowait({"change": change})
+        self._push({"change": change})
+
+    def _push(self, item: dict[str, Any]) -> None:
+        """Queue a frame; a client 10,000 frames behind is closed (1013: try again later) and
+        gets its unacknowledged messages again when it subscribes anew."""
+        try:
+            self.outbox.put_nowait(item)
+        except asyncio.QueueFull:
+            if not self.closing:
+                self.closing = True
+                asyncio.ensure_future(self.ws.close(code=1013, reason="too far behind; reconnect"))
 
     async def run(self) -> None:
         tasks = [asyncio.ensure_future(t) for t in (self._receive(), self._send())]
@@ -88,14 +102,15 @@ class OrderSession:
                 await self._handle(frame)
             except Problem as problem:
                 self._error(PROBLEM_CODES.get(problem.status, "ERROR"), problem.detail or problem.title)
-            except RedisError as exc:
-                self._error("UNAVAILABLE", f"acknowledgements unavailable: {exc}")
+            except RedisError:
+                log.exception("ws: Redis unavailable")
+                self._error("UNAVAILABLE", "acknowledgements are unavailable for now")
 
     async def _handle(self, frame: dict[str, Any]) -> None:
         kind = frame.get("type")
         if kind == "subscribe" and frame.get("channel") == "personal":
             self.router.follow_user(self, self.who.user_id)
-            self.outbox.put_nowait({"type": "subscribed", "channel": "personal"})
+            self._push({"type": "subscribed", "channel": "personal"})
             await self._resend(lambda f: True)
         elif kind == "subscribe" and isinstance(frame.get("orderId"), str):
             order_id = frame["orderId"]
@@ -103,29 +118,29 @@ class OrderSession:
             await self.res.authz.require(self.who, "order.read", await orders.owner_and_status(self.res.pool, order_id))
             self.orders.add(order_id)
             self.router.follow_order(self, order_id)
-            self.outbox.put_nowait({"type": "subscribed", "orderId": order_id})
+            self._push({"type": "subscribed", "orderId": order_id})
             await self._resend(lambda f: f["orderId"] == order_id)
         elif kind == "unsubscribe" and isinstance(frame.get("orderId"), str):
             self.orders.discard(frame["orderId"])
             self.router.unfollow_order(self, frame["orderId"])
-            self.outbox.put_nowait({"type": "unsubscribed", "orderId": frame["orderId"]})
+            self._push({"type": "unsubscribed", "orderId": frame["orderId"]})
         elif kind == "ack" and isinstance(frame.get("id"), str):
             if await acknowledge(self.res.cache, self.who.user_id, frame["id"]):
-                self.outbox.put_nowait({"type": "acked", "id": frame["id"]})
+                self._push({"type": "acked", "id": frame["id"]})
             else:
                 self._error("UNKNOWN_MESSAGE", f"no unacknowledged message {frame['id']}")
         elif kind == "ping":
-            self.outbox.put_nowait({"type": "pong"})
+            self._push({"type": "pong"})
         else:
             self._error("UNKNOWN_TYPE", "expected subscribe (orderId or channel personal), unsubscribe, ack or ping")
 
     async def _resend(self, wanted: Any) -> None:
         for frame in await unacknowledged(self.res.cache, self.who.user_id):
             if wanted(frame):
-                self.outbox.put_nowait({**frame, "redelivered": True})
+                self._push({**frame, "redelivered": True})
 
     def _error(self, code: str, message: str) -> None:
-        self.outbox.put_nowait({"type": "error", "code": code, "message": message})
+        self._push({"type": "error", "code": code, "message": message})
 
     async def _send(self) -> None:
         while True:
@@ -137,8 +152,9 @@ class OrderSession:
             if isinstance(change, StatusChange):
                 try:
                     await remember(self.res.cache, self.who.user_id, change)
-                except RedisError as exc:  # still deliver; it just cannot be redelivered
-                    self._error("UNAVAILABLE", f"this message will not be redelivered: {exc}")
+                except RedisError:  # still deliver; it just cannot be redelivered
+                    log.exception("ws: Redis unavailable")
+                    self._error("UNAVAILABLE", "this message cannot be redelivered if unacknowledged")
                 item = change.frame()
             try:
                 await self.ws.send_json(item)

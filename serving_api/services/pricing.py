@@ -6,6 +6,7 @@ with no retry (seed §8): an order is better refused than sold at the wrong pric
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,6 +22,7 @@ from shopstream.domain import Money, event_type
 from shopstream.domain.envelope import epoch_ms
 from shopstream.domain.flash_sales import price_at
 
+log = logging.getLogger("shopstream.pricing")
 STARTED = event_type("ecommerce.pricing.flash_sale.started.v1")
 ENDED = event_type("ecommerce.pricing.flash_sale.ended.v1")
 PRICE_KEY = "flash_price:{}"
@@ -174,8 +176,9 @@ async def flash_prices(cache: aioredis.Redis, product_ids: list[str], at: dateti
                 pipe.hget(PRICE_KEY.format(product_id), "sales")
             cached = await pipe.execute()
     except (RedisError, OSError) as exc:
+        log.warning("flash-sale price map unreadable: %s", exc)
         raise Problem(
-            503, "flash-prices-unavailable", "Flash-sale prices unavailable", f"the price map cannot be read: {exc}"
+            503, "flash-prices-unavailable", "Flash-sale prices unavailable", "the price map cannot be read; retry"
         ) from exc
     now = epoch_ms(at)
     out = {}

@@ -30,6 +30,7 @@ TOPICS = {
 }
 KINDS = {"s": "flash_sale.started", "e": "flash_sale.ended"}
 Position = dict[tuple[str, int], int]  # (topic letter, partition) → next offset
+MAX_READ_BACK = 1_000  # a client further behind gets a `resync` event instead
 
 
 def encode_position(position: Position) -> str:
@@ -102,12 +103,16 @@ class FlashSaleFeed:
                 msg = consumer.poll(0.2)
                 if msg is None or msg.error() is not None:
                     continue
-                event = self._event(letters[msg.topic()], msg.partition(), msg.offset(), msg.value())
-                with self._lock:
-                    self.position[(event.topic, event.partition)] = event.offset + 1
-                    subscribers = list(self._subscribers)
-                for loop, queue in subscribers:
-                    loop.call_soon_threadsafe(_offer, queue, event)
+                try:
+                    event = self._event(letters[msg.topic()], msg.partition(), msg.offset(), msg.value())
+                    with self._lock:
+                        self.position[(event.topic, event.partition)] = event.offset + 1
+                        subscribers = list(self._subscribers)
+                    for loop, queue in subscribers:
+                        loop.call_soon_threadsafe(_offer, queue, event)
+                except Exception:  # one bad record or a registry hiccup must not end the feed
+                    log.exception("flash-sale feed: record %s[%s]@%s skipped", msg.topic(), msg.partition(),
+                                  msg.offset())  # fmt: skip
         except KafkaException:
             log.exception("flash-sale feed stopped")
         finally:
@@ -136,10 +141,14 @@ class FlashSaleFeed:
         try:
             position = dict(now if since is None else {**now, **since})
             if since is not None:
-                missed = await asyncio.to_thread(self._read_back, since, now)
+                missed, complete = await asyncio.to_thread(self._read_back, since, now)
                 for event in missed:
                     position[(event.topic, event.partition)] = event.offset + 1
                     yield encode_position(position), event
+                if not complete:  # too far back to replay: the client starts over from the list
+                    position = dict(now)
+                    detail = f"more than {MAX_READ_BACK} events missed; reload GET /api/v1/flash-sales"
+                    yield encode_position(position), FeedEvent("s", -1, -1, "resync", {"detail": detail})
             while True:
                 live = await queue.get()
                 if live is None:  # this client fell 1,000 events behind: it resumes with its id
@@ -152,12 +161,15 @@ class FlashSaleFeed:
             with self._lock:
                 self._subscribers.discard((loop, queue))
 
-    def _read_back(self, since: Position, until: Position) -> list[FeedEvent]:
-        """The events between two positions, from Kafka, in offset order per partition."""
+    def _read_back(self, since: Position, until: Position) -> tuple[list[FeedEvent], bool]:
+        """The events between two positions, from Kafka, in offset order per partition, and
+        whether that is all of them (at most MAX_READ_BACK are read back)."""
         wanted = {tp: (since.get(tp, until[tp]), until[tp]) for tp in until}
         wanted = {tp: (a, b) for tp, (a, b) in wanted.items() if a < b}
         if not wanted:
-            return []
+            return [], True
+        if sum(b - a for a, b in wanted.values()) > MAX_READ_BACK:
+            return [], False
         consumer = tail_consumer(self.bootstrap)
         out: list[FeedEvent] = []
         try:
@@ -178,7 +190,7 @@ class FlashSaleFeed:
                     del left[tp]
         finally:
             consumer.close()
-        return out
+        return out, True
 
 
 def _offer(queue: asyncio.Queue[FeedEvent | None], event: FeedEvent) -> None:

@@ -19,7 +19,7 @@ from confluent_kafka import KafkaException
 from serving_api.streaming.kafka import assign_ends, tail_consumer
 from shopstream.domain import event_type
 from shopstream.domain.envelope import epoch_ms
-from shopstream.serde import AvroSerde, SerdeError
+from shopstream.serde import AvroSerde
 
 log = logging.getLogger("shopstream.ws")
 STATUSES = {
@@ -79,7 +79,7 @@ class OrderRouter:
 
     def dispatch(self, change: StatusChange) -> None:
         for session in self._by_order.get(change.order_id, set()) | self._by_user.get(change.user_id, set()):
-            session.deliver(change)
+            session.deliver(change)  # never raises: a session that cannot keep up closes itself
 
 
 class OrderFeed:
@@ -114,6 +114,9 @@ class OrderFeed:
 
         return stop
 
+    def _change(self, topic: str, value: bytes) -> StatusChange:
+        return _decode_change(self.serde, topic, value)
+
     def _run(self) -> None:
         consumer = tail_consumer(self.bootstrap)
         try:
@@ -129,22 +132,25 @@ class OrderFeed:
                 if msg is None or msg.error() is not None:
                     continue
                 try:
-                    record = self.serde.decode(msg.value())[1]
-                except SerdeError as exc:
-                    log.warning("order feed: undecodable record %s[%s]@%s: %s", msg.topic(), msg.partition(),
-                                msg.offset(), exc)  # fmt: skip
-                    continue
-                p = record["payload"]
-                change = StatusChange(str(record["eventId"]), p["orderId"], p["userId"], STATUSES[msg.topic()],
-                                      epoch_ms(record["occurredAt"]))  # fmt: skip
-                with self._lock:
-                    listeners = list(self._listeners)
-                for loop, listener in listeners:
-                    loop.call_soon_threadsafe(listener, change)
+                    change = self._change(msg.topic(), msg.value())
+                    with self._lock:
+                        listeners = list(self._listeners)
+                    for loop, listener in listeners:
+                        loop.call_soon_threadsafe(listener, change)
+                except Exception:  # one bad record or a registry hiccup must not end the feed
+                    log.exception("order feed: record %s[%s]@%s skipped", msg.topic(), msg.partition(), msg.offset())
         except KafkaException:
             log.exception("order feed stopped")
         finally:
             consumer.close()
+
+
+def _decode_change(serde: AvroSerde, topic: str, value: bytes) -> StatusChange:
+    record = serde.decode(value)[1]
+    p = record["payload"]
+    return StatusChange(
+        str(record["eventId"]), p["orderId"], p["userId"], STATUSES[topic], epoch_ms(record["occurredAt"])
+    )
 
 
 async def remember(cache: aioredis.Redis, user_id: str, change: StatusChange) -> None:

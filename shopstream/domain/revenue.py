@@ -5,8 +5,8 @@ Two keyed steps, because the inputs are keyed by order and the windows by curren
 
 1. per order (`OrderRevenue`): order.paid → +amount, an order.canceled of that paid order →
    −amount (booked at the cancellation's time, in whichever order the two are read),
-   order.fulfilled → forget the order. Duplicates (Debezium redelivers at least once) change
-   nothing.
+   order.fulfilled → only a marker is kept. Duplicates (Debezium redelivers at least once)
+   change nothing, before or after fulfilment.
 2. per currency (`RevenueWindows`): each `RevenueDelta` lands in its 1-minute and 1-day window;
    the running value goes out on every change, the final value once the currency's watermark
    (the highest event time seen) passes the window's end plus the grace period; later deltas for a
@@ -14,7 +14,7 @@ Two keyed steps, because the inputs are keyed by order and the windows by curren
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -55,6 +55,7 @@ class OrderRevenue:
     currency: str = ""
     paid: bool = False
     canceled_at: int | None = None
+    fulfilled: bool = False
 
     def to_state(self) -> dict[str, Any]:
         return dict(vars(self))  # flat fields: a shallow copy (asdict deep-copies)
@@ -71,10 +72,10 @@ def on_order_paid(
     if state is not None and state.paid:
         return state, []
     paid = RevenueDelta(currency, at, amount_minor, 1, order_id)
-    if state is not None and state.canceled_at is not None:  # the cancellation was read first
-        refund = RevenueDelta(currency, state.canceled_at, -amount_minor, -1, order_id)
-        return OrderRevenue(amount_minor, currency, True, state.canceled_at), [paid, refund]
-    return OrderRevenue(amount_minor, currency, True), [paid]
+    after = replace(state or OrderRevenue(), amount_minor=amount_minor, currency=currency, paid=True)
+    if after.canceled_at is not None:  # the cancellation was read first
+        return after, [paid, RevenueDelta(currency, after.canceled_at, -amount_minor, -1, order_id)]
+    return after, [paid]
 
 
 def on_order_canceled(state: OrderRevenue | None, order_id: str, at: int) -> tuple[OrderRevenue, list[RevenueDelta]]:
@@ -82,16 +83,12 @@ def on_order_canceled(state: OrderRevenue | None, order_id: str, at: int) -> tup
     if state is not None and state.canceled_at is not None:
         return state, []
     if state is None or not state.paid:
-        return OrderRevenue(canceled_at=at), []
-    return (
-        OrderRevenue(state.amount_minor, state.currency, True, at),
-        [RevenueDelta(state.currency, at, -state.amount_minor, -1, order_id)],
-    )
+        return replace(state or OrderRevenue(), canceled_at=at), []
+    return replace(state, canceled_at=at), [RevenueDelta(state.currency, at, -state.amount_minor, -1, order_id)]
 
 
-def revenue_delta(state: OrderRevenue | None, event: dict[str, Any]) -> tuple[OrderRevenue | None, list[RevenueDelta]]:
-    """Step 1 for one decoded order event. A fulfilled order returns (None, []): its state can
-    be dropped, it will not be canceled any more."""
+def revenue_delta(state: OrderRevenue | None, event: dict[str, Any]) -> tuple[OrderRevenue, list[RevenueDelta]]:
+    """Step 1 for one decoded order event: (the order's new state, the deltas to book)."""
     p, kind = event["payload"], event["eventType"]
     at = epoch_ms(event["occurredAt"])
     if kind.startswith("ecommerce.order.order.paid."):
@@ -100,7 +97,9 @@ def revenue_delta(state: OrderRevenue | None, event: dict[str, Any]) -> tuple[Or
     if kind.startswith("ecommerce.order.order.canceled."):
         return on_order_canceled(state, p["orderId"], at)
     if kind.startswith("ecommerce.order.order.fulfilled."):
-        return None, []
+        # kept (a marker), so that a redelivered payment of a fulfilled order books nothing; a
+        # payment read after its fulfilment (another topic) still books
+        return replace(state or OrderRevenue(), fulfilled=True), []
     raise ValueError(f"revenue windows do not read {kind}")
 
 

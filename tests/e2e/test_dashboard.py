@@ -62,15 +62,14 @@ def test_the_dashboard_shows_the_projections_numbers(stack: Stack, shop: Storefr
     order = shop.order("alice", [(product["id"], 7)]).json()  # 3 left: an inventory alert
     assert shop.http.post(f"/api/v1/orders/{order['id']}/pay", headers=shop.auth("alice")).status_code == 200
     eventually(lambda: cache.zscore("inventory:low", product["id"]) == 3, what="the inventory alert")
+    now = int(time.time() * 1000)
+    recent = [f"revenue:1m:EUR:{now - now % 60_000 - i * 60_000}" for i in range(2)]  # this minute or the last
     minute = eventually(
-        lambda: next(
-            (k for k in cache.scan_iter("revenue:1m:EUR:*") if int(cache.hget(k, "amountMinor") or 0) >= 8638),
-            None,
-        ),
+        lambda: next((k for k in recent if int(cache.hget(k, "amountMinor") or 0) >= 8638), None),
         what="the EUR revenue window",
     )
 
-    browser.open(f"{stack.settings.api.url}/dashboard")
+    browser.open(f"{stack.settings.api.url}/dashboard?token={shop.tokens['admin']}")
     browser.wait_for("document.getElementById('status').textContent.startsWith('updated')")
     browser.wait_for(f"document.querySelector('#low tr[data-product-id=\"{product['id']}\"]') !== null")
     shown = json.loads(browser.evaluate(SHOWN))
@@ -88,3 +87,12 @@ def test_the_dashboard_shows_the_projections_numbers(stack: Stack, shop: Storefr
     assert len(colours) > 50, "a rendered page, not a blank one"
     text_pixels = sum(n for n, (r, g, b) in colours if r > 150 and g > 150 and b > 150)
     assert text_pixels > 500, "light text drawn on the dark page"
+
+
+def test_the_dashboard_feed_is_for_admins(stack: Stack, shop: Storefront) -> None:
+    import httpx
+
+    url = f"{stack.settings.api.url}/sse/dashboard"
+    assert httpx.get(url, timeout=10).status_code == 422  # no token
+    refused = httpx.get(url, params={"token": shop.tokens["alice"]}, timeout=10)
+    assert refused.status_code == 403 and refused.headers["content-type"] == "application/problem+json"

@@ -202,7 +202,7 @@ def test_revenue_windows_survive_kill_9_with_the_values_of_an_uninterrupted_run(
 ) -> None:
     currency = "Z" + "".join(random.choices(string.ascii_uppercase, k=2))
     start = (int(time.time() * 1000) - DAY) // DAY * DAY  # yesterday: minute windows live 2 days in Redis
-    events = revenue_history(currency, 6_000, start)
+    events = revenue_history(currency, 20_000, start)  # a few seconds of work: the kill lands mid-stream
     # once all of them are in, a payment a day later closes every window
     closer = ("paid", f"ORD-{currency}-closer", 1, start + DAY + 20 * MINUTE)
     running = expected_windows(events)

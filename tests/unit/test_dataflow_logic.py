@@ -18,6 +18,7 @@ from shopstream.domain.revenue import (
     RevenueWindows,
     on_order_canceled,
     on_order_paid,
+    revenue_delta,
     window_start,
 )
 
@@ -270,3 +271,17 @@ def test_the_running_sale_with_the_lowest_price_wins_and_over_sales_are_pruned()
     assert not m.started(sale(2, 700, 50, 150), 71), "an ended sale does not come back"
     m.started(sale(3, 900, 100, 300), 120)
     assert [s["saleId"] for s in m.to_cache()] == ["S3"], "S1 ended at 100"
+
+
+def test_a_payment_redelivered_after_fulfilment_books_nothing_and_one_read_after_it_books() -> None:
+    event = {"eventType": "", "occurredAt": T0, "payload": {"orderId": "o1"}}
+    paid = {**event, "eventType": "ecommerce.order.order.paid.v1",
+            "payload": {"orderId": "o1", "amount": {"amountMinor": 500, "currency": "USD"}}}  # fmt: skip
+    fulfilled = {**event, "eventType": "ecommerce.order.order.fulfilled.v1"}
+    state, deltas = revenue_delta(None, paid)
+    assert [d.amount_minor for d in deltas] == [500]
+    state, deltas = revenue_delta(state, fulfilled)
+    assert deltas == [] and state.fulfilled
+    assert revenue_delta(state, paid)[1] == [], "Debezium redelivered the payment"
+    state, _ = revenue_delta(None, fulfilled)  # read before its payment (another topic)
+    assert [d.amount_minor for d in revenue_delta(state, paid)[1]] == [500]

@@ -29,6 +29,7 @@ admin_actions := {
 	"product.price.change",
 	"flash_sale.start",
 	"flash_sale.end",
+	"dashboard.read",
 	"inventory.adjust",
 	"order.fulfill",
 }

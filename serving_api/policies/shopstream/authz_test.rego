@@ -54,6 +54,13 @@ test_no_roles_no_access if {
 	not authz.allow with input as {"action": "order.create", "user": {"id": "USER-x", "roles": []}, "resource": {}}
 }
 
+test_flash_sales_and_the_dashboard_are_admin_only if {
+	authz.allow with input as {"action": "flash_sale.start", "user": admin, "resource": {}}
+	not authz.allow with input as {"action": "flash_sale.end", "user": alice, "resource": {}}
+	authz.allow with input as {"action": "dashboard.read", "user": admin, "resource": {}}
+	not authz.allow with input as {"action": "dashboard.read", "user": alice, "resource": {}}
+}
+
 test_fulfil_is_admin_only if {
 	authz.allow with input as {"action": "order.fulfill", "user": admin, "resource": order("USER-alice", "PAID")}
 	not authz.allow with input as {"action": "order.fulfill", "user": alice, "resource": order("USER-alice", "PAID")}
