@@ -8,10 +8,12 @@ import os
 from collections.abc import Iterator
 
 import pytest
+import redis
 
 from shopstream.stack import StackSettings
 from shopstream.stack.installer import install_all
 from shopstream.stack.stack import Stack
+from tests.integration.api_client import Storefront
 
 
 @pytest.fixture(scope="session")
@@ -35,3 +37,16 @@ def stack(settings: StackSettings) -> Iterator[Stack]:
         started = [c.name for c in stack.components if c.name not in up_before]
         if started:
             stack.down(started)
+
+
+@pytest.fixture(scope="module")
+def shop(stack: Stack) -> Iterator[Storefront]:
+    """A storefront client of the running API, with tokens for admin, alice and bob."""
+    s = Storefront(stack.settings.api.url)
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def cache(stack: Stack) -> redis.Redis:
+    return redis.Redis(host=stack.settings.redis.host, port=stack.settings.redis.port, decode_responses=True)

@@ -7,8 +7,7 @@ from __future__ import annotations
 import io
 import json
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 import redis
@@ -17,13 +16,7 @@ from PIL import Image
 from shopstream.stack.stack import Stack
 from tests.e2e.browser import Browser
 from tests.integration.api_client import Storefront
-
-
-@pytest.fixture(scope="module")
-def shop(stack: Stack) -> Iterator[Storefront]:
-    s = Storefront(stack.settings.api.url)
-    yield s
-    s.close()
+from tests.support import eventually
 
 
 @pytest.fixture
@@ -31,17 +24,6 @@ def browser() -> Iterator[Browser]:
     b = Browser()
     yield b
     b.close()
-
-
-def eventually(check: Callable[[], Any], timeout: float = 30, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        time.sleep(0.2)
 
 
 SHOWN = """JSON.stringify({

@@ -4,17 +4,14 @@ codes; abusive queries are refused before they run."""
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 import redis
 
-from shopstream.stack.stack import Stack
 from tests.integration.api_client import Storefront
+from tests.support import eventually
 
 PRODUCT = """query($id: ID!) { product(id: $id) {
   id sku name price { amount currency } currentPrice { amount currency }
@@ -23,33 +20,10 @@ PRODUCT = """query($id: ID!) { product(id: $id) {
 } }"""
 
 
-@pytest.fixture(scope="module")
-def shop(stack: Stack) -> Iterator[Storefront]:
-    s = Storefront(stack.settings.api.url)
-    yield s
-    s.close()
-
-
-@pytest.fixture(scope="module")
-def cache(stack: Stack) -> redis.Redis:
-    return redis.Redis(host=stack.settings.redis.host, port=stack.settings.redis.port, decode_responses=True)
-
-
 def gql(shop: Storefront, query: str, **variables: Any) -> dict[str, Any]:
     r = shop.http.post("/graphql", json={"query": query, "variables": variables})
     assert r.status_code == 200, r.text
     return r.json()  # type: ignore[no-any-return]
-
-
-def eventually(check: Callable[[], Any], timeout: float = 30, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        time.sleep(0.1)
 
 
 def test_a_product_with_its_inventory_and_current_price(shop: Storefront, cache: redis.Redis) -> None:

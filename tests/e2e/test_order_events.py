@@ -73,13 +73,6 @@ def tail(stack: Stack) -> Iterator[EventTail]:
     t.close()
 
 
-@pytest.fixture(scope="module")
-def shop(stack: Stack) -> Iterator[Storefront]:
-    s = Storefront(stack.settings.api.url)
-    yield s
-    s.close()
-
-
 def test_order_created_then_paid_events_carry_the_requests_ids(shop: Storefront, tail: EventTail) -> None:
     p = shop.product(stock=5)
     correlation = f"corr-{uuid.uuid4().hex[:8]}"

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,31 +18,9 @@ from confluent_kafka import Consumer, TopicPartition
 from shopstream.serde import AvroSerde, RegistryClient
 from shopstream.stack.stack import Stack
 from tests.integration.api_client import Storefront
+from tests.support import eventually
 
 REVENUE_TOPIC = "ecommerce.analytics.revenue_window.updated.v1"
-
-
-@pytest.fixture(scope="module")
-def shop(stack: Stack) -> Iterator[Storefront]:
-    s = Storefront(stack.settings.api.url)
-    yield s
-    s.close()
-
-
-@pytest.fixture(scope="module")
-def cache(stack: Stack) -> redis.Redis:
-    return redis.Redis(host=stack.settings.redis.host, port=stack.settings.redis.port, decode_responses=True)
-
-
-def eventually(check: Callable[[], Any], timeout: float = 30, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        time.sleep(0.1)
 
 
 def running_sales(cache: redis.Redis, product_id: str) -> list[dict[str, Any]]:

@@ -9,22 +9,13 @@ import json
 import queue
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import pytest
 
 from shopstream.stack.stack import Stack
 from tests.integration.api_client import Storefront
-
-
-@pytest.fixture(scope="module")
-def shop(stack: Stack) -> Iterator[Storefront]:
-    s = Storefront(stack.settings.api.url)
-    yield s
-    s.close()
 
 
 class SseClient:

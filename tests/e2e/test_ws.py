@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,13 +15,6 @@ from websockets.sync.client import ClientConnection, connect
 
 from shopstream.stack.stack import Stack
 from tests.integration.api_client import Storefront
-
-
-@pytest.fixture(scope="module")
-def shop(stack: Stack) -> Iterator[Storefront]:
-    s = Storefront(stack.settings.api.url)
-    yield s
-    s.close()
 
 
 def socket(stack: Stack, shop: Storefront, who: str, heartbeat: int = 15) -> ClientConnection:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -13,13 +12,6 @@ from shopstream.stack.stack import Stack
 from tests.integration.api_client import Storefront
 
 PROBLEM = "application/problem+json"
-
-
-@pytest.fixture(scope="module")
-def shop(stack: Stack) -> Iterator[Storefront]:
-    s = Storefront(stack.settings.api.url)
-    yield s
-    s.close()
 
 
 def test_products_crud_price_versions_and_cursor_pages(shop: Storefront) -> None:

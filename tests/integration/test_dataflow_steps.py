@@ -23,6 +23,7 @@ from streams import revenue_windows as rev
 from streams.runtime import Dataflow, Projected
 from streams.settings import DataflowSettings, FlashSalePriceMapSettings, InventorySnapshotSettings
 from streams.settings import RevenueWindowsSettings as RevenueSettings
+from tests.support import stock_adjusted
 
 T0 = 1_795_000_020_000
 
@@ -77,16 +78,7 @@ class Steps:
 
 
 def adjusted(version: int, on_hand: int, reserved: int, reason: str = "RESTOCK", delta: int = 1) -> dict[str, Any]:
-    return {
-        "productId": "P1",
-        "delta": delta,
-        "reason": reason,
-        "orderId": None,
-        "available": on_hand - reserved,
-        "onHand": on_hand,
-        "reserved": reserved,
-        "stockVersion": version,
-    }
+    return stock_adjusted("P1", delta, reason, on_hand, reserved, version)
 
 
 def test_inventory_snapshot_steps(stack: Stack, tmp_path: Path, flows: list[Dataflow]) -> None:

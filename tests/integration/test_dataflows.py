@@ -15,7 +15,7 @@ import sys
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from shopstream.domain import envelope, event_type
 from shopstream.serde import AvroSerde, RegistryClient
 from shopstream.stack.stack import Stack
+from tests.support import eventually, stock_adjusted
 
 SHOPSTREAM = str(Path(sys.executable).parent / "shopstream")
 ADJUSTED = event_type("ecommerce.inventory.stock.adjusted.v1")
@@ -49,11 +50,6 @@ def producer(stack: Stack) -> Iterator[Producer]:
     assert p.flush(30) == 0
 
 
-@pytest.fixture(scope="module")
-def cache(stack: Stack) -> redis.Redis:
-    return redis.Redis(host=stack.settings.redis.host, port=stack.settings.redis.port, decode_responses=True)
-
-
 def produce(producer: Producer, serde: AvroSerde, event: Any, payload: dict[str, Any], at_ms: int) -> None:
     record = envelope(
         event,
@@ -70,30 +66,6 @@ def produce(producer: Producer, serde: AvroSerde, event: Any, payload: dict[str,
     )
 
 
-def eventually(check: Callable[[], Any], timeout: float = 60, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        time.sleep(0.2)
-
-
-def adjustment(product_id: str, delta: int, reason: str, on_hand: int, reserved: int, version: int) -> dict[str, Any]:
-    return {
-        "productId": product_id,
-        "delta": delta,
-        "reason": reason,
-        "orderId": None,
-        "available": on_hand - reserved,
-        "onHand": on_hand,
-        "reserved": reserved,
-        "stockVersion": version,
-    }
-
-
 def test_stock_adjustments_become_the_inventory_snapshot_in_redis(
     producer: Producer, serde: AvroSerde, cache: redis.Redis
 ) -> None:
@@ -107,12 +79,12 @@ def test_stock_adjustments_become_the_inventory_snapshot_in_redis(
         ("SHIPMENT", 0, 7, 0),
     ]
     for version, (reason, delta, on_hand, reserved) in enumerate(history, 1):
-        produce(producer, serde, ADJUSTED, adjustment(product, delta, reason, on_hand, reserved, version), now)
+        produce(producer, serde, ADJUSTED, stock_adjusted(product, delta, reason, on_hand, reserved, version), now)
     # a redelivered (older) adjustment changes nothing
-    produce(producer, serde, ADJUSTED, adjustment(product, -3, "RESERVATION", 10, 3, 2), now)
+    produce(producer, serde, ADJUSTED, stock_adjusted(product, -3, "RESERVATION", 10, 3, 2), now)
     producer.flush(10)
     key = f"inventory:{product}"
-    eventually(lambda: cache.hget(key, "version") == "5", what=f"{key} at version 5")
+    eventually(lambda: cache.hget(key, "version") == "5", timeout=60, what=f"{key} at version 5")
     time.sleep(1)
     snapshot = cache.hgetall(key)
     assert snapshot == {
@@ -137,12 +109,16 @@ def test_a_poison_record_goes_to_the_dead_letter_topic_and_processing_continues(
     )
     producer.produce(ADJUSTED.topic, key=product, value=b"\x00\x00\x00\x00\x01not avro at all")
     producer.produce(ADJUSTED.topic, key=product, value=b'{"json": "instead of Avro"}')
-    misfiled = adjustment(product, 9, "RESTOCK", 9, 0, 1)  # a good event under a key that is not UTF-8
+    misfiled = stock_adjusted(product, 9, "RESTOCK", 9, 0, 1)  # a good event under a key that is not UTF-8
     record = envelope(ADJUSTED, misfiled, producer="t", correlation_id="c", trace_id="0" * 32)
     producer.produce(ADJUSTED.topic, key=b"\xff\xfe" + product.encode(), value=serde.encode(ADJUSTED.subject, record))
-    produce(producer, serde, ADJUSTED, adjustment(product, 4, "RESTOCK", 4, 0, 1), int(time.time() * 1000))
+    produce(producer, serde, ADJUSTED, stock_adjusted(product, 4, "RESTOCK", 4, 0, 1), int(time.time() * 1000))
     producer.flush(10)
-    eventually(lambda: cache.hget(f"inventory:{product}", "available") == "4", what="the good record after the poison")
+    eventually(
+        lambda: cache.hget(f"inventory:{product}", "available") == "4",
+        timeout=60,
+        what="the good record after the poison",
+    )
     letters = []
     deadline = time.monotonic() + 30
     while len(letters) < 3 and time.monotonic() < deadline:

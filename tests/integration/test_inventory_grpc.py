@@ -22,13 +22,6 @@ def channel(stack: Stack) -> Iterator[grpc.Channel]:
         yield ch
 
 
-@pytest.fixture(scope="module")
-def shop(stack: Stack) -> Iterator[Storefront]:
-    s = Storefront(stack.settings.api.url)
-    yield s
-    s.close()
-
-
 def reserve(stub: pb_grpc.InventoryStub, order_id: str, *lines: tuple[str, int]) -> pb.ReserveResponse:
     return stub.ReserveStock(
         pb.ReserveRequest(

@@ -1,0 +1,35 @@
+"""Small helpers shared by the integration and end-to-end tests."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+def eventually(check: Callable[[], Any], timeout: float = 30, what: str = "") -> Any:
+    """Poll `check` until it returns something truthy (returned), or fail after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s: {what}")
+        time.sleep(0.1)
+
+
+def stock_adjusted(
+    product_id: str, delta: int, reason: str, on_hand: int, reserved: int, version: int
+) -> dict[str, Any]:
+    """A stock.adjusted 1.1 payload with the stock's after-state."""
+    return {
+        "productId": product_id,
+        "delta": delta,
+        "reason": reason,
+        "orderId": None,
+        "available": on_hand - reserved,
+        "onHand": on_hand,
+        "reserved": reserved,
+        "stockVersion": version,
+    }
