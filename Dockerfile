@@ -1,8 +1,9 @@
-# The image of shopstream's own services for docker-compose: schema registry, writers, simulator,
+# The image of shopstream's own services for docker-compose: schema registry, writers, dataflows,
+# the OLAP service, simulator,
 # and the one-shot init (migrations, connectors, schemas).
 FROM python:3.11-slim
 WORKDIR /app
 COPY . .
-RUN pip install --no-cache-dir -e '.[stack,events,api]'
-EXPOSE 8000 8081 8090 50051
+RUN pip install --no-cache-dir -e '.[stack,events,api,streams,olap]'
+EXPOSE 8000 8081 8090 8124 50051
 CMD ["python", "-m", "shopstream.registry"]

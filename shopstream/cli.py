@@ -51,8 +51,15 @@ def _add_streams_app() -> None:
     app.add_typer(streams_app, name="streams")
 
 
+def _add_olap_app() -> None:
+    from shopstream.cli_olap import olap_app
+
+    app.add_typer(olap_app, name="olap")
+
+
 _add_schemas_app()
 _add_streams_app()
+_add_olap_app()
 # piped output (CI logs, `| grep`) is not wrapped to 80 columns, or the status table loses columns
 console = Console() if Console().is_terminal else Console(width=160)
 Names = Annotated[list[str] | None, typer.Argument(help="Components (default: all).", show_default=False)]

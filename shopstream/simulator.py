@@ -18,6 +18,9 @@ import httpx
 from serving_api.auth import issue_token
 from serving_api.settings import ApiSettings
 
+# the categories seeded products get, one each, drawn from the simulator's seeded generator
+CATEGORIES = ("apparel", "electronics", "home", "grocery", "toys")
+
 
 @dataclass
 class Tally:
@@ -61,6 +64,7 @@ class Storefront:
                 json={
                     "sku": f"SIM-{uuid.uuid4().hex[:10]}",
                     "name": f"Simulated product {i}",
+                    "category": self.rng.choice(CATEGORIES),
                     "price": {"amount": price, "currency": "USD"},
                     "stock": 10_000,
                 },

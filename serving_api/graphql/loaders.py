@@ -92,7 +92,9 @@ async def product_view(loaders: Loaders, product_id: str) -> dict[str, Any] | No
     except (RedisError, OSError):
         raw = None
     if raw is not None:
-        return json.loads(raw)  # type: ignore[no-any-return]
+        cached: dict[str, Any] = json.loads(raw)
+        if product_cache.current_shape(cached["product"]):
+            return cached
     product = await loaders.products.load(product_id)
     if product is None:
         return None

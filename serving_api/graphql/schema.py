@@ -61,6 +61,7 @@ class Product:
     sku: str
     name: str
     description: str | None
+    category: str = strawberry.field(description="The product's category: a lowercase slug, 'general' unless set.")
     active: bool
     price: Money = strawberry.field(description="The list price (the current SCD2 version).")
     # what a cached aggregate already holds; resolved per request otherwise
@@ -103,6 +104,7 @@ class Product:
             sku=p["sku"],
             name=p["name"],
             description=p["description"],
+            category=p["category"],
             active=p["active"],
             price=Money(amount=p["price"]["amount"], currency=p["price"]["currency"]),
             _view=view,

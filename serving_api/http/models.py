@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from serving_api.services.catalog import CATEGORY_PATTERN, DEFAULT_CATEGORY
 from shopstream.domain import Money, MoneyError
+
+CATEGORY_DESCRIPTION = "A lowercase slug: a letter, then up to 39 letters, digits, '_' or '-'"
 
 
 class Strict(BaseModel):
@@ -23,6 +26,9 @@ class ProductIn(Strict):
     sku: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
     name: str = Field(min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=5000)
+    category: str = Field(
+        default=DEFAULT_CATEGORY, pattern=CATEGORY_PATTERN, description=CATEGORY_DESCRIPTION, examples=["apparel"]
+    )
     price: PriceIn
     stock: int = Field(default=0, ge=0, le=1_000_000)
 
@@ -30,11 +36,14 @@ class ProductIn(Strict):
 class ProductPatch(Strict):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=5000)
+    category: str | None = Field(
+        default=None, pattern=CATEGORY_PATTERN, description=CATEGORY_DESCRIPTION, examples=["apparel"]
+    )
     active: bool | None = None
 
     @model_validator(mode="after")
     def _required_fields_not_null(self) -> ProductPatch:
-        for name in ("name", "active"):
+        for name in ("name", "category", "active"):
             if name in self.model_fields_set and getattr(self, name) is None:
                 raise ValueError(f"{name} cannot be null")
         return self

@@ -31,6 +31,7 @@ async def create_product(body: ProductIn, request: Request, response: Response, 
             body.description,
             money_or_422(body.price),
             body.stock,
+            body.category,
         )
     response.headers["Location"] = f"/api/v1/products/{product.id}"
     return product.to_json()

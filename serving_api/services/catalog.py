@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -18,8 +19,26 @@ from shopstream.domain import change_price as scd2_change
 
 PRODUCT_UPDATED = event_type("ecommerce.product.product.updated.v1")
 
+# A product's category: a lowercase slug (a letter, then up to 39 letters, digits, '_' or '-').
+# The one definition of the rule: the request models take this pattern, the catalog checks it
+# again for other callers, and migration 0004_product_category holds the same CHECK.
+CATEGORY_PATTERN = r"^[a-z][a-z0-9_-]{0,39}$"
+DEFAULT_CATEGORY = "general"
+_CATEGORY = re.compile(CATEGORY_PATTERN)
+
+
+def check_category(category: str) -> str:
+    """`category` when it follows the rule; a 422 problem otherwise."""
+    if not _CATEGORY.fullmatch(category):
+        raise invalid(
+            f"category must match {CATEGORY_PATTERN}",
+            [{"name": "category", "reason": "not a lowercase slug"}],
+        )
+    return category
+
+
 PRODUCT_SELECT = """
-SELECT p.id, p.sku, p.name, p.description, p.active, p.version, p.created_at, p.updated_at,
+SELECT p.id, p.sku, p.name, p.description, p.category, p.active, p.version, p.created_at, p.updated_at,
        h.amount_minor, h.currency, h.version AS price_version
 FROM products p JOIN product_price_history h ON h.product_id = p.id AND h.valid_to IS NULL
 """
@@ -31,6 +50,7 @@ class Product:
     sku: str
     name: str
     description: str | None
+    category: str
     active: bool
     version: int
     price: Money
@@ -42,6 +62,7 @@ class Product:
             "sku": self.sku,
             "name": self.name,
             "description": self.description,
+            "category": self.category,
             "active": self.active,
             "version": self.version,
             "price": {
@@ -59,6 +80,7 @@ def _product(row: asyncpg.Record) -> Product:
         row["sku"],
         row["name"],
         row["description"],
+        row["category"],
         row["active"],
         row["version"],
         Money(row["amount_minor"], row["currency"].strip()),
@@ -88,16 +110,18 @@ async def create(
     description: str | None,
     price: Money,
     stock: int,
+    category: str = DEFAULT_CATEGORY,
 ) -> Product:
     """A new product, its first price version and its stock row."""
     product_id = f"P-{uuid.uuid4().hex[:12]}"
     try:
         await conn.execute(
-            "INSERT INTO products (id, sku, name, description) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO products (id, sku, name, description, category) VALUES ($1, $2, $3, $4, $5)",
             product_id,
             sku,
             name,
             description,
+            check_category(category),
         )
     except asyncpg.UniqueViolationError as exc:
         raise conflict("duplicate-sku", "SKU already exists", f"a product with SKU {sku!r} exists") from exc
@@ -119,7 +143,9 @@ async def create(
 
 async def update(conn: asyncpg.Connection, ctx: Context, product_id: str, changes: dict[str, Any]) -> Product:
     current = await get(conn, product_id, lock=True)
-    fields = {k: v for k, v in changes.items() if k in ("name", "description", "active")}
+    fields = {k: v for k, v in changes.items() if k in ("name", "description", "category", "active")}
+    if "category" in fields:
+        check_category(fields["category"])
     if not fields:
         return current
     assignments = ", ".join(f"{k} = ${i + 2}" for i, k in enumerate(fields))

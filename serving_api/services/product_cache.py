@@ -30,6 +30,12 @@ return 1
 _counts = {"hit": 0, "miss": 0}
 
 
+def current_shape(product: dict[str, Any]) -> bool:
+    """Whether a cached copy has every field the API shows now: copies cached before a field was
+    added (`category`, migration 0004) are read as misses and replaced, not served without it."""
+    return "category" in product
+
+
 async def products(pool: asyncpg.Pool, cache: aioredis.Redis, ids: list[str]) -> dict[str, dict[str, Any]]:
     """The products with these ids, as the REST API shows them; unknown ids are absent."""
     found: dict[str, dict[str, Any]] = {}
@@ -39,8 +45,8 @@ async def products(pool: asyncpg.Pool, cache: aioredis.Redis, ids: list[str]) ->
         log.warning("product cache unavailable: %s", exc)
         cached = [None] * len(ids)
     for product_id, raw in zip(ids, cached, strict=True):
-        if raw is not None:
-            found[product_id] = json.loads(raw)
+        if raw is not None and current_shape(product := json.loads(raw)):
+            found[product_id] = product
     missing = [i for i in ids if i not in found]
     _count(len(found), len(missing))
     if missing:

@@ -89,6 +89,19 @@ class ApiPorts(BaseModel):
         return f"http://{self.host}:{self.port}"
 
 
+class OlapPorts(BaseModel):
+    """Where the OLAP service listens, and how often it rebuilds the marts by itself."""
+
+    host: str = "127.0.0.1"
+    port: int = 8124
+    # seconds between dbt builds when new rows have landed (0: only `shopstream olap dbt build`)
+    build_interval_s: float = 300.0
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
 class StackSettings(BaseSettings):
     """Where the stack lives and which ports it takes; every field is overridable by environment,
     e.g. `SHOPSTREAM_KAFKA__PORT=19092`, `SHOPSTREAM_HOME=/data/shopstream`."""
@@ -110,6 +123,7 @@ class StackSettings(BaseSettings):
     registry: RegistrySettings = RegistrySettings()
     opa: OpaSettings = OpaSettings()
     api: ApiPorts = ApiPorts()
+    olap: OlapPorts = OlapPorts()
 
     @field_validator("home", "repo")
     @classmethod

@@ -14,7 +14,7 @@ from tests.integration.api_client import Storefront
 from tests.support import eventually
 
 PRODUCT = """query($id: ID!) { product(id: $id) {
-  id sku name price { amount currency } currentPrice { amount currency }
+  id sku name category price { amount currency } currentPrice { amount currency }
   flashSale { saleId price { amount } }
   inventory { onHand reserved available }
 } }"""
@@ -36,6 +36,7 @@ def test_a_product_with_its_inventory_and_current_price(shop: Storefront, cache:
     eventually(lambda: cache.hget(f"flash_price:{p['id']}", "sales") not in (None, "[]"), what="the price map")
     product = gql(shop, PRODUCT, id=p["id"])["data"]["product"]
     assert product["name"] == "Test mug" and product["price"] == {"amount": "40.00", "currency": "USD"}
+    assert product["category"] == "general"
     assert product["currentPrice"] == {"amount": "30.00", "currency": "USD"}
     assert product["flashSale"]["price"]["amount"] == "30.00"
     assert product["inventory"] == {"onHand": 8, "reserved": 3, "available": 5}
@@ -50,24 +51,29 @@ def test_a_product_update_shows_in_the_next_read_once_its_event_drops_the_caches
     assert shop.http.get(f"/api/v1/products/{p['id']}").json()["name"] == "Test mug"
     assert cache.exists(f"product:{p['id']}") and cache.exists(f"gql:product:{p['id']}")
     new_name = f"Mug {uuid.uuid4().hex[:6]}"
-    r = shop.http.patch(f"/api/v1/products/{p['id']}", headers=shop.auth("admin"), json={"name": new_name})
+    r = shop.http.patch(
+        f"/api/v1/products/{p['id']}", headers=shop.auth("admin"), json={"name": new_name, "category": "kitchen"}
+    )
     assert r.status_code == 200
     eventually(  # well within the aggregate's 30 s TTL: the event dropped it, not time
         lambda: gql(shop, PRODUCT, id=p["id"])["data"]["product"]["name"] == new_name,
         timeout=10,
         what="the new name through GraphQL",
     )
-    assert shop.http.get(f"/api/v1/products/{p['id']}").json()["name"] == new_name
+    assert gql(shop, PRODUCT, id=p["id"])["data"]["product"]["category"] == "kitchen"
+    rest = shop.http.get(f"/api/v1/products/{p['id']}").json()
+    assert rest["name"] == new_name and rest["category"] == "kitchen"
     assert int(cache.get(f"product:{p['id']}:floor") or 0) == r.json()["version"]
 
 
 def test_products_page_and_inventory_query(shop: Storefront) -> None:
-    a, b = shop.product(stock=2), shop.product(stock=3)
+    a, b = shop.product(stock=2, category="electronics"), shop.product(stock=3)
     query = """query($q: String) { products(filter: {q: $q}, first: 50) {
-      items { id inventory { available } currentPrice { amount } } nextCursor } }"""
+      items { id category inventory { available } currentPrice { amount } } nextCursor } }"""
     sku = a["sku"]
     page = gql(shop, query, q=sku)["data"]["products"]
-    assert [i["id"] for i in page["items"]] == [a["id"]] and page["nextCursor"] is None
+    assert [(i["id"], i["category"]) for i in page["items"]] == [(a["id"], "electronics")]
+    assert page["nextCursor"] is None
     assert page["items"][0]["inventory"]["available"] == 2
     stock = gql(shop, "query($id: ID!) { productInventory(id: $id) { available version } }", id=b["id"])
     assert stock["data"]["productInventory"]["available"] == 3

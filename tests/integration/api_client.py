@@ -27,17 +27,18 @@ class Storefront:
     def auth(self, who: str, **extra: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[who]}", **extra}
 
-    def product(self, stock: int = 10, amount: str = "25.00", currency: str = "USD") -> dict[str, Any]:
-        r = self.http.post(
-            "/api/v1/products",
-            headers=self.auth("admin"),
-            json={
-                "sku": f"SKU-{uuid.uuid4().hex[:10]}",
-                "name": "Test mug",
-                "price": {"amount": amount, "currency": currency},
-                "stock": stock,
-            },
-        )
+    def product(
+        self, stock: int = 10, amount: str = "25.00", currency: str = "USD", category: str | None = None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "sku": f"SKU-{uuid.uuid4().hex[:10]}",
+            "name": "Test mug",
+            "price": {"amount": amount, "currency": currency},
+            "stock": stock,
+        }
+        if category is not None:
+            body["category"] = category
+        r = self.http.post("/api/v1/products", headers=self.auth("admin"), json=body)
         assert r.status_code == 201, r.text
         return r.json()  # type: ignore[no-any-return]
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 
 import httpx
 import pytest
+import redis
 
 from shopstream.stack.stack import Stack
 from tests.integration.api_client import Storefront
@@ -63,6 +65,43 @@ def test_duplicate_sku_and_bad_input_are_problems_not_500s(shop: Storefront) -> 
         assert r.json()["invalid_params"]
     assert shop.http.get("/api/v1/products/nope").json()["status"] == 404
     assert shop.http.get("/api/v1/nowhere").headers["content-type"] == PROBLEM
+
+
+def test_a_product_has_a_category_general_unless_set(shop: Storefront) -> None:
+    plain = shop.product()
+    assert plain["category"] == "general"
+    assert shop.http.get(f"/api/v1/products/{plain['id']}").json()["category"] == "general"
+    p = shop.product(category="home-decor_2")
+    assert p["category"] == "home-decor_2"
+    assert shop.http.get(f"/api/v1/products/{p['id']}").json()["category"] == "home-decor_2"
+    assert shop.product(category="a" * 40)["category"] == "a" * 40  # the longest slug
+    r = shop.http.patch(f"/api/v1/products/{p['id']}", headers=shop.auth("admin"), json={"category": "toys"})
+    assert r.status_code == 200 and r.json()["category"] == "toys" and r.json()["version"] == p["version"] + 1
+    listed = shop.http.get("/api/v1/products", params={"q": p["sku"]}).json()["items"]
+    assert [(i["id"], i["category"]) for i in listed] == [(p["id"], "toys")]
+
+
+def test_a_category_that_is_not_a_lowercase_slug_is_a_422_problem(shop: Storefront) -> None:
+    p = shop.product()
+    body = {"sku": f"SKU-{uuid.uuid4().hex[:10]}", "name": "x", "price": {"amount": "1.00", "currency": "USD"}}
+    for category in ("Apparel", "9lives", "-x", "home decor", "a" * 41, "", "caf\u00e9", None, 5):
+        r = shop.http.post("/api/v1/products", headers=shop.auth("admin"), json={**body, "category": category})
+        assert r.status_code == 422 and r.headers["content-type"] == PROBLEM, (category, r.text)
+        assert [param["name"] for param in r.json()["invalid_params"]] == ["category"], r.text
+        r = shop.http.patch(f"/api/v1/products/{p['id']}", headers=shop.auth("admin"), json={"category": category})
+        assert r.status_code == 422 and r.headers["content-type"] == PROBLEM, (category, r.text)
+        assert r.json()["invalid_params"], r.text  # a null is the whole patch's error ("body")
+    assert shop.http.get(f"/api/v1/products/{p['id']}").json()["category"] == "general"
+    assert shop.http.get("/api/v1/products", params={"q": body["sku"]}).json()["items"] == []
+
+
+def test_a_cached_product_from_before_categories_is_reloaded_not_served(shop: Storefront, cache: redis.Redis) -> None:
+    p = shop.product(category="grocery")
+    assert shop.http.get(f"/api/v1/products/{p['id']}").json()["category"] == "grocery"  # cached now
+    old = {k: v for k, v in json.loads(cache.get(f"product:{p['id']}") or "{}").items() if k != "category"}
+    cache.set(f"product:{p['id']}", json.dumps(old), px=60_000)  # as cached before migration 0004
+    assert shop.http.get(f"/api/v1/products/{p['id']}").json()["category"] == "grocery"
+    assert json.loads(cache.get(f"product:{p['id']}") or "{}")["category"] == "grocery"
 
 
 def test_mutations_need_a_valid_jwt(shop: Storefront) -> None:

@@ -26,6 +26,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from shopstream.domain import envelope, event_type
 from shopstream.serde import AvroSerde, RegistryClient
+from shopstream.stack.components.kafka import create_event_topics
 from shopstream.stack.stack import Stack
 from tests.support import eventually, stock_adjusted
 
@@ -33,6 +34,7 @@ SHOPSTREAM = str(Path(sys.executable).parent / "shopstream")
 ADJUSTED = event_type("ecommerce.inventory.stock.adjusted.v1")
 PAID = event_type("ecommerce.order.order.paid.v1")
 CANCELED = event_type("ecommerce.order.order.canceled.v1")
+FULFILLED_TOPIC = "ecommerce.order.order.fulfilled.v1"
 MINUTE, DAY = 60_000, 86_400_000
 
 
@@ -50,7 +52,9 @@ def producer(stack: Stack) -> Iterator[Producer]:
     assert p.flush(30) == 0
 
 
-def produce(producer: Producer, serde: AvroSerde, event: Any, payload: dict[str, Any], at_ms: int) -> None:
+def produce(
+    producer: Producer, serde: AvroSerde, event: Any, payload: dict[str, Any], at_ms: int, prefix: str = ""
+) -> None:
     record = envelope(
         event,
         payload,
@@ -62,7 +66,7 @@ def produce(producer: Producer, serde: AvroSerde, event: Any, payload: dict[str,
     # the record's timestamp is its event time, as Debezium's would be (the commit time): the
     # dataflow's partition time alignment reads partitions in that order
     producer.produce(
-        event.topic, key=record["partitionKey"], value=serde.encode(event.subject, record), timestamp=at_ms
+        prefix + event.topic, key=record["partitionKey"], value=serde.encode(event.subject, record), timestamp=at_ms
     )
 
 
@@ -185,12 +189,15 @@ def test_revenue_windows_survive_kill_9_with_the_values_of_an_uninterrupted_run(
     expected = expected_windows([*events, closer])
     closed = set(running)
 
-    # two instances of the dataflow of our own, each with its own group (starting at the end of
-    # the topics: the events below, not the whole history), state, dead-letter topic and Redis
+    # two instances of the dataflow of our own, on topics of their own (these synthetic orders
+    # exist in no database: the platform's event log, which the OLAP layer reconciles against
+    # Postgres, must not carry them), each with its own group, state, dead-letter topic and Redis
     # db: one is killed mid-stream and restarted, the other runs uninterrupted
-    killed, uninterrupted = RevenueFlow(stack, tmp_path, 1), RevenueFlow(stack, tmp_path, 2)
+    prefix = f"test-revenue-{uuid.uuid4().hex[:8]}."
+    create_event_topics(stack.settings.kafka.bootstrap, prefix)
+    killed, uninterrupted = RevenueFlow(stack, tmp_path, 1, prefix), RevenueFlow(stack, tmp_path, 2, prefix)
     for event in events:
-        produce_order_event(producer, serde, currency, *event)
+        produce_order_event(producer, serde, currency, *event, prefix=prefix)
     producer.flush(30)
 
     def sums(flow: RevenueFlow) -> dict[str, tuple[int, int]]:
@@ -210,7 +217,7 @@ def test_revenue_windows_survive_kill_9_with_the_values_of_an_uninterrupted_run(
         killed.start()
         for flow in (killed, uninterrupted):
             eventually(lambda: sums(flow) == running, timeout=180, what="every event counted once")  # noqa: B023
-        produce_order_event(producer, serde, currency, *closer)
+        produce_order_event(producer, serde, currency, *closer, prefix=prefix)
         producer.flush(10)
         after_restart = eventually(lambda: done(killed), timeout=60, what="every window final after the restart")
         reference = eventually(lambda: done(uninterrupted), timeout=60, what="the uninterrupted run")
@@ -223,7 +230,7 @@ def test_revenue_windows_survive_kill_9_with_the_values_of_an_uninterrupted_run(
 
 
 def produce_order_event(
-    producer: Producer, serde: AvroSerde, currency: str, kind: str, order: str, amount: int, at: int
+    producer: Producer, serde: AvroSerde, currency: str, kind: str, order: str, amount: int, at: int, prefix: str
 ) -> None:
     if kind == "paid":
         payload = {
@@ -233,21 +240,22 @@ def produce_order_event(
             "amount": {"amountMinor": amount, "currency": currency},
             "paidAt": at,
         }
-        produce(producer, serde, PAID, payload, at)
+        produce(producer, serde, PAID, payload, at, prefix)
     else:
         payload = {"orderId": order, "userId": "U", "reason": "test", "canceledBy": "U", "releasedItems": []}
-        produce(producer, serde, CANCELED, payload, at)
+        produce(producer, serde, CANCELED, payload, at, prefix)
 
 
 class RevenueFlow:
     """A revenue_windows process of the test's own, writing to Redis db `db`."""
 
-    def __init__(self, stack: Stack, tmp: Path, db: int) -> None:
+    def __init__(self, stack: Stack, tmp: Path, db: int, prefix: str) -> None:
         run_id = uuid.uuid4().hex[:8]
         group = f"test-revenue-{run_id}"
         self.env = {
             **os.environ,
             "SHOPSTREAM_REVENUE_WINDOWS__CONSUMER_GROUP": group,
+            "SHOPSTREAM_REVENUE_WINDOWS__TOPIC_PREFIX": prefix,
             # the events below span 7 minutes of event time but are produced in one burst, so
             # partitions are read in no particular event-time order: nothing may count as late
             # (lateness itself is a unit test's job)
@@ -256,7 +264,7 @@ class RevenueFlow:
             "SHOPSTREAM_REVENUE_WINDOWS__DEAD_LETTER_TOPIC": f"test.dlq.revenue.{run_id}",
             "SHOPSTREAM_REVENUE_WINDOWS__REDIS_URL": f"redis://{stack.settings.redis.host}:{stack.settings.redis.port}/{db}",
         }
-        _start_at_the_end(stack, group, [PAID.topic, CANCELED.topic, "ecommerce.order.order.fulfilled.v1"])
+        _start_at_the_end(stack, group, [prefix + t for t in (PAID.topic, CANCELED.topic, FULFILLED_TOPIC)])
         self.cache = redis.Redis(
             host=stack.settings.redis.host, port=stack.settings.redis.port, db=db, decode_responses=True
         )

@@ -16,8 +16,9 @@ COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
 def test_compose_has_the_local_stacks_services_on_the_same_ports(tmp_path: Path) -> None:
     services = yaml.safe_load(COMPOSE.read_text())["services"]
     components = build_components(StackSettings(home=tmp_path))
-    # plus `init`, the one-shot that does what `shopstream up` does after the stack is healthy
-    assert set(services) == {c.name for c in components} | {"init"}
+    # plus `init`, the one-shot that does what `shopstream up` does after the stack is healthy, and
+    # `clickhouse`, the server the OLAP service uses there instead of the embedded engine (chdb)
+    assert set(services) == {c.name for c in components} | {"init", "clickhouse"}
     for c in components:
         if c.port is None:
             continue

@@ -36,6 +36,7 @@ def test_ports_come_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_pa
         "stream-revenue-windows": [],
         "stream-flash-sale-price-map": [],
         "stream-serving-caches": [],
+        "olap": [8124],
         "simulator": [],
     }
     assert settings.env_name("kafka", "port") == "SHOPSTREAM_KAFKA__PORT"
@@ -57,6 +58,7 @@ def test_defaults_are_the_conventional_ports(tmp_path: Path) -> None:
         "stream-revenue-windows": None,
         "stream-flash-sale-price-map": None,
         "stream-serving-caches": None,
+        "olap": 8124,
         "simulator": None,
     }
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from shopstream.stack.component import Component
-from shopstream.stack.components import connect, kafka, opa, postgres, redis, registry, streams, writers
+from shopstream.stack.components import connect, kafka, olap, opa, postgres, redis, registry, streams, writers
 from shopstream.stack.paths import StackPaths
 from shopstream.stack.settings import StackSettings
 
@@ -21,6 +21,7 @@ REGISTRY: list[Callable[[StackSettings, StackPaths], Component]] = [
     writers.inventory_grpc,
     writers.rest_api,
     *streams.factories(),
+    olap.component,
     writers.simulator,
 ]
 

@@ -1,0 +1,1 @@
+"""The OLAP layer: dbt marts on ClickHouse and their data-quality suites."""

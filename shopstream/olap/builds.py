@@ -1,0 +1,143 @@
+"""dbt invocations inside the OLAP service (the process that owns the store), one at a time.
+
+dbt runs in-process through `dbtRunner`, with the `driver: chdb` shim installed, so its models are
+built by the same embedded engine the loader lands into; on the `server` target it talks HTTP to
+the ClickHouse server like any dbt user would."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from shopstream.olap import dbt_chdb
+from shopstream.olap.settings import OlapSettings
+
+log = logging.getLogger("shopstream.olap.dbt")
+
+# the dbt commands the service runs (others, like `deps` or `init`, are a developer's business)
+COMMANDS = frozenset({"build", "run", "test", "seed", "compile", "docs", "source", "ls", "list", "parse", "show"})
+# those that take --target/--target-path (the others reject them)
+_TARGETED = COMMANDS
+
+
+class BuildBusy(RuntimeError):
+    """Another dbt invocation is running."""
+
+
+class BadInvocation(ValueError):
+    """Arguments the service will not hand to dbt."""
+
+
+@dataclass(frozen=True)
+class NodeOutcome:
+    node: str
+    status: str
+    seconds: float
+    message: str | None
+    failures: int | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "node": self.node, "status": self.status, "seconds": round(self.seconds, 3),
+            "message": self.message, "failures": self.failures,
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DbtOutcome:
+    args: tuple[str, ...]
+    success: bool
+    seconds: float
+    started_at: float
+    nodes: tuple[NodeOutcome, ...]
+    error: str | None
+    log_tail: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "args": list(self.args),
+            "success": self.success,
+            "seconds": round(self.seconds, 3),
+            "startedAt": self.started_at,
+            "nodes": [n.as_dict() for n in self.nodes],
+            "error": self.error,
+            "logTail": list(self.log_tail),
+        }
+
+
+@dataclass
+class DbtRunner:
+    settings: OlapSettings
+    last: DbtOutcome | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def invoke(self, args: list[str]) -> DbtOutcome:
+        """Run one dbt command (e.g. ["build"], ["test", "--select", "marts"]); BuildBusy if one runs."""
+        if not args or args[0] not in COMMANDS:
+            raise BadInvocation(f"dbt command must be one of {', '.join(sorted(COMMANDS))}; got {args[:1]}")
+        if any(a in ("--profiles-dir", "--project-dir", "--target-path", "--log-path", "-t", "--target") for a in args):
+            raise BadInvocation("the service chooses the project, profile, target and paths")
+        if not self._lock.acquire(blocking=False):
+            raise BuildBusy("a dbt invocation is running; try again when it has finished")
+        try:
+            self.last = self._invoke(args)
+            return self.last
+        finally:
+            self._lock.release()
+
+    def _invoke(self, args: list[str]) -> DbtOutcome:
+        from dbt.cli.main import dbtRunner
+
+        dbt_chdb.install()
+        s = self.settings
+        # profiles.yml reads the store's location from the same variables the service reads
+        os.environ["SHOPSTREAM_OLAP__PATH"] = str(s.path)
+        os.environ["SHOPSTREAM_OLAP__CLICKHOUSE_HOST"] = s.clickhouse_host
+        os.environ["SHOPSTREAM_OLAP__CLICKHOUSE_PORT"] = str(s.clickhouse_port)
+        os.environ["SHOPSTREAM_OLAP__CLICKHOUSE_USER"] = s.clickhouse_user
+        os.environ["SHOPSTREAM_OLAP__CLICKHOUSE_PASSWORD"] = s.clickhouse_password.get_secret_value()
+        work = s.dbt_work_dir
+        full = [
+            *args,
+            "--project-dir", str(s.dbt_project_dir),
+            "--profiles-dir", str(s.dbt_project_dir),
+            "--target", s.target,
+            "--target-path", str(work / "target"),
+            "--log-path", str(work / "logs"),
+        ]  # fmt: skip
+        tail: deque[str] = deque(maxlen=200)
+
+        def collect(event: Any) -> None:
+            if event.info.level in ("info", "warn", "error") and event.info.msg:
+                tail.append(str(event.info.msg))
+
+        started, clock = time.time(), time.monotonic()
+        log.info("dbt %s", " ".join(args))
+        try:
+            result = dbtRunner(callbacks=[collect]).invoke(full)
+        except Exception as exc:  # dbt's own bugs surface as an outcome, not a dead service
+            log.exception("dbt %s crashed", " ".join(args))
+            return DbtOutcome(tuple(args), False, time.monotonic() - clock, started, (), repr(exc), tuple(tail))
+        nodes = tuple(_node(r) for r in getattr(result.result, "results", None) or ())
+        error = None if result.exception is None else str(result.exception)
+        outcome = DbtOutcome(
+            tuple(args), bool(result.success), time.monotonic() - clock, started, nodes, error, tuple(tail)
+        )
+        log.info("dbt %s: %s in %.1fs", " ".join(args), "ok" if outcome.success else "FAILED", outcome.seconds)
+        return outcome
+
+
+def _node(result: Any) -> NodeOutcome:
+    node = getattr(result, "node", None)
+    return NodeOutcome(
+        node=getattr(node, "unique_id", None) or str(getattr(result, "unique_id", "?")),
+        status=str(getattr(result.status, "value", result.status)),
+        seconds=float(getattr(result, "execution_time", 0.0) or 0.0),
+        message=getattr(result, "message", None),
+        failures=getattr(result, "failures", None),
+    )
