@@ -21,8 +21,6 @@ log = logging.getLogger("shopstream.olap.dbt")
 
 # the dbt commands the service runs (others, like `deps` or `init`, are a developer's business)
 COMMANDS = frozenset({"build", "run", "test", "seed", "compile", "docs", "source", "ls", "list", "parse", "show"})
-# those that take --target/--target-path (the others reject them)
-_TARGETED = COMMANDS
 
 
 class BuildBusy(RuntimeError):
@@ -76,13 +74,15 @@ class DbtRunner:
     last: DbtOutcome | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def invoke(self, args: list[str]) -> DbtOutcome:
-        """Run one dbt command (e.g. ["build"], ["test", "--select", "marts"]); BuildBusy if one runs."""
+    def invoke(self, args: list[str], wait: float = 0.0) -> DbtOutcome:
+        """Run one dbt command (e.g. ["build"], ["test", "--select", "marts"]) once the one running
+        (if any) has finished; BuildBusy if that takes more than `wait` seconds."""
         if not args or args[0] not in COMMANDS:
             raise BadInvocation(f"dbt command must be one of {', '.join(sorted(COMMANDS))}; got {args[:1]}")
         if any(a in ("--profiles-dir", "--project-dir", "--target-path", "--log-path", "-t", "--target") for a in args):
             raise BadInvocation("the service chooses the project, profile, target and paths")
-        if not self._lock.acquire(blocking=False):
+        acquired = self._lock.acquire(timeout=wait) if wait > 0 else self._lock.acquire(blocking=False)
+        if not acquired:
             raise BuildBusy("a dbt invocation is running; try again when it has finished")
         try:
             self.last = self._invoke(args)

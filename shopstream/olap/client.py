@@ -62,9 +62,14 @@ class OlapClient:
         table = pa.ipc.open_stream(io.BytesIO(self.query_raw(sql, "ArrowStream"))).read_all()
         return table.to_pandas()
 
-    def dbt(self, *args: str) -> dict[str, Any]:
-        """One dbt invocation in the service, e.g. dbt("build"); its outcome."""
-        return dict(self._request("POST", "/dbt", json={"args": list(args)}).json())
+    def dbt(self, *args: str, wait: float = 600.0) -> dict[str, Any]:
+        """One dbt invocation in the service, e.g. dbt("build"), after the running one (if any);
+        its outcome."""
+        return dict(self._request("POST", "/dbt", json={"args": list(args), "wait_s": wait}).json())
+
+    def replay(self) -> None:
+        """Have the loader land every topic again from its beginning."""
+        self._request("POST", "/replay")
 
     def settle(self, timeout: float = 120.0, since: float | None = None) -> dict[str, Any]:
         """Wait until the loader has landed everything written before `since` (a time.time(), default

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
-from confluent_kafka import Consumer, IsolationLevel, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, IsolationLevel, KafkaError, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from shopstream.olap.settings import OlapSettings
@@ -58,6 +58,7 @@ class LoaderStats:
     landed: Counter[str] = field(default_factory=Counter)  # raw table -> rows inserted
     dead_letters: int = 0
     retries: int = 0
+    replays: int = 0
     last_batch_at: float | None = None
     last_batch_records: int = 0
     last_batch_seconds: float = 0.0
@@ -76,6 +77,7 @@ class LoaderStats:
             "landed": dict(self.landed),
             "deadLetters": self.dead_letters,
             "retries": self.retries,
+            "replays": self.replays,
             "lastBatchAt": self.last_batch_at,
             "lastBatchRecords": self.last_batch_records,
             "lastBatchSeconds": round(self.last_batch_seconds, 4),
@@ -97,6 +99,7 @@ class Loader:
         self.serde = serde
         self.stats = LoaderStats()
         self.prefix = settings.topic_prefix
+        self._replay = threading.Event()
         self._event_topics = {self.prefix + t for t in EVENT_TOPICS}
         self._consumer = Consumer(
             {
@@ -145,6 +148,8 @@ class Loader:
         log.info("landing %s into %s", ", ".join(self.subscriptions()), RAW_DATABASE)
         try:
             while not stop.is_set():
+                if self._replay.is_set():
+                    self._rewind_to_beginning()
                 messages = self._collect(stop)
                 if messages:
                     self._land_with_retry(messages, stop)
@@ -152,6 +157,19 @@ class Loader:
         finally:
             self._consumer.close()
             self._producer.flush(10)
+
+    def replay(self) -> None:
+        """Land every assigned partition again from its beginning (asked from another thread)."""
+        self._replay.set()
+
+    def _rewind_to_beginning(self) -> None:
+        self._replay.clear()
+        assignment = self._consumer.assignment()
+        for tp in assignment:
+            self._consumer.seek(TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING))
+        self.stats.replays += 1
+        self.stats.backlog_at = None  # not settled until measured again
+        log.info("replay: %d partitions back to their beginning", len(assignment))
 
     def _collect(self, stop: threading.Event) -> list[Message]:
         deadline = time.monotonic() + self.settings.batch_seconds

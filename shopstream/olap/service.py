@@ -7,6 +7,7 @@ HTTP (port 8124):
     POST /query                   {"sql": ..., "format": "JSONCompact"} read-only, problem+json errors
     GET|POST /?query=...          the ClickHouse HTTP interface (read-only subset): curl, BI tools
     POST /dbt                     {"args": ["build"]} one dbt invocation at a time (409 when busy)
+    POST /replay                  land every topic again from its beginning (deduplicated)
     GET  /dbt-docs/               the dbt docs site of the last `dbt docs generate`"""
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ class QueryIn(BaseModel):
 
 class DbtIn(BaseModel):
     args: list[str] = Field(min_length=1, max_length=50)
+    # how long to wait for a running invocation (the periodic build) to finish first
+    wait_s: float = Field(default=0.0, ge=0, le=3600)
 
 
 @dataclass
@@ -190,11 +193,18 @@ def create_app(settings: OlapSettings, service: OlapService | None = None) -> Fa
                             headers={"X-ClickHouse-Exception-Code": str(code)})  # fmt: skip
         return Response(content=data, media_type=_media_type(fmt or "TabSeparated"))
 
+    @app.post("/replay")
+    def replay() -> dict[str, str]:
+        """Land every topic again from its beginning: the raw tables deduplicate, nothing doubles."""
+        assert svc.loader is not None
+        svc.loader.replay()
+        return {"status": "replaying"}
+
     @app.post("/dbt")
     def dbt(body: DbtIn) -> Response:
         assert svc.dbt is not None
         try:
-            outcome = svc.dbt.invoke(body.args)
+            outcome = svc.dbt.invoke(body.args, wait=body.wait_s)
         except BadInvocation as exc:
             return problem(400, "Bad dbt invocation", str(exc))
         except BuildBusy as exc:
