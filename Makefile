@@ -63,7 +63,7 @@ lint: $(BIN)/.installed
 	$(BIN)/mypy
 
 ## bench: every figure into bench/RESULTS.md (a throw-away stack for start-up and memory, then
-## serde, registry, order and dataflow figures against the running stack)
+## serde, registry, order, dataflow, serving and OLAP figures against the running stack)
 bench: setup
 	$(BIN)/python bench/stack_bench.py --report bench/RESULTS.md
 	$(SS) up
@@ -72,6 +72,7 @@ bench: setup
 	$(BIN)/python bench/orders_bench.py --report bench/RESULTS.md
 	$(BIN)/python bench/streams_bench.py --report bench/RESULTS.md
 	$(BIN)/python bench/serving_bench.py --report bench/RESULTS.md
+	$(BIN)/python bench/olap_bench.py --report bench/RESULTS.md
 
 ## clean: stop the stack and delete everything it wrote (.local/) — data included
 clean: $(BIN)/.installed
