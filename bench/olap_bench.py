@@ -64,6 +64,13 @@ def iso(expr: str) -> str:
     return f"formatDateTime(toDateTime64({expr}, 6, 'UTC'), '%Y-%m-%dT%H:%i:%S.%fZ')"
 
 
+def fill(template: str, **values: str) -> str:
+    """`@NAME@` placeholders (the SQL is full of JSON braces, so no str.format)."""
+    for name, value in values.items():
+        template = template.replace(f"@{name}@", value)
+    return template
+
+
 def synthetic_history(orders: int, products: int = 1000) -> list[str]:
     """INSERT ... SELECT statements that fill the raw tables with a Debezium-shaped history."""
     created = f"now64(6) - toIntervalSecond(cityHash64(number, 1) % {30 * 86400})"
@@ -73,9 +80,9 @@ def synthetic_history(orders: int, products: int = 1000) -> list[str]:
     total = "toInt64(500 + cityHash64(number, 3) % 20000)"
     order = f"""SELECT number, concat('ORD-', toString(number)) AS id, {created} AS created, {status} AS status,
         {currency} AS currency, {total} AS total FROM numbers({orders})"""
-    order_row = """concat('{"id":"', id, '","user_id":"U-', toString(number % 50000), '","status":"', {s},
-        '","total_minor":', toString(total), ',"currency":"', currency, '","correlation_id":"c","version":', {v},
-        ',"created_at":"', {c}, '","updated_at":"', {c}, '"}')"""
+    order_row = """concat('{"id":"', id, '","user_id":"U-', toString(number % 50000), '","status":"', @S@,
+        '","total_minor":', toString(total), ',"currency":"', currency, '","correlation_id":"c","version":', @V@,
+        ',"created_at":"', @C@, '","updated_at":"', @C@, '"}')"""
     lines = f"""SELECT number, line, concat('ORD-', toString(number)) AS id, {created} AS created,
         concat('P-', toString(cityHash64(number, line) % {products})) AS product,
         toInt32(1 + (number + line) % 3) AS qty,
@@ -98,9 +105,9 @@ def synthetic_history(orders: int, products: int = 1000) -> list[str]:
             concat('{{"product_id":"', id, '","on_hand":1000000000,"reserved":0,"version":1,"updated_at":"', {ts40},
             '"}}'), {LANDED} FROM ({product})""",
         f"""INSERT INTO raw.cdc_orders {CDC} SELECT id, 'c', number * 2 + 10, NULL, created, 0,
-            {order_row.format(s="'PENDING'", v="'1'", c=iso("created"))}, {LANDED} FROM ({order})""",
+            {fill(order_row, S="'PENDING'", V="'1'", C=iso("created"))}, {LANDED} FROM ({order})""",
         f"""INSERT INTO raw.cdc_orders {CDC} SELECT id, 'u', number * 2 + 11, NULL, created, 0,
-            {order_row.format(s="status", v="'2'", c=iso("created"))}, {LANDED} FROM ({order})
+            {fill(order_row, S="status", V="'2'", C=iso("created"))}, {LANDED} FROM ({order})
             WHERE status != 'PENDING'""",
         f"""INSERT INTO raw.cdc_order_items {CDC} SELECT concat(id, '|', toString(line)), 'c', number * 8 + line, NULL,
             created, 0, concat('{{"order_id":"', id, '","line":', toString(line), ',"product_id":"', product,

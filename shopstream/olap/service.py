@@ -98,7 +98,10 @@ class OlapService:
         self.threads.append(thread)
 
     def _build_periodically(self) -> None:
-        while not self.stop.wait(self.settings.build_interval_s):
+        # the first build soon after start (the history has just landed), then every interval
+        wait = min(30.0, self.settings.build_interval_s)
+        while not self.stop.wait(wait):
+            wait = self.settings.build_interval_s
             assert self.loader is not None and self.dbt is not None
             landed = self.loader.stats.records
             if landed == self._built_after:
