@@ -23,7 +23,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
-from confluent_kafka import OFFSET_BEGINNING, Consumer, IsolationLevel, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    IsolationLevel,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from shopstream.olap.settings import OlapSettings
@@ -220,7 +229,12 @@ class Loader:
             self._producer.flush(30)
         for table, rows in batch.items():
             self.client.insert(f"{RAW_DATABASE}.{table}", rows, column_names=list(COLUMNS[table]))
-        self._consumer.commit(offsets=_next_offsets(messages), asynchronous=False)
+        try:
+            self._consumer.commit(offsets=_next_offsets(messages), asynchronous=False)
+        except KafkaException as exc:
+            # partitions taken away by a rebalance: their new owner lands them again from the last
+            # commit, and the raw tables absorb the copies; retrying the commit cannot succeed
+            log.warning("batch %d: offsets not committed (%s), to be landed again", self.stats.batches + 1, exc)
         now = time.time()
         oldest = min((m.timestamp()[1] for m in messages), default=int(now * 1000))
         self.stats.batches += 1
