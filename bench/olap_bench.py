@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import conditions, write_section  # noqa: E402
 
 from shopstream.domain import envelope, event_type  # noqa: E402
-from shopstream.olap.builds import DbtRunner  # noqa: E402
+from shopstream.olap.builds import DbtRunner, export_profile_values  # noqa: E402
 from shopstream.olap.loader import Loader  # noqa: E402
 from shopstream.olap.settings import OlapSettings  # noqa: E402
 from shopstream.olap.store import StoreLock, connect, create_raw_tables  # noqa: E402
@@ -159,6 +159,7 @@ def dbt_bench(settings: OlapSettings, orders: int, runs: int) -> dict[str, float
             for t in client.query("SELECT name FROM system.tables WHERE database = 'raw'").result_columns[0]
         )
         console.print(f"{raw_rows:,} raw rows for {orders:,} orders generated in {generated:.1f}s")
+        export_profile_values(settings)
         runner = DbtRunner(settings)
         runner.invoke(["parse"])
         builds = []
@@ -220,12 +221,12 @@ def landing_bench(stack: StackSettings, settings: OlapSettings, records: int, st
     lock = StoreLock(settings.path)
     lock.acquire()
     stop = threading.Event()
+    client = connect(settings)
+    create_raw_tables(client)
+    loader = Loader(settings, connect(settings), serde)
+    thread = threading.Thread(target=loader.run, args=(stop,), daemon=True)
     try:
-        client = connect(settings)
-        create_raw_tables(client)
-        loader = Loader(settings, connect(settings), serde)
         started = time.monotonic()
-        thread = threading.Thread(target=loader.run, args=(stop,), daemon=True)
         thread.start()
         while loader.stats.records < records:
             time.sleep(0.05)
@@ -251,7 +252,9 @@ def landing_bench(stack: StackSettings, settings: OlapSettings, records: int, st
         ]
     finally:
         stop.set()
-        time.sleep(1.5)
+        thread.join(30)
+        loader.client.close()
+        client.close()
         lock.release()
         admin.delete_topics(topics)
         registry.close()

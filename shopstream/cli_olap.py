@@ -31,6 +31,32 @@ def _fail(exc: Exception) -> typer.Exit:
     return typer.Exit(2)
 
 
+# exit codes: 0 ok, 1 a finding (a failed expectation, a difference, a failed build), 2 the command
+# could not run, 3 the pipeline is not settled (the marts are behind the sources: nothing to judge)
+UNSETTLED = 3
+Settle = Annotated[
+    bool,
+    typer.Option(help="First wait until everything is landed, and build the marts (stop the writers first)."),
+]
+
+
+def _settled_or_exit(client: Any, settle: bool) -> None:
+    from shopstream.olap.reconcile import unsettled
+
+    if settle:
+        with console.status("waiting for the loader to land everything, then dbt build …"):
+            client.settle(timeout=300)
+            outcome = client.dbt("build")
+        if not outcome["success"]:
+            err.print("[red]dbt build failed[/red]; see `shopstream olap dbt build`")
+            raise typer.Exit(1)
+    problem = unsettled(client)
+    if problem:
+        err.print(f"[yellow]not settled:[/yellow] {problem}. Judge a settled pipeline: stop the writers "
+                  "(`shopstream down simulator`), then run this again with --settle.")  # fmt: skip
+        raise typer.Exit(UNSETTLED)
+
+
 @olap_app.command("serve")
 def serve() -> None:
     """Run the OLAP service in the foreground (the stack runs it as the `olap` component)."""
@@ -106,12 +132,12 @@ def query(
 
     text = sys.stdin.read() if sql == "-" else sql
     formats = {"csv": "CSVWithNames", "json": "JSONEachRow"}
+    if output not in ("table", *formats):
+        raise typer.BadParameter("--output must be table, csv or json")
     try:
         if output in formats:
             sys.stdout.buffer.write(_client().query_raw(text, formats[output]))
             return
-        if output != "table":
-            raise typer.BadParameter("--output must be table, csv or json")
         columns, rows = _client().query(text)
     except OlapError as exc:
         raise _fail(exc) from None
@@ -125,16 +151,21 @@ def query(
 @olap_app.command("check")
 def check(
     currencies: Annotated[str, typer.Option(help="The currency domain, comma separated.")] = "USD,EUR,GBP",
+    settle: Settle = False,
 ) -> None:
-    """The great-expectations suites on the marts; exits 1 when one fails. Data Docs are written."""
+    """The great-expectations suites on the marts; exits 1 when one fails (3: not settled). Data
+    Docs are written."""
     from shopstream.olap.checks import run_checks
-    from shopstream.olap.client import OlapError
 
     settings = StackSettings()
+    client = _client()
     try:
+        _settled_or_exit(client, settle)
         with console.status("validating the marts …"):
-            report = run_checks(_client(), frozenset(currencies.split(",")), settings.home / "data" / "olap-gx")
-    except OlapError as exc:
+            report = run_checks(client, frozenset(currencies.split(",")), settings.home / "data" / "olap-gx")
+    except typer.Exit:
+        raise
+    except Exception as exc:  # the service, GE, the data: the check could not run (not a finding)
         raise _fail(exc) from None
     table = Table("suite", "expectation", "column", "result", "observed", box=None)
     for o in report.outcomes:
@@ -149,16 +180,22 @@ def check(
 
 
 @olap_app.command("reconcile")
-def reconcile(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+def reconcile(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    settle: Settle = False,
+) -> None:
     """Marts vs Postgres (orders, revenue) and vs the streaming revenue windows, to the cent;
-    exits 1 on any difference."""
-    from shopstream.olap.client import OlapError
+    exits 1 on any difference (3: not settled)."""
     from shopstream.olap.reconcile import reconcile as run
 
     settings = StackSettings()
+    client = _client()
     try:
-        report = run(_client(), settings.postgres.dsn)
-    except OlapError as exc:
+        _settled_or_exit(client, settle)
+        report = run(client, settings.postgres.dsn)
+    except typer.Exit:
+        raise
+    except Exception as exc:  # the service or Postgres unreachable: nothing was compared
         raise _fail(exc) from None
     if as_json:
         print(json.dumps(report.as_dict(), indent=2, default=str))

@@ -19,8 +19,34 @@ from shopstream.olap.settings import OlapSettings
 
 log = logging.getLogger("shopstream.olap.dbt")
 
-# the dbt commands the service runs (others, like `deps` or `init`, are a developer's business)
-COMMANDS = frozenset({"build", "run", "test", "seed", "compile", "docs", "source", "ls", "list", "parse", "show"})
+# the dbt commands the service runs, and their flags: the project, profile, target and paths are
+# the service's (and `show --inline`, `--vars`, `docs serve` would run SQL or servers of a caller's)
+COMMANDS = {
+    ("build",): 1, ("run",): 1, ("test",): 1, ("compile",): 1, ("ls",): 1, ("list",): 1, ("parse",): 1,
+    ("docs", "generate"): 2, ("source", "freshness"): 2,
+}  # fmt: skip
+FLAGS_WITH_VALUES = frozenset({"-s", "--select", "--exclude", "--selector", "--resource-type", "--output"})
+FLAGS = frozenset({"--full-refresh", "--fail-fast", "-x", "--empty"}) | FLAGS_WITH_VALUES
+
+
+def check_args(args: list[str]) -> None:
+    """BadInvocation unless `args` is one of COMMANDS with FLAGS only."""
+    command = next((c for c in COMMANDS if tuple(args[: len(c)]) == c), None)
+    if command is None:
+        known = ", ".join(" ".join(c) for c in COMMANDS)
+        raise BadInvocation(f"dbt command must be one of {known}; got {' '.join(args[:2]) or 'nothing'}")
+    rest = args[len(command) :]
+    takes_value = False
+    for arg in rest:
+        if takes_value and not arg.startswith("-"):
+            continue  # a value of the flag before (selectors take several)
+        flag = arg.split("=", 1)[0]
+        if flag not in FLAGS:
+            raise BadInvocation(
+                f"dbt flag {flag!r} is not accepted here (the service chooses the project, profile, target and "
+                f"paths); allowed: {', '.join(sorted(FLAGS))}"
+            )
+        takes_value = flag in FLAGS_WITH_VALUES and "=" not in arg
 
 
 class BuildBusy(RuntimeError):
@@ -68,6 +94,16 @@ class DbtOutcome:
         }
 
 
+def export_profile_values(settings: OlapSettings) -> None:
+    """profiles.yml reads the store's location from the variables the service's settings come
+    from; called once at start, before any thread exists (the environment is process-wide)."""
+    os.environ["SHOPSTREAM_OLAP__PATH"] = str(settings.path)
+    os.environ["SHOPSTREAM_OLAP__CLICKHOUSE_HOST"] = settings.clickhouse_host
+    os.environ["SHOPSTREAM_OLAP__CLICKHOUSE_PORT"] = str(settings.clickhouse_port)
+    os.environ["SHOPSTREAM_OLAP__CLICKHOUSE_USER"] = settings.clickhouse_user
+    os.environ["SHOPSTREAM_OLAP__CLICKHOUSE_PASSWORD"] = settings.clickhouse_password.get_secret_value()
+
+
 @dataclass
 class DbtRunner:
     settings: OlapSettings
@@ -77,10 +113,7 @@ class DbtRunner:
     def invoke(self, args: list[str], wait: float = 0.0) -> DbtOutcome:
         """Run one dbt command (e.g. ["build"], ["test", "--select", "marts"]) once the one running
         (if any) has finished; BuildBusy if that takes more than `wait` seconds."""
-        if not args or args[0] not in COMMANDS:
-            raise BadInvocation(f"dbt command must be one of {', '.join(sorted(COMMANDS))}; got {args[:1]}")
-        if any(a in ("--profiles-dir", "--project-dir", "--target-path", "--log-path", "-t", "--target") for a in args):
-            raise BadInvocation("the service chooses the project, profile, target and paths")
+        check_args(args)
         acquired = self._lock.acquire(timeout=wait) if wait > 0 else self._lock.acquire(blocking=False)
         if not acquired:
             raise BuildBusy("a dbt invocation is running; try again when it has finished")
@@ -95,12 +128,6 @@ class DbtRunner:
 
         dbt_chdb.install()
         s = self.settings
-        # profiles.yml reads the store's location from the same variables the service reads
-        os.environ["SHOPSTREAM_OLAP__PATH"] = str(s.path)
-        os.environ["SHOPSTREAM_OLAP__CLICKHOUSE_HOST"] = s.clickhouse_host
-        os.environ["SHOPSTREAM_OLAP__CLICKHOUSE_PORT"] = str(s.clickhouse_port)
-        os.environ["SHOPSTREAM_OLAP__CLICKHOUSE_USER"] = s.clickhouse_user
-        os.environ["SHOPSTREAM_OLAP__CLICKHOUSE_PASSWORD"] = s.clickhouse_password.get_secret_value()
         work = s.dbt_work_dir
         full = [
             *args,

@@ -10,8 +10,8 @@ from typing import Any
 from shopstream.olap.client import OlapClient
 from shopstream.olap.quality import MARTS, QualityReport, SourceTruth, run_quality
 
-# the latest change per key, deletes left out: the rows a CDC table has now
-_CURRENT = "SELECT pk FROM raw.{table} GROUP BY pk HAVING argMax(deleted, lsn) = 0"
+# the latest change per key (Kafka order, as dbt's cdc_current), deletes left out: the rows a CDC table has now
+_CURRENT = "SELECT pk FROM raw.{table} GROUP BY pk HAVING argMax(deleted, (_offset, lsn)) = 0"
 
 # net revenue per currency straight from the landed events: each order's first payment, minus it
 # again when the order was canceled (after or before the payment was read: the order is not paid)

@@ -25,9 +25,11 @@ class OlapClient:
     url: str
     timeout: float = 600.0
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def _request(self, method: str, path: str, timeout: float | None = None, **kwargs: Any) -> httpx.Response:
         try:
-            response = httpx.request(method, self.url + path, timeout=self.timeout, **kwargs)
+            response = httpx.request(method, self.url + path, timeout=timeout or self.timeout, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise OlapError(f"the OLAP service at {self.url} took longer than {timeout or self.timeout:.0f}s") from exc
         except httpx.TransportError as exc:
             raise OlapUnavailable(
                 f"the OLAP service at {self.url} is not answering ({exc}); start it: `shopstream up olap`"
@@ -65,7 +67,8 @@ class OlapClient:
     def dbt(self, *args: str, wait: float = 600.0) -> dict[str, Any]:
         """One dbt invocation in the service, e.g. dbt("build"), after the running one (if any);
         its outcome."""
-        return dict(self._request("POST", "/dbt", json={"args": list(args), "wait_s": wait}).json())
+        body = {"args": list(args), "wait_s": wait}
+        return dict(self._request("POST", "/dbt", json=body, timeout=wait + self.timeout).json())
 
     def replay(self) -> None:
         """Have the loader land every topic again from its beginning."""

@@ -19,7 +19,6 @@ import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
@@ -78,12 +77,13 @@ class LoaderStats:
     last_error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        window = [b for b in self.recent if b[0] >= time.time() - 60]
+        recent = list(self.recent)  # copies: the loader thread changes these while /status reads
+        window = [b for b in recent if b[0] >= time.time() - 60]
         rate = sum(b[1] for b in window) / 60 if window else 0.0
         return {
             "batches": self.batches,
             "records": self.records,
-            "landed": dict(self.landed),
+            "landed": self.landed.copy(),
             "deadLetters": self.dead_letters,
             "retries": self.retries,
             "replays": self.replays,
@@ -92,7 +92,7 @@ class LoaderStats:
             "lastBatchSeconds": round(self.last_batch_seconds, 4),
             "recordsPerSecond1m": round(rate, 1),
             "maxLagMs1m": round(max((b[2] for b in window), default=0.0), 1),
-            "backlog": dict(self.backlog),
+            "backlog": self.backlog.copy(),
             "backlogAt": self.backlog_at,
             "settled": self.backlog_at is not None and not any(self.backlog.values()),
             "lastError": self.last_error,
@@ -134,7 +134,7 @@ class Loader:
     def route(self, msg: Message) -> tuple[str, tuple[Any, ...]] | None:
         """(raw table, row) for a record; None for one that carries nothing (a tombstone)."""
         topic, value = msg.topic() or "", msg.value()
-        origin = Origin(topic, msg.partition() or 0, msg.offset() or 0, datetime.now(UTC))
+        origin = Origin(topic, msg.partition() or 0, msg.offset() or 0)
         name = topic.removeprefix(self.prefix)
         if name.startswith(CDC_TOPIC_PREFIX):
             table = name.removeprefix(CDC_TOPIC_PREFIX)
@@ -157,12 +157,17 @@ class Loader:
         log.info("landing %s into %s", ", ".join(self.subscriptions()), RAW_DATABASE)
         try:
             while not stop.is_set():
-                if self._replay.is_set():
-                    self._rewind_to_beginning()
-                messages = self._collect(stop)
-                if messages:
-                    self._land_with_retry(messages, stop)
-                self._measure_backlog()
+                try:
+                    if self._replay.is_set():
+                        self._rewind_to_beginning()
+                    messages = self._collect(stop)
+                    if messages:
+                        self._land_with_retry(messages, stop)
+                    self._measure_backlog()
+                except Exception as exc:  # the loop must outlive any one failure (it says so in /status)
+                    self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                    log.exception("loader loop")
+                    stop.wait(1.0)
         finally:
             self._consumer.close()
             self._producer.flush(10)
@@ -175,7 +180,12 @@ class Loader:
         self._replay.clear()
         assignment = self._consumer.assignment()
         for tp in assignment:
-            self._consumer.seek(TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING))
+            try:
+                self._consumer.seek(TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING))
+            except KafkaException:  # not fetching it yet: it starts from its committed offset
+                self._consumer.commit(
+                    offsets=[TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING)], asynchronous=False
+                )
         self.stats.replays += 1
         self.stats.backlog_at = None  # not settled until measured again
         log.info("replay: %d partitions back to their beginning", len(assignment))
@@ -217,18 +227,21 @@ class Loader:
         """Route, insert and commit one batch; returns what was inserted."""
         started = time.monotonic()
         batch: Batch = {}
+        bad: list[tuple[Message, str]] = []
         for msg in messages:
             try:
                 routed = self.route(msg)
             except BadRecord as exc:
-                self._dead_letter(msg, str(exc))
+                bad.append((msg, str(exc)))
                 continue
             if routed is not None:
                 batch.setdefault(routed[0], []).append(routed[1])
-        if self.stats.dead_letters:
-            self._producer.flush(30)
         for table, rows in batch.items():
             self.client.insert(f"{RAW_DATABASE}.{table}", rows, column_names=list(COLUMNS[table]))
+        # dead letters only once the batch is in (a retried batch would send them twice), and
+        # delivered before the offsets move past them
+        if bad:
+            self._dead_letters(bad)
         try:
             self._consumer.commit(offsets=_next_offsets(messages), asynchronous=False)
         except KafkaException as exc:
@@ -254,19 +267,32 @@ class Loader:
         )
         return batch
 
-    def _dead_letter(self, msg: Message, reason: str) -> None:
-        headers = [
-            ("dlq.reason", reason.encode()),
-            ("dlq.dataflow", b"olap_loader"),
-            ("dlq.topic", (msg.topic() or "").encode()),
-            ("dlq.partition", str(msg.partition()).encode()),
-            ("dlq.offset", str(msg.offset()).encode()),
-        ]
-        self._producer.produce(
-            self.settings.dlq_topic, key=msg.key(), value=msg.value(), headers=[*(msg.headers() or []), *headers]
-        )
-        self.stats.dead_letters += 1
-        log.warning("dead letter: %s[%s]@%s: %s", msg.topic(), msg.partition(), msg.offset(), reason)
+    def _dead_letters(self, bad: list[tuple[Message, str]]) -> None:
+        failures: list[str] = []
+
+        def delivered(err: KafkaError | None, _: Message) -> None:
+            if err is not None:
+                failures.append(str(err))
+
+        for msg, reason in bad:
+            headers = [
+                ("dlq.reason", reason.encode()),
+                ("dlq.dataflow", b"olap_loader"),
+                ("dlq.topic", (msg.topic() or "").encode()),
+                ("dlq.partition", str(msg.partition()).encode()),
+                ("dlq.offset", str(msg.offset()).encode()),
+            ]
+            self._producer.produce(
+                self.settings.dlq_topic,
+                key=msg.key(),
+                value=msg.value(),
+                headers=[*(msg.headers() or []), *headers],
+                on_delivery=delivered,
+            )
+            log.warning("dead letter: %s[%s]@%s: %s", msg.topic(), msg.partition(), msg.offset(), reason)
+        if self._producer.flush(30) or failures:
+            raise RuntimeError(f"dead letters not delivered to {self.settings.dlq_topic}: {failures or 'timeout'}")
+        self.stats.dead_letters += len(bad)
 
     def _rewind(self, messages: list[Message]) -> None:
         first: dict[tuple[str, int], int] = {}
@@ -287,7 +313,10 @@ class Loader:
         backlog: Counter[str] = Counter()
         try:
             assignment = self._consumer.assignment()
-            positions = self._consumer.position(assignment) if assignment else []
+            if not assignment:  # not in the group yet, or rebalancing: nothing can be said
+                self.stats.backlog_at = None
+                return
+            positions = self._consumer.position(assignment)
             # a partition not fetched from yet has no position: it starts at its committed offset
             unknown = [tp for tp in positions if tp.offset < 0]
             committed = self._consumer.committed(unknown, timeout=5) if unknown else []

@@ -80,7 +80,9 @@ def compare(check: str, marts: Mapping[Hashable, int], truth: Mapping[Hashable, 
 def reconcile(olap: OlapClient, postgres_dsn: str, detail_limit: int = 20) -> ReconcileReport:
     """Run every check; the report lists each difference."""
     report = ReconcileReport()
-    _warn_unsettled(olap, report)
+    problem = unsettled(olap)
+    if problem:
+        report.warnings.append(problem)
     oltp = asyncio.run(_postgres_truth(postgres_dsn))
 
     def pairs(sql: str) -> dict[Hashable, int]:
@@ -104,17 +106,19 @@ def reconcile(olap: OlapClient, postgres_dsn: str, detail_limit: int = 20) -> Re
     return report
 
 
-def _warn_unsettled(olap: OlapClient, report: ReconcileReport) -> None:
+def unsettled(olap: OlapClient) -> str | None:
+    """Why the marts cannot be judged now (they are behind the sources), or None."""
     status = olap.status()
     loader, dbt = status.get("loader") or {}, status.get("dbt")
     if not loader.get("settled"):
-        report.warnings.append(f"the loader has a backlog ({loader.get('backlog')}): the marts are behind")
+        return f"the loader has not landed everything yet (backlog {loader.get('backlog')})"
     if dbt is None:
-        report.warnings.append("no dbt build since the service started: the marts may be older than the landed rows")
-    elif not dbt["success"]:
-        report.warnings.append("the last dbt invocation failed")
-    elif (loader.get("lastBatchAt") or 0) > dbt["startedAt"]:
-        report.warnings.append("rows landed after the last dbt build started: run `shopstream olap dbt build`")
+        return "no dbt build since the service started"
+    if not dbt["success"]:
+        return "the last dbt invocation failed"
+    if (loader.get("lastBatchAt") or 0) > dbt["startedAt"]:
+        return "rows landed after the last dbt build started"
+    return None
 
 
 async def _postgres_truth(dsn: str) -> dict[str, dict[Hashable, int]]:

@@ -23,12 +23,13 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from shopstream import __version__
-from shopstream.olap.builds import BadInvocation, BuildBusy, DbtRunner
+from shopstream.olap.builds import BadInvocation, BuildBusy, DbtRunner, export_profile_values
 from shopstream.olap.loader import Loader
 from shopstream.olap.settings import OlapSettings
 from shopstream.olap.store import StoreLock, connect, create_raw_tables
@@ -58,6 +59,14 @@ class DbtIn(BaseModel):
     wait_s: float = Field(default=0.0, ge=0, le=3600)
 
 
+# what one analyst query may take from the process that also lands and builds
+QUERY_LIMITS = {"max_execution_time": "120", "max_memory_usage": str(4 * 1024**3), "max_result_bytes": str(1024**3)}
+
+
+class QueryRefused(ValueError):
+    """A query the service will not run."""
+
+
 @dataclass
 class OlapService:
     settings: OlapSettings
@@ -74,6 +83,7 @@ class OlapService:
         if s.target == "local":
             self.lock = StoreLock(s.path)
             self.lock.acquire()  # before the engine opens the directory
+        export_profile_values(s)
         admin = connect(s)
         create_raw_tables(admin)
         self.loader = Loader(s, connect(s), AvroSerde(RegistryClient(s.registry_url)))
@@ -111,14 +121,31 @@ class OlapService:
                 if outcome.success:
                     self._built_after = landed
             except BuildBusy:
-                continue  # somebody asked for one: it counts
+                continue  # one asked for is running: try again at the next interval
 
     def reader(self) -> Client:
-        """This thread's read-only client (clients serialize their own queries; threads should not)."""
+        """This thread's read-only client (clients serialize their own queries; threads should not).
+        The limits come first: `readonly=1` then forbids changing them, writing, and table
+        functions (file, url, ...) that reach outside the store."""
         client = getattr(self._local, "client", None)
         if client is None:
-            client = self._local.client = connect(self.settings, settings={"readonly": "2"})
+            client = self._local.client = connect(self.settings, settings={**QUERY_LIMITS, "readonly": "1"})
         return client
+
+    def read(self, sql: str, fmt: str | None) -> bytes:
+        """An analyst's query, read-only; ClickHouseError (or QueryRefused) when it cannot run."""
+        client = self.reader()
+        # INTO OUTFILE is executed by the embedded engine itself (a server leaves it to its client):
+        # find it in the parsed query, where comments and spacing cannot hide it
+        parsed = client.query("SELECT formatQuerySingleLine({q:String})", parameters={"q": sql}).result_rows[0][0]
+        if re.search(r"\bINTO OUTFILE\b", str(parsed), re.IGNORECASE):
+            raise QueryRefused("INTO OUTFILE is not allowed: the result comes back in the response")
+        return bytes(client.raw_query(sql, fmt=fmt))
+
+    def healthy(self) -> str | None:
+        """What is wrong with the service, if anything."""
+        dead = [t.name for t in self.threads if not t.is_alive()]
+        return f"thread(s) {', '.join(dead)} stopped" if dead else None
 
     def status(self) -> dict[str, Any]:
         s = self.settings
@@ -160,8 +187,11 @@ def create_app(settings: OlapSettings, service: OlapService | None = None) -> Fa
     app.mount("/dbt-docs", StaticFiles(directory=docs_dir, html=True, check_dir=False), name="dbt-docs")
 
     @app.get("/health")
-    def health() -> dict[str, str]:
-        return {"status": "ok", "version": __version__}
+    def health() -> Response:
+        trouble = svc.healthy()
+        if trouble:
+            return problem(503, "Unhealthy", trouble)
+        return JSONResponse({"status": "ok", "version": __version__})
 
     @app.get("/status")
     def status() -> dict[str, Any]:
@@ -175,7 +205,9 @@ def create_app(settings: OlapSettings, service: OlapService | None = None) -> Fa
         if _TRAILING_FORMAT.search(sql):
             return problem(400, "Format in query", "leave the FORMAT clause out; pass `format` instead")
         try:
-            data = svc.reader().raw_query(sql.strip().rstrip(";"), fmt=format)
+            data = svc.read(sql.strip().rstrip(";"), fmt=format)
+        except QueryRefused as exc:
+            return problem(400, "Query refused", str(exc))
         except ClickHouseError as exc:
             return problem(400, "Query failed", _clean(exc), code=_code(exc))
         return Response(content=data, media_type=_media_type(format))
@@ -189,7 +221,9 @@ def create_app(settings: OlapSettings, service: OlapService | None = None) -> Fa
             return Response("Ok.\n", media_type="text/plain")  # what ClickHouse answers to GET /
         fmt = None if _TRAILING_FORMAT.search(sql) else request.query_params.get("default_format", "TabSeparated")
         try:
-            data = svc.reader().raw_query(sql.rstrip().rstrip(";"), fmt=fmt)
+            data = await run_in_threadpool(svc.read, sql.rstrip().rstrip(";"), fmt)
+        except QueryRefused as exc:
+            return Response(f"{exc}\n", status_code=403, media_type="text/plain")
         except ClickHouseError as exc:
             code = _code(exc)
             return Response(f"{_clean(exc)}\n", status_code=500 if code != 164 else 403, media_type="text/plain",

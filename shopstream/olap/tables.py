@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+from shopstream.domain.envelope import epoch_ms
 from shopstream.domain.events import EVENT_TYPES
 
 RAW_DATABASE = "raw"
@@ -34,10 +35,13 @@ REVENUE_WINDOW_TOPIC = "ecommerce.analytics.revenue_window.updated.v1"
 # the events the services publish through the outbox (the derived ones are the dataflows' outputs)
 EVENT_TOPICS = tuple(e.topic for e in EVENT_TYPES if not e.derived)
 
-_LANDED = "_topic LowCardinality(String), _partition UInt32, _offset UInt64, _landed_at DateTime64(3, 'UTC')"
+# where the record came from, and when its row reached the store (the insert's time, set by the engine)
+_LANDED = (
+    "_topic LowCardinality(String), _partition UInt32, _offset UInt64, _landed_at DateTime64(3, 'UTC') DEFAULT now64(3)"
+)
 
 CDC_DDL = f"""CREATE TABLE IF NOT EXISTS {RAW_DATABASE}.cdc_{{table}} (
-    pk String COMMENT 'the row key: the key columns'' values joined by |',
+    pk String COMMENT 'the row key: its one column''s value, or the key columns'' values as a JSON array',
     op LowCardinality(String) COMMENT 'c insert, u update, d delete, r snapshot read',
     lsn UInt64 COMMENT 'Postgres LSN of the change (source.lsn)',
     tx_id Nullable(Int64),
@@ -97,15 +101,14 @@ CDC_COLUMNS = (
     "_topic",
     "_partition",
     "_offset",
-    "_landed_at",
 )
 EVENT_COLUMNS = (
     "event_id", "event_type", "schema_version", "schema_id", "partition_key", "occurred_at", "producer",
-    "correlation_id", "trace_id", "payload", "_topic", "_partition", "_offset", "_landed_at",
+    "correlation_id", "trace_id", "payload", "_topic", "_partition", "_offset",
 )  # fmt: skip
 REVENUE_WINDOW_COLUMNS = (
     "window_id", "currency", "window_size", "window_start", "window_end", "amount_minor", "orders", "version",
-    "final", "event_id", "_topic", "_partition", "_offset", "_landed_at",
+    "final", "event_id", "_topic", "_partition", "_offset",
 )  # fmt: skip
 COLUMNS = {
     **{f"cdc_{t}": CDC_COLUMNS for t in CDC_TABLES},
@@ -118,17 +121,22 @@ class BadRecord(ValueError):
     """A record that cannot be landed as it is: it goes to the dead-letter topic with this reason."""
 
 
+INT64 = (-(2**63), 2**63 - 1)
+UINT64 = (0, 2**64 - 1)
+# timestamps the engine's DateTime64(3) holds and Python's datetime can make (years 1900-2262)
+EPOCH_MS = (-2_208_988_800_000, 9_224_286_400_000)
+
+
 @dataclass(frozen=True)
 class Origin:
-    """Where a record came from: its Kafka position, and when it was landed."""
+    """Where a record came from: its Kafka position."""
 
     topic: str
     partition: int
     offset: int
-    landed_at: datetime
 
-    def columns(self) -> tuple[str, int, int, datetime]:
-        return (self.topic, self.partition, self.offset, self.landed_at)
+    def columns(self) -> tuple[str, int, int]:
+        return (self.topic, self.partition, self.offset)
 
 
 def cdc_row(table: str, key: bytes | None, value: bytes | None, origin: Origin) -> tuple[Any, ...] | None:
@@ -151,15 +159,15 @@ def cdc_row(table: str, key: bytes | None, value: bytes | None, origin: Origin) 
     if not isinstance(keys, dict) or not keys:
         raise BadRecord("no record key (the table's primary key)")
     source = change["source"]
-    lsn, ts_ms = source.get("lsn"), source.get("ts_ms")
-    if not isinstance(lsn, int) or not isinstance(ts_ms, int):
-        raise BadRecord("source.lsn and source.ts_ms must be integers")
+    lsn = _int(source.get("lsn"), UINT64, "source.lsn")
+    changed_at = _utc(_int(source.get("ts_ms"), EPOCH_MS, "source.ts_ms"))
     tx_id = source.get("txId")
-    pk = "|".join(str(v) for v in keys.values())
-    changed_at = datetime.fromtimestamp(ts_ms / 1000, UTC)
+    tx_id = tx_id if isinstance(tx_id, int) and INT64[0] <= tx_id <= INT64[1] else None
+    values = list(keys.values())
+    # one column: its value as is (what analysts see); several: a JSON array, unambiguous
+    pk = str(values[0]) if len(values) == 1 else json.dumps(values, separators=(",", ":"))
     row_json = json.dumps(row, separators=(",", ":"))
-    return (pk, op, lsn, tx_id if isinstance(tx_id, int) else None, changed_at, int(op == "d"), row_json,
-            *origin.columns())  # fmt: skip
+    return (pk, op, lsn, tx_id, changed_at, int(op == "d"), row_json, *origin.columns())
 
 
 def event_row(schema_id: int, event: dict[str, Any], origin: Origin) -> tuple[Any, ...]:
@@ -178,7 +186,7 @@ def event_row(schema_id: int, event: dict[str, Any], origin: Origin) -> tuple[An
             json.dumps(event["payload"], default=_json_default, separators=(",", ":")),
             *origin.columns(),
         )
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError, OSError) as exc:
         raise BadRecord(f"not an event envelope: {type(exc).__name__}: {exc}") from exc
 
 
@@ -192,22 +200,30 @@ def revenue_window_row(event: dict[str, Any], origin: Origin) -> tuple[Any, ...]
             str(p["window"]),
             _utc(p["windowStart"]),
             _utc(p["windowEnd"]),
-            int(p["revenue"]["amountMinor"]),
-            int(p["orders"]),
-            int(p["version"]),
+            _int(p["revenue"]["amountMinor"], INT64, "revenue.amountMinor"),
+            _int(p["orders"], INT64, "orders"),
+            _int(p["version"], UINT64, "version"),
             int(bool(p["final"])),
             str(event["eventId"]),
             *origin.columns(),
         )
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError, OSError) as exc:
         raise BadRecord(f"not a revenue window: {type(exc).__name__}: {exc}") from exc
+
+
+def _int(value: Any, bounds: tuple[int, int], name: str) -> int:
+    """An integer its column can hold, else BadRecord (an insert that fails would stall the loader)."""
+    if not isinstance(value, int) or isinstance(value, bool) or not bounds[0] <= value <= bounds[1]:
+        raise BadRecord(f"{name} must be an integer in [{bounds[0]}, {bounds[1]}], got {value!r}")
+    return value
 
 
 def _utc(value: Any) -> datetime:
     if isinstance(value, datetime):
-        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, int):
-        return datetime.fromtimestamp(value / 1000, UTC)
+        aware = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+        return _utc(epoch_ms(aware))  # the same range check as a number
+    if isinstance(value, int) and not isinstance(value, bool):
+        return datetime.fromtimestamp(_int(value, EPOCH_MS, "timestamp") / 1000, UTC)
     raise TypeError(f"not a timestamp: {value!r}")
 
 

@@ -111,6 +111,7 @@ def test_landing_the_same_records_twice_counts_once(stack: Stack, olap: OlapClie
     )
     before = olap.query(marts)[1]
     loader = olap.status()["loader"]
+    distinct = [olap.scalar(f"SELECT count() FROM raw.{t} FINAL") for t in ("events", "cdc_orders", "revenue_windows")]
     rows = sum(olap.scalar(f"SELECT count() FROM raw.{t} FINAL") for t in ("events", "cdc_orders", "cdc_order_items"))
     olap.replay()  # every topic from its beginning: the whole history lands a second time
     eventually(lambda: olap.status()["loader"]["replays"] > loader["replays"], timeout=30, what="the replay began")
@@ -118,6 +119,10 @@ def test_landing_the_same_records_twice_counts_once(stack: Stack, olap: OlapClie
     # every record went into the raw tables again (ReplacingMergeTree and staging absorb the copies)
     assert olap.status()["loader"]["records"] - loader["records"] >= rows
     assert olap.query(marts)[1] == before
+    # and the raw tables themselves hold each record once (their sorting key is its identity)
+    assert [olap.scalar(f"SELECT count() FROM raw.{t} FINAL") for t in ("events", "cdc_orders", "revenue_windows")] == (
+        distinct
+    )
 
 
 def test_quality_suites_pass_then_fail_on_a_bad_row_that_came_through_the_pipeline(
@@ -204,6 +209,11 @@ def test_analysts_query_as_a_table_csv_json_and_over_the_clickhouse_http_interfa
     # read-only: an analyst cannot change the store
     refused = cli("query", "DROP TABLE analytics.fact_orders")
     assert refused.returncode == 2 and "READONLY" in refused.stderr
+    for escape in ("SELECT * FROM file('/etc/hostname', 'LineAsString')", "SELECT 1 SETTINGS max_memory_usage = 1"):
+        assert "READONLY" in cli("query", escape).stderr, escape
+    outfile = cli("query", "SELECT 1 INTO /* hidden */ OUTFILE '/tmp/shopstream-outfile-test' FORMAT TSV")
+    assert outfile.returncode == 2 and "INTO OUTFILE is not allowed" in outfile.stderr
+    assert not Path("/tmp/shopstream-outfile-test").exists()
     bad = cli("query", "SELEC 1")
     assert bad.returncode == 2 and "Syntax error" in bad.stderr
     # the ClickHouse HTTP interface: what curl and HTTP-based ClickHouse tools send

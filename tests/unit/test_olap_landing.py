@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shopstream.olap.builds import BadInvocation, DbtRunner
+from shopstream.olap.builds import BadInvocation, DbtRunner, check_args
 from shopstream.olap.reconcile import compare
 from shopstream.olap.settings import OlapSettings
 from shopstream.olap.tables import (
@@ -29,7 +29,7 @@ from shopstream.olap.tables import (
     revenue_window_row,
 )
 
-ORIGIN = Origin("cdc.public.orders", 2, 41, datetime(2026, 11, 27, tzinfo=UTC))
+ORIGIN = Origin("cdc.public.orders", 2, 41)
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
@@ -55,7 +55,8 @@ def test_a_change_record_becomes_one_row_keyed_by_its_primary_key_and_lsn(
     out = cdc_row("orders", json.dumps(key).encode(), change(op, row, lsn), ORIGIN)
     assert out is not None and len(out) == len(CDC_COLUMNS)
     fields = dict(zip(CDC_COLUMNS, out, strict=True))
-    assert fields["pk"] == "|".join(str(v) for v in key.values())
+    values = list(key.values())
+    assert fields["pk"] == (str(values[0]) if len(values) == 1 else json.dumps(values, separators=(",", ":")))
     assert (fields["op"], fields["lsn"], fields["deleted"]) == (op, lsn, int(op == "d"))
     assert json.loads(fields["row"]) == row  # the row after the change; before it, for a delete
     assert (fields["_topic"], fields["_partition"], fields["_offset"]) == ("cdc.public.orders", 2, 41)
@@ -79,7 +80,7 @@ def test_any_bytes_either_land_or_are_a_bad_record(key: bytes | None, value: byt
         (b'{"op": "c"}', "no source block"),
         (json.dumps({"op": "x", "source": {}}).encode(), "unknown op"),
         (json.dumps({"op": "c", "after": None, "source": {"lsn": 1, "ts_ms": 1}}).encode(), "without its row"),
-        (json.dumps({"op": "c", "after": {}, "source": {"lsn": "1", "ts_ms": 1}}).encode(), "must be integers"),
+        (json.dumps({"op": "c", "after": {}, "source": {"lsn": "1", "ts_ms": 1}}).encode(), "must be an integer"),
     ],
 )
 def test_malformed_changes_say_what_is_wrong(value: bytes, reason: str) -> None:
@@ -163,10 +164,40 @@ def test_reconcile_sees_one_cent() -> None:
     [
         (["deps"], "must be one of"),
         ([], "must be one of"),
+        (["docs", "serve"], "must be one of"),
+        (["show", "--inline", "select 1"], "must be one of"),
         (["build", "--profiles-dir", "/tmp"], "chooses the project"),
+        (["build", "--profiles-dir=/tmp"], "chooses the project"),
         (["run", "--target", "server"], "chooses the project"),
+        (["build", "--vars", "{calendar_years: 1}"], "not accepted"),
+        (["build", "--select", "marts", "extra", "--target-path=/x"], "not accepted"),
     ],
 )
 def test_the_service_runs_only_its_own_dbt_project_and_target(args: list[str], reason: str) -> None:
     with pytest.raises(BadInvocation, match=reason):
         DbtRunner(OlapSettings()).invoke(args)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["build"], ["test", "--select", "marts", "staging"], ["run", "-s=fact_orders", "--full-refresh"],
+     ["docs", "generate"], ["source", "freshness"], ["ls", "--resource-type", "model", "--output", "json"]],
+)  # fmt: skip
+def test_the_service_accepts_the_usual_dbt_invocations(args: list[str]) -> None:
+    check_args(args)
+
+
+@pytest.mark.parametrize(
+    ("source", "value"),
+    [("lsn", -1), ("lsn", 2**64), ("lsn", "12"), ("ts_ms", 10**15), ("ts_ms", -(10**14)), ("lsn", True)],
+)
+def test_values_a_column_cannot_hold_are_bad_records_not_failed_inserts(source: str, value: Any) -> None:
+    body = json.loads(change("c", {"id": 1}))
+    body["source"][source] = value
+    with pytest.raises(BadRecord, match=source):
+        cdc_row("orders", b'{"id": 1}', json.dumps(body).encode(), ORIGIN)
+
+
+def test_an_event_time_out_of_range_is_a_bad_record() -> None:
+    with pytest.raises(BadRecord):
+        event_row(1, {**envelope({}), "occurredAt": 10**16}, ORIGIN)

@@ -39,3 +39,4 @@ select
 from running
 asof left join products
     on running.product_id = products.product_id and running.adjusted_at >= products.valid_from
+settings join_use_nulls = 1

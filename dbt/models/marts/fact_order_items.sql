@@ -47,3 +47,4 @@ select
 from lines
 asof left join products
     on lines.product_id = products.product_id and lines.ordered_at >= products.valid_from
+settings join_use_nulls = 1

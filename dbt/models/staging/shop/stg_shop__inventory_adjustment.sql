@@ -12,8 +12,8 @@ renamed as (
         JSONExtractString(row, 'reason') as reason,
         JSONExtract(row, 'order_id', 'Nullable(String)') as order_id,
         {{ json_ts('row', 'created_at') }} as adjusted_at,
-        changed_at as _changed_at,
-        landed_at as _landed_at
+        source_changed_at as _changed_at,
+        source_landed_at as _landed_at
     from source
 )
 

@@ -11,8 +11,8 @@ renamed as (
         JSONExtractInt(row, 'reserved') as reserved,
         JSONExtractInt(row, 'version') as version,
         {{ json_ts('row', 'updated_at') }} as updated_at,
-        changed_at as _changed_at,
-        landed_at as _landed_at
+        source_changed_at as _changed_at,
+        source_landed_at as _landed_at
     from source
 )
 

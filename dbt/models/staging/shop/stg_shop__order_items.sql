@@ -11,8 +11,8 @@ renamed as (
         JSONExtractString(row, 'product_id') as product_id,
         JSONExtractInt(row, 'qty') as qty,
         JSONExtractInt(row, 'unit_price_minor') as unit_price_minor,
-        changed_at as _changed_at,
-        landed_at as _landed_at
+        source_changed_at as _changed_at,
+        source_landed_at as _landed_at
     from source
 )
 

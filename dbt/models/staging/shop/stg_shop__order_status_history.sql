@@ -13,8 +13,8 @@ renamed as (
         JSONExtractString(row, 'changed_by') as changed_by,
         JSONExtract(row, 'reason', 'Nullable(String)') as reason,
         {{ json_ts('row', 'changed_at') }} as changed_at,
-        changed_at as _changed_at,
-        landed_at as _landed_at
+        source_changed_at as _changed_at,
+        source_landed_at as _landed_at
     from source
 )
 

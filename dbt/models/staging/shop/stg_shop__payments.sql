@@ -14,8 +14,8 @@ renamed as (
         JSONExtractString(row, 'gateway') as gateway,
         JSONExtract(row, 'gateway_ref', 'Nullable(String)') as gateway_ref,
         {{ json_ts('row', 'created_at') }} as created_at,
-        changed_at as _changed_at,
-        landed_at as _landed_at
+        source_changed_at as _changed_at,
+        source_landed_at as _landed_at
     from source
 )
 

@@ -13,8 +13,8 @@ renamed as (
         {{ json_ts('row', 'valid_from') }} as valid_from,
         {{ json_ts_or_null('row', 'valid_to') }} as valid_to,
         JSONExtractString(row, 'changed_by') as changed_by,
-        changed_at as _changed_at,
-        landed_at as _landed_at
+        source_changed_at as _changed_at,
+        source_landed_at as _landed_at
     from source
 )
 

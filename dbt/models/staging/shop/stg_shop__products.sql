@@ -15,8 +15,8 @@ renamed as (
         toUInt32(JSONExtractUInt(row, 'version')) as version,
         {{ json_ts('row', 'created_at') }} as created_at,
         {{ json_ts('row', 'updated_at') }} as updated_at,
-        changed_at as _changed_at,
-        landed_at as _landed_at
+        source_changed_at as _changed_at,
+        source_landed_at as _landed_at
     from source
 )
 
