@@ -56,6 +56,7 @@ def test_status_reports_every_component_up_with_version_port_pid_and_log(stack: 
         "stream-revenue-windows",
         "stream-flash-sale-price-map",
         "stream-serving-caches",
+        "olap",
     }
     for s in statuses.values():
         assert s.state == "up", s
