@@ -109,6 +109,7 @@ class Loader:
         self.stats = LoaderStats()
         self.prefix = settings.topic_prefix
         self._replay = threading.Event()
+        self._rewound: set[tuple[str, int]] = set()  # partitions a replay has sought already
         self._event_topics = {self.prefix + t for t in EVENT_TOPICS}
         self._consumer = Consumer(
             {
@@ -177,17 +178,27 @@ class Loader:
         self._replay.set()
 
     def _rewind_to_beginning(self) -> None:
-        self._replay.clear()
+        """Seek every assigned partition to its beginning; until the group has assigned some (or a
+        seek fails: a partition not fetched yet), the replay stays asked for and is tried again."""
         assignment = self._consumer.assignment()
+        if not assignment:
+            return
+        failed = 0
         for tp in assignment:
+            if (tp.topic, tp.partition) in self._rewound:
+                continue
             try:
                 self._consumer.seek(TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING))
-            except KafkaException:  # not fetching it yet: it starts from its committed offset
-                self._consumer.commit(
-                    offsets=[TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING)], asynchronous=False
-                )
-        self.stats.replays += 1
+                self._rewound.add((tp.topic, tp.partition))
+            except KafkaException as exc:
+                failed += 1
+                log.debug("replay: %s[%s] not yet: %s", tp.topic, tp.partition, exc)
         self.stats.backlog_at = None  # not settled until measured again
+        if failed:
+            return
+        self._replay.clear()
+        self._rewound.clear()
+        self.stats.replays += 1
         log.info("replay: %d partitions back to their beginning", len(assignment))
 
     def _collect(self, stop: threading.Event) -> list[Message]:

@@ -85,8 +85,11 @@ class OlapService:
             self.lock.acquire()  # before the engine opens the directory
         export_profile_values(s)
         admin = connect(s)
-        create_raw_tables(admin)
+        new_store = create_raw_tables(admin)
         self.loader = Loader(s, connect(s), AvroSerde(RegistryClient(s.registry_url)))
+        if new_store:  # the consumer group may remember offsets of a store that is gone
+            log.info("a new store: landing every topic from its beginning")
+            self.loader.replay()
         self.dbt = DbtRunner(s)
         self._spawn("olap-loader", self.loader.run, self.stop)
         if s.build_interval_s > 0:

@@ -20,7 +20,7 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
 from shopstream.olap.settings import OlapSettings
-from shopstream.olap.tables import ddl
+from shopstream.olap.tables import RAW_DATABASE, ddl
 
 
 class StoreBusy(RuntimeError):
@@ -73,10 +73,13 @@ def connect(olap: OlapSettings, **kwargs: Any) -> Client:
     )
 
 
-def create_raw_tables(client: Client) -> None:
-    """The raw layer the loader lands into (idempotent)."""
+def create_raw_tables(client: Client) -> bool:
+    """The raw layer the loader lands into (idempotent); True when it did not exist before (a new
+    or wiped store, which must be landed from the start of the topics whatever the group's offsets)."""
+    existed = bool(client.command(f"EXISTS DATABASE {RAW_DATABASE}"))
     for statement in ddl():
         client.command(statement)
+    return not existed
 
 
 __all__ = ["StoreBusy", "StoreLock", "connect", "create_raw_tables"]

@@ -211,8 +211,12 @@ def test_analysts_query_as_a_table_csv_json_and_over_the_clickhouse_http_interfa
     assert refused.returncode == 2 and "READONLY" in refused.stderr
     for escape in ("SELECT * FROM file('/etc/hostname', 'LineAsString')", "SELECT 1 SETTINGS max_memory_usage = 1"):
         assert "READONLY" in cli("query", escape).stderr, escape
-    outfile = cli("query", "SELECT 1 INTO /* hidden */ OUTFILE '/tmp/shopstream-outfile-test' FORMAT TSV")
+    outfile = cli("query", "SELECT 1 INTO /* hidden */ OUTFILE '/tmp/shopstream-outfile-test'")
     assert outfile.returncode == 2 and "INTO OUTFILE is not allowed" in outfile.stderr
+    over_http = httpx.post(
+        stack.settings.olap.url + "/", content="SELECT 1 INTO\nOUTFILE '/tmp/shopstream-outfile-test' FORMAT TSV"
+    )
+    assert over_http.status_code == 403 and "INTO OUTFILE" in over_http.text
     assert not Path("/tmp/shopstream-outfile-test").exists()
     bad = cli("query", "SELEC 1")
     assert bad.returncode == 2 and "Syntax error" in bad.stderr
