@@ -5,7 +5,7 @@ and answers analysts' queries, all on the same engine.
 HTTP (port 8124):
     GET  /health, /status         liveness; loader figures, backlog, last dbt outcome
     POST /query                   {"sql": ..., "format": "JSONCompact"} read-only, problem+json errors
-    GET|POST /?query=...          the ClickHouse HTTP interface (read-only subset): curl, BI tools
+    GET|POST /?query=...          the core of the ClickHouse HTTP interface (read-only): curl, HTTP tools
     POST /dbt                     {"args": ["build"]} one dbt invocation at a time (409 when busy)
     POST /replay                  land every topic again from its beginning (deduplicated)
     GET  /dbt-docs/               the dbt docs site of the last `dbt docs generate`"""
