@@ -4,6 +4,6 @@
 FROM python:3.11-slim
 WORKDIR /app
 COPY . .
-RUN pip install --no-cache-dir -e '.[stack,events,api,streams,olap]'
+RUN pip install --no-cache-dir -e '.[stack,events,api,streams,olap,integrations]'
 EXPOSE 8000 8081 8090 8124 50051
 CMD ["python", "-m", "shopstream.registry"]

@@ -24,7 +24,7 @@ $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "error: Python 3.11+ is needed (PYTHON=$(PYTHON))" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[stack,events,api,streams,olap,dev]'
+	$(BIN)/python -m pip install -q -e '.[stack,events,api,streams,olap,integrations,dev]'
 	touch $@
 
 setup: $(BIN)/.installed
@@ -73,6 +73,9 @@ bench: setup
 	$(BIN)/python bench/streams_bench.py --report bench/RESULTS.md
 	$(BIN)/python bench/serving_bench.py --report bench/RESULTS.md
 	$(BIN)/python bench/olap_bench.py --report bench/RESULTS.md
+	$(BIN)/python bench/payment_bench.py --report bench/RESULTS.md
+	$(BIN)/python bench/webhooks_bench.py --report bench/RESULTS.md
+	$(BIN)/python bench/iot_bench.py --report bench/RESULTS.md
 
 ## clean: stop the stack and delete everything it wrote (.local/) — data included
 clean: $(BIN)/.installed

@@ -1,9 +1,9 @@
-"""Settings of the writers (REST API, gRPC inventory, payment gateway simulation), from
+"""Settings of the writers (REST API, gRPC inventory, payment adapter and gateway simulations), from
 `SHOPSTREAM_API__*`; validated at start: a default secret outside dev is refused."""
 
 from __future__ import annotations
 
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "dev-only-secret-change-me-0123456789abcdef"
@@ -19,6 +19,17 @@ class ApiSettings(BaseSettings):
     grpc_port: int = 50051
     payment_host: str = "127.0.0.1"
     payment_port: int = 8090
+    # the payment adapter: SOAP legacy gateway first (retried, behind a circuit breaker), REST fallback
+    soap_payment_host: str = "127.0.0.1"
+    soap_payment_port: int = 8091
+    payment_soap_timeout: float = 2.0  # seconds per SOAP attempt (connect 1 s at most)
+    payment_soap_attempts: int = Field(default=5, ge=1)
+    payment_backoff_base: float = 0.1  # full jitter: retry n (from 1) waits uniform(0, min(cap, base * 2**(n-1)))
+    payment_backoff_cap: float = 2.0
+    payment_breaker_fail_max: int = Field(default=5, ge=1)  # consecutive failed SOAP attempts that open the circuit
+    payment_breaker_reset_timeout: float = 30.0  # seconds open before one trial (half-open)
+    payment_breaker_success_threshold: int = Field(default=2, ge=1)  # successes in half-open that close it again
+    payment_rest_timeout: float = 5.0
     postgres_dsn: SecretStr = SecretStr("postgresql://shopstream:shopstream@127.0.0.1:5432/shopstream")
     pool_size: int = 10
     registry_url: str = "http://127.0.0.1:8081"
@@ -58,3 +69,7 @@ class ApiSettings(BaseSettings):
     @property
     def payment_url(self) -> str:
         return f"http://{self.payment_host}:{self.payment_port}"
+
+    @property
+    def soap_payment_wsdl(self) -> str:
+        return f"http://{self.soap_payment_host}:{self.soap_payment_port}/soap?wsdl"

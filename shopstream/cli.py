@@ -57,9 +57,16 @@ def _add_olap_app() -> None:
     app.add_typer(olap_app, name="olap")
 
 
+def _add_ingest_app() -> None:
+    from shopstream.cli_ingest import ingest_app
+
+    app.add_typer(ingest_app, name="ingest")
+
+
 _add_schemas_app()
 _add_streams_app()
 _add_olap_app()
+_add_ingest_app()
 # piped output (CI logs, `| grep`) is not wrapped to 80 columns, or the status table loses columns
 console = Console() if Console().is_terminal else Console(width=160)
 Names = Annotated[list[str] | None, typer.Argument(help="Components (default: all).", show_default=False)]

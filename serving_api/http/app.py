@@ -29,12 +29,12 @@ from serving_api.authz import Authorizer
 from serving_api.db import create_pool
 from serving_api.graphql import schema
 from serving_api.graphql.loaders import Loaders
-from serving_api.http import flash_sales, orders, products, sse, ws
+from serving_api.http import flash_sales, orders, products, sse, webhooks, ws
 from serving_api.http.deps import Resources, resources
 from serving_api.inventory_client import InventoryClient
 from serving_api.observability import extract
+from serving_api.payments import build_adapter
 from serving_api.problems import PROBLEM_TYPE, Problem
-from serving_api.services.payments import RestPaymentGateway
 from serving_api.settings import ApiSettings
 from serving_api.streaming.flash_sales import FlashSaleFeed
 from serving_api.streaming.orders import OrderFeed, OrderRouter
@@ -95,7 +95,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
             InventoryClient(settings.grpc_target),
             Authenticator(settings),
             Authorizer(settings.opa_url),
-            RestPaymentGateway(settings.payment_url),
+            build_adapter(settings),
             aioredis.Redis.from_url(
                 settings.redis_url,
                 socket_timeout=settings.redis_timeout,
@@ -135,6 +135,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(products.router)
     app.include_router(orders.router)
     app.include_router(flash_sales.router)
+    app.include_router(webhooks.router)
     app.include_router(sse.router)
     app.include_router(ws.router)
     app.include_router(GraphQLRouter(schema, context_getter=_graphql_context), prefix="/graphql")

@@ -12,8 +12,8 @@ from serving_api.auth import Authenticator, Principal
 from serving_api.authz import Authorizer
 from serving_api.inventory_client import InventoryClient
 from serving_api.observability import current_ids
+from serving_api.payments import PaymentAdapter
 from serving_api.services.context import Context
-from serving_api.services.payments import RestPaymentGateway
 from serving_api.settings import ApiSettings
 from shopstream.serde import AvroSerde
 
@@ -26,7 +26,7 @@ class Resources:
     stock: InventoryClient
     authn: Authenticator
     authz: Authorizer
-    payments: RestPaymentGateway
+    payments: PaymentAdapter
     cache: aioredis.Redis
 
 

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from serving_api.auth import Principal
 from serving_api.db import unit_of_work
 from serving_api.http.deps import context, principal, resources
 from serving_api.http.models import PriceIn, ProductIn, ProductPatch, StockAdjustmentIn, money_or_422
 from serving_api.problems import invalid, not_found
-from serving_api.services import catalog, inventory, product_cache
+from serving_api.services import catalog, idempotency, inventory, product_cache
 
 router = APIRouter(prefix="/api/v1/products", tags=["products"])
 Caller = Annotated[Principal, Depends(principal)]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 
 
 @router.post("", status_code=201)
@@ -41,6 +42,7 @@ async def create_product(body: ProductIn, request: Request, response: Response, 
 async def list_products(
     request: Request,
     q: Annotated[str | None, Query(max_length=100, description="Substring of the name or SKU")] = None,
+    sku: Annotated[str | None, Query(max_length=64, description="Exactly this SKU")] = None,
     active: bool | None = None,
     min_price_minor: Annotated[int | None, Query(ge=0)] = None,
     max_price_minor: Annotated[int | None, Query(ge=0)] = None,
@@ -49,7 +51,14 @@ async def list_products(
 ) -> dict[str, Any]:
     async with resources(request).pool.acquire() as conn:
         products, next_cursor = await catalog.search(
-            conn, q=q, active=active, min_minor=min_price_minor, max_minor=max_price_minor, limit=limit, cursor=cursor
+            conn,
+            q=q,
+            sku=sku,
+            active=active,
+            min_minor=min_price_minor,
+            max_minor=max_price_minor,
+            limit=limit,
+            cursor=cursor,
         )
     return {"items": [p.to_json() for p in products], "nextCursor": next_cursor}
 
@@ -118,12 +127,29 @@ async def get_stock(product_id: str, request: Request) -> dict[str, Any]:
 
 
 @router.post("/{product_id}/stock/adjustments")
-async def adjust_stock(product_id: str, body: StockAdjustmentIn, request: Request, who: Caller) -> dict[str, Any]:
+async def adjust_stock(
+    product_id: str,
+    body: StockAdjustmentIn,
+    request: Request,
+    response: Response,
+    who: Caller,
+    idempotency_key: IdempotencyKey = None,
+) -> dict[str, Any]:
+    """With an `Idempotency-Key` (devices: the IoT ingest), the same key and body apply once and
+    replay the first answer (`Idempotent-Replayed: true`); the key commits with the adjustment."""
     res = resources(request)
     await res.authz.require(who, "inventory.adjust")
     if body.delta == 0:
         raise invalid("delta must not be 0", [{"name": "delta", "reason": "zero"}])
     async with unit_of_work(res.pool) as conn:
+        if idempotency_key is not None:
+            digest = idempotency.request_hash(request.method, request.url.path, body.model_dump())
+            replay = await idempotency.claim_in_transaction(
+                conn, who.user_id, idempotency_key, digest, res.settings.idempotency_hours
+            )
+            if replay is not None:
+                response.headers["Idempotent-Replayed"] = "true"
+                return replay.body  # type: ignore[no-any-return]
         try:
             stock = await inventory.adjust(
                 conn, context(request, "inventory-service"), product_id, body.delta, body.reason
@@ -132,10 +158,13 @@ async def adjust_stock(product_id: str, body: StockAdjustmentIn, request: Reques
             raise not_found("Product", product_id) from exc
         except inventory.InsufficientStock as exc:
             raise invalid(f"on-hand stock cannot go below what is reserved: {exc}") from exc
-    return {
-        "productId": stock.product_id,
-        "onHand": stock.on_hand,
-        "reserved": stock.reserved,
-        "available": stock.available,
-        "version": stock.version,
-    }
+        answer = {
+            "productId": stock.product_id,
+            "onHand": stock.on_hand,
+            "reserved": stock.reserved,
+            "available": stock.available,
+            "version": stock.version,
+        }
+        if idempotency_key is not None:
+            await idempotency.finish_in_transaction(conn, who.user_id, idempotency_key, 200, answer)
+    return answer

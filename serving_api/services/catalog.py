@@ -235,6 +235,7 @@ async def search(
     *,
     q: str | None,
     active: bool | None,
+    sku: str | None = None,
     min_minor: int | None,
     max_minor: int | None,
     limit: int,
@@ -244,6 +245,7 @@ async def search(
     where, args = [], []
     for clause, value in (
         ("(p.name ILIKE $%d OR p.sku ILIKE $%d)", f"%{q}%" if q else None),
+        ("p.sku = $%d", sku),
         ("p.active = $%d", active),
         ("h.amount_minor >= $%d", min_minor),
         ("h.amount_minor <= $%d", max_minor),

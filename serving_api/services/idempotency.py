@@ -82,6 +82,53 @@ async def claim(
         await asyncio.sleep(0.05)
 
 
+async def claim_in_transaction(
+    conn: asyncpg.Connection, user_id: str, key: str, digest: str, hours: int
+) -> Replay | None:
+    """`claim` inside the caller's transaction: the key commits with the change it guards, or not
+    at all (a failed request leaves no key, so its retry runs again). A concurrent request with the
+    same key waits on the row until the first commits, then replays it. None: the caller owns the
+    key and must `finish_in_transaction` it before committing."""
+    if not key or len(key) > 200:
+        raise Problem(400, "idempotency-key", "Idempotency-Key too long", "an Idempotency-Key has 1-200 characters")
+    await conn.execute(
+        "DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND expires_at < now()", user_id, key
+    )
+    inserted = await conn.fetchval(
+        "INSERT INTO idempotency_keys (user_id, key, request_hash, expires_at) "
+        "VALUES ($1, $2, $3, now() + make_interval(hours => $4)) ON CONFLICT DO NOTHING RETURNING 1",
+        user_id,
+        key,
+        digest,
+        hours,
+    )
+    if inserted:
+        return None
+    row = await conn.fetchrow(
+        "SELECT request_hash, status_code, response FROM idempotency_keys WHERE user_id = $1 AND key = $2", user_id, key
+    )
+    if row is not None and row["request_hash"] != digest:
+        raise Problem(
+            422,
+            "idempotency-key-reused",
+            "Idempotency-Key reused with a different request",
+            f"the key {key!r} was first used with another body; use a new key for a new request",
+        )
+    if row is None or row["status_code"] is None:
+        raise Problem(409, "idempotency-in-progress", "Request in progress", f"the key {key!r} is in use; retry later")
+    return Replay(row["status_code"], json.loads(row["response"]))
+
+
+async def finish_in_transaction(conn: asyncpg.Connection, user_id: str, key: str, status: int, body: Any) -> None:
+    await conn.execute(
+        "UPDATE idempotency_keys SET status_code = $3, response = $4 WHERE user_id = $1 AND key = $2",
+        user_id,
+        key,
+        status,
+        json.dumps(body),
+    )
+
+
 async def finish(pool: asyncpg.Pool, user_id: str, key: str, status: int, body: Any) -> None:
     """Store the response to replay (any outcome the client caused: 2xx and 4xx)."""
     await pool.execute(

@@ -16,10 +16,10 @@ from opentelemetry import trace
 from serving_api.db import unit_of_work
 from serving_api.inventory_client import InventoryClient
 from serving_api.observability import RESERVATION_FAILURES
+from serving_api.payments import PaymentAdapter
 from serving_api.problems import Problem, conflict, invalid, not_found
 from serving_api.services import carts, inventory, pricing
 from serving_api.services.context import Context
-from serving_api.services.payments import RestPaymentGateway
 from shopstream.domain import IllegalTransition, Money, MoneyError, OrderLine, OrderStatus, order_total, transition
 from shopstream.domain import event_type as ev
 
@@ -240,26 +240,43 @@ async def owner_and_status(pool: asyncpg.Pool, order_id: str) -> dict[str, str]:
 
 
 async def pay(
-    pool: asyncpg.Pool, gateway: RestPaymentGateway, ctx: Context, user_id: str, order_id: str
+    pool: asyncpg.Pool, payments: PaymentAdapter, ctx: Context, user_id: str, order_id: str
 ) -> dict[str, Any]:
-    """Capture the order's total; approved: PENDING -> PAID with order.paid; declined: 402, still PENDING."""
+    """Capture the order's total through the payment adapter (SOAP, else REST); approved: PENDING -> PAID
+    with order.paid; declined: 402; failed on both paths: 503. Not approved, the order stays PENDING;
+    every capture is recorded in payment_attempts."""
     async with unit_of_work(pool) as conn:
         order = await get(conn, order_id, lock=True)  # held across the capture: pay and cancel cannot race
         _check(order, OrderStatus.PAID)
         amount = Money(order["total"]["amountMinor"], order["total"]["currency"])
-        result = await gateway.capture(order_id, amount)
+        outcome = await payments.capture(order_id, amount)
+        if outcome.payment_id is not None:
+            await conn.execute(
+                "INSERT INTO payments (id, order_id, amount_minor, currency, status, gateway, gateway_ref) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
+                outcome.payment_id,
+                order_id,
+                amount.amount_minor,
+                amount.currency,
+                outcome.status,
+                outcome.gateway,
+                outcome.payment_id,
+            )
         await conn.execute(
-            "INSERT INTO payments (id, order_id, amount_minor, currency, status, gateway, gateway_ref) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
-            f"{result.payment_id}",
+            "INSERT INTO payment_attempts (order_id, amount_minor, currency, outcome, gateway, payment_id, "
+            "soap_attempts, fallback, reason, correlation_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             order_id,
             amount.amount_minor,
             amount.currency,
-            "APPROVED" if result.approved else "DECLINED",
-            result.gateway,
-            result.payment_id,
+            outcome.status,
+            outcome.gateway,
+            outcome.payment_id,
+            outcome.soap_attempts,
+            outcome.fallback,
+            outcome.reason,
+            ctx.correlation_id,
         )
-        if result.approved:
+        if outcome.approved:
             await _move(conn, order_id, OrderStatus.PENDING, OrderStatus.PAID, user_id, None)
             await ctx.publish(
                 conn,
@@ -267,18 +284,28 @@ async def pay(
                 {
                     "orderId": order_id,
                     "userId": order["userId"],
-                    "paymentId": result.payment_id,
+                    "paymentId": outcome.payment_id,
                     "amount": amount.to_avro(),
                     "paidAt": datetime.now().astimezone(),
                 },
             )
+            log.info(
+                "order paid via %s",
+                outcome.gateway,
+                extra={"orderId": order_id, "userId": user_id, "traceId": ctx.trace_id, "eventType": PAID.name},
+            )
             return await get(conn, order_id)
+    # not approved: the attempt is committed, the order stays PENDING
+    paths = {"gateway": outcome.gateway, "fallback": outcome.fallback, "orderStatus": OrderStatus.PENDING.value}
+    if outcome.status == "FAILED":
+        raise Problem(503, "payment-unavailable", "Payment gateways unavailable", outcome.reason or "", **paths)
     raise Problem(
         402,
         "payment-declined",
         "Payment declined",
-        result.reason or "declined by the gateway",
-        paymentId=result.payment_id,
+        outcome.reason or "declined by the gateway",
+        paymentId=outcome.payment_id,
+        **paths,
     )
 
 

@@ -77,16 +77,40 @@ class OpaSettings(BaseModel):
 
 
 class ApiPorts(BaseModel):
-    """Where the writers listen: REST API, gRPC inventory, simulated payment gateway."""
+    """Where the writers listen: REST API, gRPC inventory, simulated payment gateways (REST, and
+    the legacy SOAP one)."""
 
     host: str = "127.0.0.1"
     port: int = 8000
     grpc_port: int = 50051
     payment_port: int = 8090
+    soap_payment_port: int = 8091
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+
+class RabbitMQSettings(BaseModel):
+    """RabbitMQ (Debian): the partner webhooks' retry schedule."""
+
+    host: str = "127.0.0.1"
+    port: int = 5672
+    # Erlang distribution port of the node (rabbitmqctl talks to it)
+    dist_port: int = 25672
+    user: str = "shopstream"
+    password: SecretStr = SecretStr("shopstream")
+
+    @property
+    def url(self) -> str:
+        return f"amqp://{self.user}:{self.password.get_secret_value()}@{self.host}:{self.port}/"
+
+
+class MosquittoSettings(BaseModel):
+    """Mosquitto (Debian): the MQTT broker of the IoT stock ingest."""
+
+    host: str = "127.0.0.1"
+    port: int = 1883
 
 
 class OlapPorts(BaseModel):
@@ -124,6 +148,8 @@ class StackSettings(BaseSettings):
     opa: OpaSettings = OpaSettings()
     api: ApiPorts = ApiPorts()
     olap: OlapPorts = OlapPorts()
+    rabbitmq: RabbitMQSettings = RabbitMQSettings()
+    mosquitto: MosquittoSettings = MosquittoSettings()
 
     @field_validator("home", "repo")
     @classmethod

@@ -50,6 +50,7 @@ def test_status_reports_every_component_up_with_version_port_pid_and_log(stack: 
         "schema-registry",
         "opa",
         "payment-gateway",
+        "legacy-payment-gateway",
         "inventory-grpc",
         "api",
         "stream-inventory-snapshot",
@@ -57,6 +58,11 @@ def test_status_reports_every_component_up_with_version_port_pid_and_log(stack: 
         "stream-flash-sale-price-map",
         "stream-serving-caches",
         "olap",
+        "rabbitmq",
+        "webhook-fanout",
+        "webhook-dispatcher",
+        "mosquitto",
+        "iot-ingest",
     }
     for s in statuses.values():
         assert s.state == "up", s

@@ -30,6 +30,7 @@ def test_ports_come_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_pa
         "schema-registry": [8081],
         "opa": [8181],
         "payment-gateway": [8090],
+        "legacy-payment-gateway": [8091],
         "inventory-grpc": [50051],
         "api": [8000],
         "stream-inventory-snapshot": [],
@@ -37,6 +38,11 @@ def test_ports_come_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_pa
         "stream-flash-sale-price-map": [],
         "stream-serving-caches": [],
         "olap": [8124],
+        "rabbitmq": [5672, 25672],
+        "webhook-fanout": [],
+        "webhook-dispatcher": [9465],
+        "mosquitto": [1883],
+        "iot-ingest": [8097],
         "simulator": [],
     }
     assert settings.env_name("kafka", "port") == "SHOPSTREAM_KAFKA__PORT"
@@ -52,6 +58,7 @@ def test_defaults_are_the_conventional_ports(tmp_path: Path) -> None:
         "schema-registry": 8081,
         "opa": 8181,
         "payment-gateway": 8090,
+        "legacy-payment-gateway": 8091,
         "inventory-grpc": 50051,
         "api": 8000,
         "stream-inventory-snapshot": None,
@@ -59,6 +66,11 @@ def test_defaults_are_the_conventional_ports(tmp_path: Path) -> None:
         "stream-flash-sale-price-map": None,
         "stream-serving-caches": None,
         "olap": 8124,
+        "rabbitmq": 5672,
+        "webhook-fanout": None,
+        "webhook-dispatcher": 9465,
+        "mosquitto": 1883,
+        "iot-ingest": 8097,
         "simulator": None,
     }
 

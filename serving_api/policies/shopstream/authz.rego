@@ -21,7 +21,7 @@ owns_resource if {
 	r in {"CUSTOMER", "ADMIN"}
 }
 
-# catalog and inventory administration, price overrides, fulfilment: ADMIN only
+# catalog and inventory administration, price overrides, fulfilment, partner webhooks: ADMIN only
 admin_actions := {
 	"product.create",
 	"product.update",
@@ -32,6 +32,9 @@ admin_actions := {
 	"dashboard.read",
 	"inventory.adjust",
 	"order.fulfill",
+	"webhook.subscription.create",
+	"webhook.subscription.read",
+	"webhook.subscription.delete",
 }
 
 allow if {

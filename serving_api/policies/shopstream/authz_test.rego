@@ -61,6 +61,14 @@ test_flash_sales_and_the_dashboard_are_admin_only if {
 	not authz.allow with input as {"action": "dashboard.read", "user": alice, "resource": {}}
 }
 
+test_webhook_subscriptions_are_admin_only if {
+	every action in {"webhook.subscription.create", "webhook.subscription.read", "webhook.subscription.delete"} {
+		authz.allow with input as {"action": action, "user": admin, "resource": {}}
+		not authz.allow with input as {"action": action, "user": alice, "resource": {}}
+		"only ADMIN may do this" in authz.decision.reasons with input as {"action": action, "user": alice, "resource": {}}
+	}
+}
+
 test_fulfil_is_admin_only if {
 	authz.allow with input as {"action": "order.fulfill", "user": admin, "resource": order("USER-alice", "PAID")}
 	not authz.allow with input as {"action": "order.fulfill", "user": alice, "resource": order("USER-alice", "PAID")}

@@ -6,7 +6,21 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from shopstream.stack.component import Component
-from shopstream.stack.components import connect, kafka, olap, opa, postgres, redis, registry, streams, writers
+from shopstream.stack.components import (
+    connect,
+    iot_ingest,
+    kafka,
+    mosquitto,
+    olap,
+    opa,
+    postgres,
+    rabbitmq,
+    redis,
+    registry,
+    streams,
+    webhooks,
+    writers,
+)
 from shopstream.stack.paths import StackPaths
 from shopstream.stack.settings import StackSettings
 
@@ -18,8 +32,15 @@ REGISTRY: list[Callable[[StackSettings, StackPaths], Component]] = [
     registry.component,
     opa.component,
     writers.payment_gateway,
+    writers.legacy_payment_gateway,
     writers.inventory_grpc,
     writers.rest_api,
+    # -- integrations (issue 8): each adds its own lines below this one --
+    rabbitmq.component,
+    webhooks.fanout,
+    webhooks.dispatcher,
+    mosquitto.component,
+    iot_ingest.component,
     *streams.factories(),
     olap.component,
     writers.simulator,

@@ -1,5 +1,5 @@
-"""The writers as stack components: the simulated payment gateway, the gRPC inventory service and
-the storefront REST API, each a Python process of this environment."""
+"""The writers as stack components: the simulated payment gateways (REST, legacy SOAP), the gRPC
+inventory service and the storefront REST API, each a Python process of this environment."""
 
 from __future__ import annotations
 
@@ -28,6 +28,8 @@ def api_environment(settings: StackSettings, paths: StackPaths) -> dict[str, str
         "SHOPSTREAM_API__GRPC_PORT": str(api.grpc_port),
         "SHOPSTREAM_API__PAYMENT_HOST": api.host,
         "SHOPSTREAM_API__PAYMENT_PORT": str(api.payment_port),
+        "SHOPSTREAM_API__SOAP_PAYMENT_HOST": api.host,
+        "SHOPSTREAM_API__SOAP_PAYMENT_PORT": str(api.soap_payment_port),
         "SHOPSTREAM_API__POSTGRES_DSN": pg.dsn,
         "SHOPSTREAM_API__REGISTRY_URL": settings.registry.url,
         "SHOPSTREAM_API__OPA_URL": settings.opa.url,
@@ -53,6 +55,18 @@ def payment_gateway(settings: StackSettings, paths: StackPaths) -> Component:
         ports=[Port(api.payment_port, settings.env_name("api", "payment_port"))],
         command=[PYTHON, "-m", "serving_api.payment_gateway"],
         probe=lambda: _http_probe(f"http://{api.host}:{api.payment_port}/health"),
+        environment=api_environment(settings, paths),
+    )
+
+
+def legacy_payment_gateway(settings: StackSettings, paths: StackPaths) -> Component:
+    api = settings.api
+    return Component(
+        name="legacy-payment-gateway",
+        summary="Simulated legacy SOAP 1.1 payment gateway (WSDL at /soap?wsdl; the adapter's primary path)",
+        ports=[Port(api.soap_payment_port, settings.env_name("api", "soap_payment_port"))],
+        command=[PYTHON, "-m", "serving_api.legacy_gateway"],
+        probe=lambda: _http_probe(f"http://{api.host}:{api.soap_payment_port}/health"),
         environment=api_environment(settings, paths),
     )
 

@@ -1,0 +1,52 @@
+"""`python -m ingest` (or `shopstream ingest run`): the IoT stock ingest until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import httpx
+
+from ingest.dead_letters import DeadLetters
+from ingest.health import serve_health
+from ingest.mqtt_stock import StockIngest
+from ingest.settings import IotIngestSettings
+from ingest.writer import StockWriter, TokenSource
+
+
+async def serve(settings: IotIngestSettings) -> None:
+    from serving_api.auth import issue_token
+    from serving_api.settings import ApiSettings
+
+    api = ApiSettings()
+    tokens = TokenSource(
+        settings.api_token.get_secret_value(),
+        lambda ttl: issue_token(api, settings.service_user, ["ADMIN"], ttl),
+    )
+    dead_letters = DeadLetters(settings.kafka_bootstrap, settings.dead_letter_topic)
+    await asyncio.to_thread(dead_letters.ensure_topic)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    limits = httpx.Limits(max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency)
+    async with httpx.AsyncClient(base_url=settings.api_url, timeout=settings.api_timeout_s, limits=limits) as http:
+        ingest = StockIngest(settings, StockWriter(http, tokens), dead_letters)
+        health = serve_health(settings.host, settings.port, lambda: ingest.tally.as_json(ingest.buffered))
+        try:
+            await ingest.run(stop)
+        finally:
+            health.shutdown()
+            dead_letters.close()
+
+
+def main() -> None:
+    settings = IotIngestSettings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per adjustment
+    asyncio.run(serve(settings))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""Settings of the IoT stock ingest (`SHOPSTREAM_IOT_INGEST__*`): the broker and session, the
+writers' API it adjusts stock through, the dead-letter topic, its health port."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ingest.payload import TOPIC_FILTER
+
+
+class IotIngestSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SHOPSTREAM_IOT_INGEST__", extra="ignore")
+
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = 1883
+    # the persistent session's name: the broker keeps its subscription and queues QoS 1 messages
+    # for it while the ingest is away; two ingests with one id would take the session from each other
+    client_id: str = "shopstream-iot-ingest"
+    topic_filter: str = TOPIC_FILTER
+    keepalive_s: int = Field(default=15, ge=5)
+
+    # the writers: stock adjustments go through the REST API (never to Postgres directly)
+    api_url: str = "http://127.0.0.1:8000"
+    # a bearer token with the ADMIN role; empty: a service token is issued with the API's dev
+    # secret (SHOPSTREAM_API__JWT_SECRET) for the subject below, renewed before it expires
+    api_token: SecretStr = SecretStr("")
+    service_user: str = "SERVICE-iot-ingest"
+    api_timeout_s: float = Field(default=10.0, gt=0)
+    # adjustments in flight at once (each SKU's deltas stay in order: one at a time per SKU)
+    concurrency: int = Field(default=16, ge=1, le=256)
+    # retry of an unavailable API (connection refused, 5xx): exponential from min to max, no limit
+    retry_min_s: float = Field(default=0.2, gt=0)
+    retry_max_s: float = Field(default=5.0, gt=0)
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    dead_letter_topic: str = "shopstream.dlq.iot_ingest"
+
+    # /health (JSON counters) and /metrics (Prometheus)
+    host: str = "127.0.0.1"
+    port: int = 8097
+    log_level: Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"] = "INFO"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
