@@ -178,6 +178,23 @@ class StockIngest:
                 log.warning("%s; retrying %s in %.1fs", exc, item.topic, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.settings.retry_max_s)
+            except Exception as exc:  # an answer we cannot read: the message, not the lane, gives up
+                log.exception("unexpected failure settling %s", item.topic)
+                await self._dead_letter_or_retry(item, f"{type(exc).__name__}: {exc}")
+                return
+
+    async def _dead_letter_or_retry(self, item: Inbound, detail: str) -> None:
+        """Dead-letter a message whose settling failed unexpectedly (reason `api-error`), so that
+        its lane goes on; until the dead-letter topic takes it, keep trying (it must not be lost)."""
+        delay = self.settings.retry_min_s
+        while True:
+            try:
+                await self._dead_letter(item, item.topic, "api-error", detail[:500])
+                return
+            except Exception:
+                log.exception("dead letter of %s failed; retrying in %.1fs", item.topic, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.settings.retry_max_s)
 
     async def _settle_once(self, item: Inbound, parsed: StockDelta | Rejected) -> None:
         if isinstance(parsed, Rejected):

@@ -26,7 +26,12 @@ class ApiSettings(BaseSettings):
     payment_soap_attempts: int = Field(default=5, ge=1)
     payment_backoff_base: float = 0.1  # full jitter: retry n (from 1) waits uniform(0, min(cap, base * 2**(n-1)))
     payment_backoff_cap: float = 2.0
-    payment_breaker_fail_max: int = Field(default=5, ge=1)  # consecutive failed SOAP attempts that open the circuit
+    # consecutive failed SOAP attempts that open the circuit: twice the attempts of one capture, so
+    # that one order's retries alone never open it for everybody
+    payment_breaker_fail_max: int = Field(default=10, ge=1)
+    # partner webhook URLs on loopback/private addresses: refused unless allowed (the local stack
+    # allows them, its partners are local test receivers; anywhere else they would be SSRF)
+    webhook_allow_private_targets: bool = False
     payment_breaker_reset_timeout: float = 30.0  # seconds open before one trial (half-open)
     payment_breaker_success_threshold: int = Field(default=2, ge=1)  # successes in half-open that close it again
     payment_rest_timeout: float = 5.0

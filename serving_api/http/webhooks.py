@@ -36,7 +36,15 @@ async def create_subscription(
     res = resources(request)
     await res.authz.require(who, "webhook.subscription.create")
     async with unit_of_work(res.pool) as conn:
-        sub = await subs.create_subscription(conn, who.user_id, body.partnerId, body.url, body.eventTypes, body.secret)
+        sub = await subs.create_subscription(
+            conn,
+            who.user_id,
+            body.partnerId,
+            body.url,
+            body.eventTypes,
+            body.secret,
+            allow_private_targets=res.settings.webhook_allow_private_targets,
+        )
     response.headers["Location"] = f"{router.prefix}/{sub['id']}"
     return sub
 

@@ -4,8 +4,9 @@ as metrics and logs.
 
 The breaker's window: pybreaker counts *consecutive* failed calls (any success resets the count) and
 opens at `fail_max`. Each SOAP attempt is one call, so the window is the last `fail_max` attempts,
-all failed. That is the conservative choice the seed asks for against thrashing: scattered failures
-(a flaky gateway that mostly answers) never open it, only a run of failures does; it then stays open
+all failed; the default (10) is two captures' worth of attempts, so one order's retries alone never
+open it for everybody. That is the conservative choice the seed asks for against thrashing: scattered
+failures (a flaky gateway that mostly answers) never open it, only a run of failures does; it then stays open
 `reset_timeout` seconds, and half-open it needs `success_threshold` successes in a row to close (one
 failure opens it again for another `reset_timeout`)."""
 

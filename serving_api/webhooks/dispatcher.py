@@ -93,7 +93,7 @@ async def post(http: httpx.AsyncClient, target: Endpoint, delivery: Delivery, at
     error: str | None
     try:
         response = await http.post(target.target_url, content=body, headers=headers)
-    except httpx.HTTPError as exc:
+    except Exception as exc:  # any failure to deliver is a failed attempt (an odd URL included), never a requeue loop
         status, error = None, f"{type(exc).__name__}: {exc}"[:500]
     else:
         status = response.status_code

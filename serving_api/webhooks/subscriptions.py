@@ -3,14 +3,16 @@ wants and the secret its POSTs are signed with. The secret is shown once, when i
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import re
 import secrets
 import uuid
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import asyncpg
+import httpx
 
 from serving_api.problems import invalid, not_found
 from serving_api.webhooks.deliveries import SUBSCRIBABLE
@@ -42,13 +44,38 @@ def _json(row: asyncpg.Record) -> dict[str, Any]:
     }
 
 
+def _valid_target(url: str) -> bool:
+    """An absolute http(s) URL the HTTP client can send to (urlsplit accepts ports like `:abc`)."""
+    try:
+        parsed = httpx.URL(url)
+        parsed.port  # noqa: B018 - raises on a port that is not a number
+    except (httpx.InvalidURL, ValueError):
+        return False
+    return parsed.scheme in ("http", "https") and bool(parsed.host)
+
+
+async def _internal_address(host: str) -> str | None:
+    """The first internal address `host` is or resolves to; None when all are public."""
+    try:
+        addresses = [ipaddress.ip_address(host)]
+    except ValueError:
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, None)
+        except OSError:
+            return None  # unresolvable now: deliveries will fail and be retried, then dead-lettered
+        addresses = [ipaddress.ip_address(str(info[4][0])) for info in infos]
+    for address in addresses:
+        if not address.is_global or address.is_multicast:
+            return str(address)
+    return None
+
+
 def _check(partner_id: str, url: str, event_types: list[str], secret: str | None) -> None:
     problems = []
     if not PARTNER_PATTERN.match(partner_id):
         problems.append({"name": "partnerId", "reason": f"must match {PARTNER_PATTERN.pattern}"})
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        problems.append({"name": "url", "reason": "must be an absolute http(s) URL"})
+    if not _valid_target(url):
+        problems.append({"name": "url", "reason": "must be an absolute http(s) URL with a valid host and port"})
     unknown = sorted(set(event_types) - set(SUBSCRIBABLE))
     if not event_types or unknown:
         reason = f"unknown: {', '.join(unknown)}; " if unknown else ""
@@ -60,11 +87,25 @@ def _check(partner_id: str, url: str, event_types: list[str], secret: str | None
 
 
 async def create_subscription(
-    conn: asyncpg.Connection, user_id: str, partner_id: str, url: str, event_types: list[str], secret: str | None
+    conn: asyncpg.Connection,
+    user_id: str,
+    partner_id: str,
+    url: str,
+    event_types: list[str],
+    secret: str | None,
+    allow_private_targets: bool = False,
 ) -> dict[str, Any]:
     """Subscribe `url` to `event_types`; the answer holds the secret (generated unless given) —
-    the only time it is shown."""
+    the only time it is shown. Unless `allow_private_targets`, a URL whose host is (or resolves to)
+    a loopback, private, link-local or otherwise internal address is refused: the dispatcher must
+    not be a way into the platform's own services."""
     _check(partner_id, url, event_types, secret)
+    if not allow_private_targets:
+        internal = await _internal_address(httpx.URL(url).host)
+        if internal:
+            raise invalid(
+                "1 invalid field(s)", [{"name": "url", "reason": f"targets an internal address ({internal})"}]
+            )
     secret = secret or "whsec_" + secrets.token_urlsafe(32)
     row = await conn.fetchrow(
         f"""INSERT INTO webhook_subscriptions (id, partner_id, target_url, event_types, secret, created_by)

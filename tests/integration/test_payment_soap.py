@@ -282,7 +282,7 @@ def test_a_soap_decline_keeps_the_order_pending_without_fallback(
 
 
 def test_failing_soap_falls_back_to_rest_and_both_failing_leaves_the_order_pending(
-    stack: Stack, shop: Storefront, legacy: Legacy
+    stack: Stack, shop: Storefront, legacy: Legacy, api_circuit_closed: None
 ) -> None:
     legacy.mode("fail")
     p = shop.product(stock=5)
@@ -293,8 +293,15 @@ def test_failing_soap_falls_back_to_rest_and_both_failing_leaves_the_order_pendi
     assert [(a["outcome"], a["gateway"], a["soap_attempts"], a["fallback"]) for a in attempts] == [
         ("APPROVED", "rest-sim", 5, "soap-exhausted")
     ]
-    assert api_metric(shop, "payment_circuit_state") == 2  # five failed attempts in a row opened it
-    assert api_metric(shop, "payment_circuit_transitions_total", '{from="closed",to="open"}') >= 1
+    # one order's five failed attempts alone do not open the circuit (fail_max 10)...
+    assert api_metric(shop, "payment_circuit_state") == 0
+    # ...a second exhausted capture in a row does
+    opened = api_metric(shop, "payment_circuit_transitions_total", '{from="closed",to="open"}') or 0
+    other = shop.order("alice", [(p["id"], 1)]).json()
+    r = shop.http.post(f"/api/v1/orders/{other['id']}/pay", headers=shop.auth("alice"))
+    assert r.status_code == 200 and r.json()["status"] == "PAID", r.text
+    assert api_metric(shop, "payment_circuit_state") == 2
+    assert api_metric(shop, "payment_circuit_transitions_total", '{from="closed",to="open"}') == opened + 1
 
     # the REST gateway goes down too: the order stays PENDING, the failure is recorded
     second = shop.order("alice", [(p["id"], 1)]).json()

@@ -3,6 +3,7 @@ ids and bodies, and what a subscription must look like."""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import uuid
@@ -160,3 +161,22 @@ def test_a_subscription_needs_a_partner_an_http_url_known_event_types_and_a_long
     assert names == {"partnerId", "url", "eventTypes", "secret"}
     with pytest.raises(Problem):
         _check("acme", "https://partner.example/hooks", [], None)
+
+
+@pytest.mark.parametrize(
+    ("host", "internal"),
+    [("127.0.0.1", True), ("10.1.2.3", True), ("169.254.169.254", True), ("::1", True), ("localhost", True),
+     ("192.168.0.7", True), ("224.0.0.1", True), ("8.8.8.8", False), ("2001:4860:4860::8888", False)],
+)  # fmt: skip
+def test_webhook_targets_on_internal_addresses_are_recognised(host: str, internal: bool) -> None:
+    from serving_api.webhooks.subscriptions import _internal_address
+
+    assert (asyncio.run(_internal_address(host)) is not None) is internal
+
+
+def test_a_webhook_url_the_client_cannot_send_to_is_invalid() -> None:
+    from serving_api.webhooks.subscriptions import _valid_target
+
+    assert _valid_target("https://partner.example/hooks")
+    for url in ("http://example.com:abc/", "ftp://partner.example/", "http://:80/", "not a url"):
+        assert not _valid_target(url), url

@@ -36,6 +36,8 @@ def api_environment(settings: StackSettings, paths: StackPaths) -> dict[str, str
         "SHOPSTREAM_API__REDIS_URL": settings.redis.url,
         "SHOPSTREAM_API__KAFKA_BOOTSTRAP": settings.kafka.bootstrap,
         "SHOPSTREAM_API__TRACES_FILE": str(paths.logs / "traces.jsonl"),
+        # the local stack's webhook partners are receivers on this machine
+        "SHOPSTREAM_API__WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
     }
 
 
