@@ -33,6 +33,9 @@ def environment(settings: StackSettings, paths: StackPaths) -> dict[str, str]:
         "RABBITMQ_CONFIG_FILE": str(paths.conf / "rabbitmq.conf"),
         "RABBITMQ_ENABLED_PLUGINS_FILE": str(paths.conf / "rabbitmq-enabled-plugins"),
         "RABBITMQ_PID_FILE": str(data / "rabbitmq.pid"),
+        # Erlang's port mapper and the node's distribution port: loopback only (AMQP is the API)
+        "ERL_EPMD_ADDRESS": "127.0.0.1",
+        "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
     }
 
 
