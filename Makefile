@@ -10,11 +10,12 @@ PYTEST := infra/bin/pytest-strict $(BIN)/python
 .PHONY: run setup setup-test up down status logs test test-unit test-integration test-e2e lint bench clean
 
 ## run: the platform's main job — install, start the local stack and the services, keep them
-## healthy, register the event schemas, and start the storefront workload (simulator)
+## healthy, register the event schemas, and start the storefront workload (simulator) and the IoT
+## shelf sensors (devices)
 run: setup
 	$(SS) up
 	$(SS) schemas register
-	$(SS) up simulator
+	$(SS) up simulator devices
 
 ## test: the whole test suite (lint, unit, integration, e2e), starting the stack it needs
 test: setup-test lint

@@ -96,7 +96,7 @@ def main() -> int:
             *rows,
             "",
             "SOAP down without an open breaker is what one payment costs before the breaker opens (it "
-            "opens after 5 failed attempts in a row, i.e. the first such payment): mostly the backoff "
+            "opens after 10 failed attempts in a row, i.e. two such payments): mostly the backoff "
             "waits (up to 0.1+0.2+0.4+0.8 s).",
         ]
     )

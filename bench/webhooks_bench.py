@@ -99,7 +99,9 @@ async def bench(settings: StackSettings, n: int, concurrency: int, timeout: floa
     port = server.sockets[0].getsockname()[1]
     conn = await asyncpg.connect(settings.postgres.dsn)
     async with conn.transaction():
-        sub = await create_subscription(conn, "bench", "bench", f"http://127.0.0.1:{port}/hook", [PAID.name], None)
+        sub = await create_subscription(
+            conn, "bench", "bench", f"http://127.0.0.1:{port}/hook", [PAID.name], None, allow_private_targets=True
+        )
     receiver.secret = sub["secret"]
     create_event_topics(settings.kafka.bootstrap, prefix + ".")
     await asyncio.to_thread(produce, settings, f"{prefix}.{PAID.topic}", n)

@@ -44,6 +44,7 @@ def test_ports_come_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_pa
         "mosquitto": [1883],
         "iot-ingest": [8097],
         "simulator": [],
+        "devices": [],
     }
     assert settings.env_name("kafka", "port") == "SHOPSTREAM_KAFKA__PORT"
 
@@ -72,6 +73,7 @@ def test_defaults_are_the_conventional_ports(tmp_path: Path) -> None:
         "mosquitto": 1883,
         "iot-ingest": 8097,
         "simulator": None,
+        "devices": None,
     }
 
 

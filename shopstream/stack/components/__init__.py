@@ -44,6 +44,7 @@ REGISTRY: list[Callable[[StackSettings, StackPaths], Component]] = [
     *streams.factories(),
     olap.component,
     writers.simulator,
+    writers.devices,
 ]
 
 

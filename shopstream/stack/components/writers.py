@@ -136,3 +136,25 @@ def simulator(settings: StackSettings, paths: StackPaths) -> Component:
         wait_for=[(settings.api.host, settings.api.port)],
         optional=True,
     )
+
+
+def devices(settings: StackSettings, paths: StackPaths) -> Component:
+    """The IoT side of `make run`: simulated shelf sensors and a restock scanner publishing stock
+    deltas over MQTT for the catalogue's products, until stopped."""
+    rate = "1"
+    return Component(
+        name="devices",
+        summary=f"Simulated IoT shelf sensors over MQTT ({rate} delta/s)",
+        ports=[],
+        command=[str(Path(sys.prefix) / "bin" / "shopstream"), "ingest", "devices", "--rate", rate, "--duration", "0"],
+        probe=lambda: _http_probe(f"{settings.api.url}/health"),
+        environment={
+            "SHOPSTREAM_API__PORT": str(settings.api.port),
+            "SHOPSTREAM_API__HOST": settings.api.host,
+            "SHOPSTREAM_MOSQUITTO__HOST": settings.mosquitto.host,
+            "SHOPSTREAM_MOSQUITTO__PORT": str(settings.mosquitto.port),
+            "COLUMNS": "120",
+        },
+        wait_for=[(settings.api.host, settings.api.port), (settings.mosquitto.host, settings.mosquitto.port)],
+        optional=True,
+    )
