@@ -33,3 +33,19 @@ def stock_adjusted(
         "reserved": reserved,
         "stockVersion": version,
     }
+
+
+class FakeClock:
+    """Monotonic seconds that only move when the code under test sleeps (recorded) or the test
+    moves `now`: backoff and circuit-breaker intervals without waiting for them."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds

@@ -29,6 +29,37 @@ class Replay:
     body: Any
 
 
+async def _take(
+    conn: asyncpg.Connection, user_id: str, key: str, digest: str, hours: int
+) -> tuple[bool, asyncpg.Record | None]:
+    """(True, None) when the key is now ours; else (False, the key's row, None if it expired meanwhile).
+    A row of another request body is refused (422)."""
+    await conn.execute(
+        "DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND expires_at < now()", user_id, key
+    )
+    inserted = await conn.fetchval(
+        "INSERT INTO idempotency_keys (user_id, key, request_hash, expires_at) "
+        "VALUES ($1, $2, $3, now() + make_interval(hours => $4)) ON CONFLICT DO NOTHING RETURNING 1",
+        user_id,
+        key,
+        digest,
+        hours,
+    )
+    if inserted:
+        return True, None
+    row = await conn.fetchrow(
+        "SELECT request_hash, status_code, response FROM idempotency_keys WHERE user_id = $1 AND key = $2", user_id, key
+    )
+    if row is not None and row["request_hash"] != digest:
+        raise Problem(
+            422,
+            "idempotency-key-reused",
+            "Idempotency-Key reused with a different request",
+            f"the key {key!r} was first used with another body; use a new key for a new request",
+        )
+    return False, row
+
+
 async def claim(
     pool: asyncpg.Pool, user_id: str, key: str, digest: str, hours: int, wait_seconds: float = 10.0
 ) -> Replay | None:
@@ -43,33 +74,11 @@ async def claim(
     deadline = asyncio.get_running_loop().time() + wait_seconds
     while True:
         async with pool.acquire() as conn:
-            await conn.execute(
-                "DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND expires_at < now()", user_id, key
-            )
-            inserted = await conn.fetchval(
-                "INSERT INTO idempotency_keys (user_id, key, request_hash, expires_at) "
-                "VALUES ($1, $2, $3, now() + make_interval(hours => $4)) ON CONFLICT DO NOTHING RETURNING 1",
-                user_id,
-                key,
-                digest,
-                hours,
-            )
-            if inserted:
-                return None
-            row = await conn.fetchrow(
-                "SELECT request_hash, status_code, response FROM idempotency_keys WHERE user_id = $1 AND key = $2",
-                user_id,
-                key,
-            )
+            ours, row = await _take(conn, user_id, key, digest, hours)
+        if ours:
+            return None
         if row is None:
             continue  # expired and removed meanwhile: claim again
-        if row["request_hash"] != digest:
-            raise Problem(
-                422,
-                "idempotency-key-reused",
-                "Idempotency-Key reused with a different request",
-                f"the key {key!r} was first used with another body; use a new key for a new request",
-            )
         if row["status_code"] is not None:
             return Replay(row["status_code"], json.loads(row["response"]))
         if asyncio.get_running_loop().time() > deadline:
@@ -91,29 +100,9 @@ async def claim_in_transaction(
     key and must `finish_in_transaction` it before committing."""
     if not key or len(key) > 200:
         raise Problem(400, "idempotency-key", "Idempotency-Key too long", "an Idempotency-Key has 1-200 characters")
-    await conn.execute(
-        "DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND expires_at < now()", user_id, key
-    )
-    inserted = await conn.fetchval(
-        "INSERT INTO idempotency_keys (user_id, key, request_hash, expires_at) "
-        "VALUES ($1, $2, $3, now() + make_interval(hours => $4)) ON CONFLICT DO NOTHING RETURNING 1",
-        user_id,
-        key,
-        digest,
-        hours,
-    )
-    if inserted:
+    ours, row = await _take(conn, user_id, key, digest, hours)
+    if ours:
         return None
-    row = await conn.fetchrow(
-        "SELECT request_hash, status_code, response FROM idempotency_keys WHERE user_id = $1 AND key = $2", user_id, key
-    )
-    if row is not None and row["request_hash"] != digest:
-        raise Problem(
-            422,
-            "idempotency-key-reused",
-            "Idempotency-Key reused with a different request",
-            f"the key {key!r} was first used with another body; use a new key for a new request",
-        )
     if row is None or row["status_code"] is None:
         raise Problem(409, "idempotency-in-progress", "Request in progress", f"the key {key!r} is in use; retry later")
     return Replay(row["status_code"], json.loads(row["response"]))

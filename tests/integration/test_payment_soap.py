@@ -27,7 +27,7 @@ from serving_api.services.payments import RestPaymentGateway
 from shopstream.domain import Money
 from shopstream.stack.stack import Stack
 from tests.integration.api_client import Storefront
-from tests.support import eventually
+from tests.support import FakeClock, eventually
 
 USD = Money(2500, "USD")
 PAID_TOPIC = "ecommerce.order.order.paid.v1"
@@ -47,19 +47,6 @@ class Legacy:
 
     def requests(self) -> int:
         return int(self.http.get("/admin/mode").json()["requests"])
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture

@@ -13,23 +13,9 @@ from serving_api.payments import Backoff, GatewayFailure, PaymentAdapter, Paymen
 from serving_api.problems import Problem
 from serving_api.services.payments import PaymentResult
 from shopstream.domain import Money
+from tests.support import FakeClock
 
 USD = Money(2500, "USD")
-
-
-class FakeClock:
-    """Monotonic seconds that only move when the adapter sleeps or the test says so."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 class FakeGateway:
