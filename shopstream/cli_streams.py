@@ -21,10 +21,11 @@ def list_dataflows() -> None:
     """The dataflows, what they read and write, and their settings' environment prefix."""
     from streams.catalog import DATAFLOWS
 
-    table = Table("dataflow", "component", "reads", "writes", "settings", box=None)
+    table = Table("dataflow", "engine", "component", "reads", "writes", "settings", box=None)
     for spec in DATAFLOWS.values():
         table.add_row(
             spec.name,
+            spec.settings().engine,
             spec.component(),
             "\n".join(e.topic for e in spec.inputs),
             "\n".join(spec.outputs),
@@ -34,27 +35,43 @@ def list_dataflows() -> None:
 
 
 @streams_app.command("run")
-def run(name: str) -> None:
+def run(
+    name: str,
+    engine: Annotated[
+        str | None,
+        typer.Option(help="quix | bytewax (default: the dataflow's setting SHOPSTREAM_<DATAFLOW>__ENGINE)"),
+    ] = None,
+) -> None:
     """Run one dataflow in the foreground until stopped (the stack runs each this way)."""
     from shopstream.stack.components.kafka import create_event_topics
-    from streams.catalog import dataflow, start
+    from streams.catalog import dataflow
+    from streams.engines import ENGINES
+    from streams.engines import engine as make_engine
 
     try:
         spec = dataflow(name)
     except KeyError as exc:
         raise typer.BadParameter(str(exc.args[0])) from None
+    if engine is not None and engine not in ENGINES:
+        raise typer.BadParameter(f"no engine {engine!r}; known: {', '.join(ENGINES)}", param_hint="--engine")
     settings = spec.settings()
+    chosen = engine or settings.engine
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    # the event topics get their partitions from us, not from Quix's auto-creation
+    # the event topics get their partitions from us, not from an engine's auto-creation
     created = create_event_topics(settings.kafka_bootstrap, settings.topic_prefix)
     if created:
         console.print(created)
-    flow = start(name, settings)
+    runner = make_engine(chosen, spec.projection(settings), settings)
+    if chosen == "quix":
+        guarantee = (
+            f"{'exactly-once' if settings.exactly_once else 'at-least-once'}, {settings.commit_interval}s commits"
+        )
+    else:
+        guarantee = f"snapshots every {settings.epoch_interval}s, idempotent sinks"
     console.print(
-        f"{name}: group {flow.app.config.consumer_group}, {settings.commit_interval}s commits, "
-        f"{'exactly-once' if settings.exactly_once else 'at-least-once'}, dead letters to {flow.dlq.name}"
+        f"{name} on {chosen}: group {settings.group(name)}, {guarantee}, dead letters to {settings.dead_letter(name)}"
     )
-    flow.run()
+    runner.run()
 
 
 @streams_app.command("status")

@@ -1,14 +1,17 @@
-"""The dataflows, by name: what `shopstream streams list | run | status` and the stack know."""
+"""The dataflows, by name: what `shopstream streams list | run | status` and the stack know. A
+dataflow is a projection module (`streams/<name>.py`: its stages, `projection(settings)`, its
+settings class) run by an engine (`streams.engines`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
+from typing import Any
 
 from shopstream.domain import EventType
 from streams import flash_sale_price_map, inventory_snapshot, revenue_windows, serving_caches
-from streams.runtime import Dataflow
+from streams.core import Projection
 from streams.settings import DataflowSettings
 
 
@@ -17,7 +20,7 @@ class DataflowSpec:
     name: str
     summary: str
     settings: type[DataflowSettings]
-    build: Callable[[Dataflow], None]
+    projection: Callable[[Any], Projection]
     inputs: tuple[EventType, ...]
     outputs: tuple[str, ...]  # topics and Redis key patterns
 
@@ -26,38 +29,15 @@ class DataflowSpec:
         return "stream-" + self.name.replace("_", "-")
 
 
-def _spec(module: ModuleType, inputs: tuple[EventType, ...], outputs: tuple[str, ...]) -> DataflowSpec:
-    return DataflowSpec(module.NAME, module.SUMMARY, module.SETTINGS, module.build, inputs, outputs)
+def _spec(module: ModuleType) -> DataflowSpec:
+    projection = module.projection(module.SETTINGS())
+    return DataflowSpec(
+        module.NAME, module.SUMMARY, module.SETTINGS, module.projection, projection.inputs, module.OUTPUTS
+    )
 
 
 DATAFLOWS: dict[str, DataflowSpec] = {
-    spec.name: spec
-    for spec in (
-        _spec(
-            inventory_snapshot,
-            (inventory_snapshot.SOURCE,),
-            (
-                inventory_snapshot.SNAPSHOT.topic,
-                "redis inventory:{productId}",
-                "redis top_products:ordered, inventory:low",
-            ),
-        ),
-        _spec(
-            revenue_windows,
-            (revenue_windows.PAID, revenue_windows.CANCELED, revenue_windows.FULFILLED),
-            (revenue_windows.WINDOW.topic, "redis revenue:{1m|1d}:{currency}:{start}", "redis revenue:currencies"),
-        ),
-        _spec(
-            flash_sale_price_map,
-            (flash_sale_price_map.STARTED, flash_sale_price_map.ENDED),
-            ("redis flash_price:{productId}",),
-        ),
-        _spec(
-            serving_caches,
-            (serving_caches.PRODUCT_UPDATED, *serving_caches.ORDER_EVENTS),
-            ("redis DEL product:{id} gql:product:{id}", "redis product:{id}:floor", "redis order_status:{orderId}"),
-        ),
-    )
+    spec.name: spec for spec in map(_spec, (inventory_snapshot, revenue_windows, flash_sale_price_map, serving_caches))
 }
 
 
@@ -66,12 +46,3 @@ def dataflow(name: str) -> DataflowSpec:
         return DATAFLOWS[name]
     except KeyError:
         raise KeyError(f"no dataflow {name!r}; known: {', '.join(DATAFLOWS)}") from None
-
-
-def start(name: str, settings: DataflowSettings | None = None) -> Dataflow:
-    """Build a dataflow's application from its settings (the environment by default)."""
-    spec = dataflow(name)
-    flow = Dataflow(spec.name, settings or spec.settings())
-    spec.build(flow)
-    flow.built()
-    return flow

@@ -1,69 +1,107 @@
-"""inventory_snapshot: stock.adjusted events → per product on-hand / reserved / available with a
-version → Redis `inventory:{productId}` (event-driven set, seed §7) and the compacted
-`ecommerce.inventory.stock_snapshot.updated.v1` topic.
+"""inventory_snapshot: stock.adjusted → per product on-hand / reserved / available with a version
+→ Redis `inventory:{productId}` (event-driven set, seed §7), the dashboard's rankings and the
+compacted `ecommerce.inventory.stock_snapshot.updated.v1` topic.
 
-The logic is `shopstream.domain.inventory.fold_adjustment`; this module wires it."""
+The rules are `shopstream.domain.inventory` (the fold, available units, low stock, units
+ordered); this module is the projection's one stage."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from shopstream.domain import event_type
-from shopstream.domain.inventory import StockAdjustment, StockSnapshot, fold_adjustment
-from streams.runtime import Dataflow, Inbound, KeyState, Projected, Ranking, RedisWrite, derived_record, record_key
+from shopstream.domain.inventory import (
+    ON_HAND_REASONS,
+    RESERVED_REASONS,
+    StockAdjustment,
+    StockSnapshot,
+    fold_adjustment,
+    is_low,
+    units_ordered,
+)
+from shopstream.domain.typed_events import BadEvent, StockAdjusted
+from streams.core import Emit, Item, Projection, Rank, Stepped, Upsert, Write
 from streams.settings import InventorySnapshotSettings
 
 NAME = "inventory_snapshot"
 SUMMARY = "stock.adjusted → inventory:{productId} in Redis + compacted snapshot topic"
+SETTINGS = InventorySnapshotSettings
 SOURCE = event_type("ecommerce.inventory.stock.adjusted.v1")
 SNAPSHOT = event_type("ecommerce.inventory.stock_snapshot.updated.v1")
 REDIS_KEY = "inventory:{}"
 TOP_PRODUCTS = "top_products:ordered"  # sorted set: productId by units ordered (net of releases)
-LOW_STOCK_KEY = "inventory:low"  # sorted set: productId by available units, when at most LOW_STOCK
-LOW_STOCK = 5
+LOW_STOCK_KEY = "inventory:low"  # sorted set: productId by available units, when low
+OUTPUTS = (SNAPSHOT.topic, "redis inventory:{productId}", f"redis {TOP_PRODUCTS}, {LOW_STOCK_KEY}")
 
 
-def parse(event: dict[str, Any]) -> StockAdjustment:
-    adj = StockAdjustment.from_event(event)
-    if adj.reason == "SHIPMENT" and adj.stock_version is None:
-        raise ValueError("a SHIPMENT adjustment without the stock's after-state")
-    return adj
+def check(event: StockAdjusted) -> None:
+    """Only what the fold can take: a contract 1.0 record (no after-state) must move on-hand or
+    reserved units by its delta (a SHIPMENT cannot)."""
+    after_state = event.stock_version is not None and event.on_hand is not None and event.reserved is not None
+    if not after_state and event.reason not in ON_HAND_REASONS | RESERVED_REASONS:
+        raise BadEvent(f"a {event.reason} adjustment without the stock's after-state")
 
 
-def snapshot_step(inbound: Inbound, state: KeyState) -> Projected | None:
-    """Fold one adjustment into the product's snapshot; None when it changed nothing."""
-    current = state.get("snapshot")
-    snapshot = fold_adjustment(None if current is None else StockSnapshot.from_state(current), inbound.value)
-    if snapshot is None:
-        return None
-    state.set("snapshot", snapshot.to_state())
-    ordered = state.get("ordered", 0)
-    if inbound.value.reason in ("RESERVATION", "RELEASE"):
-        ordered -= inbound.value.delta  # units held by orders, net of releases
-        state.set("ordered", ordered)
-    return project(snapshot, inbound, ordered)
+@dataclass(slots=True)
+class ProductStock:
+    snapshot: StockSnapshot
+    ordered: int = 0  # units held by orders, net of releases
 
 
-def project(snapshot: StockSnapshot, cause: Inbound, ordered: int) -> Projected:
+@dataclass(slots=True)
+class Cause:
+    trace_id: str
+    correlation_id: str
+
+
+class SnapshotStage:
+    """Keyed by productId: fold the batch's adjustments; write the last snapshot once."""
+
+    name = "snapshot"
+    forwards = False
+
+    def step(self, key: str, state: ProductStock | None, items: Sequence[Item[StockAdjusted]]) -> Stepped[ProductStock]:
+        changed: Item[StockAdjusted] | None = None
+        for item in items:  # Item(StockAdjusted), keyed by productId
+            adj = StockAdjustment.of(item.value)
+            snapshot = fold_adjustment(None if state is None else state.snapshot, adj)
+            if snapshot is None:  # a duplicate or an older version
+                continue
+            if state is None:
+                state = ProductStock(snapshot)
+            state.snapshot = snapshot
+            state.ordered += units_ordered(adj.reason, adj.delta)
+            changed = item
+        if changed is None:
+            return Stepped(state)
+        assert state is not None
+        return Stepped(state, project(state, changed.trace_id, changed.correlation_id))
+
+    def current(self, key: str, state: ProductStock) -> list[Write]:
+        return project(state, "", "")
+
+    def dump(self, state: ProductStock) -> Any:
+        return {"snapshot": state.snapshot.to_state(), "ordered": state.ordered}
+
+    def load(self, data: Any) -> ProductStock:
+        return ProductStock(StockSnapshot.from_state(data["snapshot"]), data["ordered"])
+
+
+def project(state: ProductStock, trace_id: str, correlation_id: str) -> list[Write]:
+    snapshot = state.snapshot
     record = snapshot.to_record()
     fields = {k: str(v) for k, v in record.items() if k != "version"}
-    low = snapshot.available <= LOW_STOCK
-    return Projected(
-        derived_record(SNAPSHOT, record, snapshot.version, snapshot.updated_at, cause, NAME),
-        RedisWrite(REDIS_KEY.format(snapshot.product_id), snapshot.version, fields),
-        (
-            # the dashboard's top products and inventory alerts
-            Ranking(TOP_PRODUCTS, snapshot.product_id, ordered, snapshot.version),
-            Ranking(LOW_STOCK_KEY, snapshot.product_id, snapshot.available if low else None, snapshot.version),
-        ),
-    )
+    low = is_low(snapshot.available)
+    return [
+        Upsert(REDIS_KEY.format(snapshot.product_id), snapshot.version, fields),  # HSET inventory:{productId} …
+        # the dashboard's top products and inventory alerts
+        Rank(TOP_PRODUCTS, snapshot.product_id, state.ordered, snapshot.version),
+        Rank(LOW_STOCK_KEY, snapshot.product_id, snapshot.available if low else None, snapshot.version),
+        Emit(SNAPSHOT, snapshot.version, record, snapshot.updated_at, trace_id, correlation_id, NAME),
+    ]
 
 
-def build(flow: Dataflow) -> None:
-    sdf = flow.source(SOURCE, parse)  # Inbound(StockAdjustment), keyed by productId
-    sdf = sdf.apply(snapshot_step, stateful=True).filter(lambda p: p is not None)  # Projected
-    sdf = sdf.to_topic(flow.projection_topic(SNAPSHOT), key=record_key)  # the snapshot record, keyed by productId
-    sdf.sink(flow.redis_sink())  # HSET inventory:{productId} …; ZADD top_products:ordered, inventory:low
-
-
-SETTINGS = InventorySnapshotSettings
+def projection(settings: InventorySnapshotSettings) -> Projection:
+    return Projection(NAME, (SOURCE,), (SnapshotStage(),), emits=(SNAPSHOT,), check=check)

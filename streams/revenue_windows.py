@@ -4,96 +4,122 @@ orders, with a grace period for late events → Redis `revenue:{1m|1d}:{currency
 (running values for the live dashboard, then the final one) and the compacted
 `ecommerce.analytics.revenue_window.updated.v1` topic that the OLAP layer lands.
 
-The logic is `shopstream.domain.revenue`; this module wires its two keyed steps around a
-repartition by currency."""
+The rules are `shopstream.domain.revenue`; this module is its two stages: per order (what each
+event books), then per currency (the windows), the engine re-keying between them. The watermark
+the windows close by is the kernel's: the minimum of the input partitions' progress."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from shopstream.domain import event_type
 from shopstream.domain.revenue import OrderRevenue, RevenueDelta, RevenueWindows, WindowValue, revenue_delta
-from streams.runtime import Dataflow, Inbound, KeyState, Projected, Ranking, RedisWrite, derived_record, record_key
+from shopstream.domain.typed_events import BadEvent, OrderEvent, OrderPaid
+from streams.core import Emit, Item, Projection, Rank, Stepped, Upsert, Write
 from streams.settings import RevenueWindowsSettings
 
 NAME = "revenue_windows"
 SUMMARY = "order.paid/canceled → revenue per 1m/1d window and currency in Redis + topic"
+SETTINGS = RevenueWindowsSettings
 PAID = event_type("ecommerce.order.order.paid.v1")
 CANCELED = event_type("ecommerce.order.order.canceled.v1")
 FULFILLED = event_type("ecommerce.order.order.fulfilled.v1")
 WINDOW = event_type("ecommerce.analytics.revenue_window.updated.v1")
 REDIS_KEY = "revenue:{window}:{currency}:{start}"
 CURRENCIES = "revenue:currencies"
+OUTPUTS = (WINDOW.topic, "redis revenue:{1m|1d}:{currency}:{start}", f"redis {CURRENCIES}")
 
 
-def parse(event: dict[str, Any]) -> dict[str, Any]:
-    """The event itself, once it is known to carry what step 1 reads."""
-    p = event["payload"]
-    if not p["orderId"]:
-        raise ValueError("an order event without an orderId")
-    if event["eventType"] == PAID.name:
-        amount = p["amount"]
-        if amount["amountMinor"] < 0 or len(amount["currency"]) != 3:
-            raise ValueError(f"not a payment amount: {amount}")
-    return event
+def check(event: OrderEvent) -> None:
+    if not event.order_id:
+        raise BadEvent("an order event without an orderId")
+    if isinstance(event, OrderPaid) and event.amount.amount_minor < 0:
+        raise BadEvent(f"not a payment amount: {event.amount}")
 
 
-def order_step(inbound: Inbound, state: KeyState) -> list[dict[str, Any]]:
-    """Step 1, keyed by order: the revenue changes this event books, as JSON for the repartition."""
-    current = state.get("order")
-    order, deltas = revenue_delta(None if current is None else OrderRevenue.from_state(current), inbound.value)
-    if order.to_state() != current:
-        state.set("order", order.to_state())
-    return [
-        {"delta": d.to_state(), "traceId": inbound.trace_id, "correlationId": inbound.correlation_id} for d in deltas
-    ]
+class OrderStage:
+    """Keyed by orderId: the revenue changes each event books, forwarded keyed by currency."""
+
+    name = "order"
+    forwards = True
+
+    def step(self, key: str, state: OrderRevenue | None, items: Sequence[Item[OrderEvent]]) -> Stepped[OrderRevenue]:
+        forward: list[Item[Any]] = []
+        for item in items:  # Item(OrderPaid | OrderCanceled | OrderFulfilled), keyed by orderId
+            state, deltas = revenue_delta(state, item.value)
+            for i, delta in enumerate(deltas):
+                forward.append(item.forward(delta.currency, delta, i, delta.at))  # Item(RevenueDelta), by currency
+        return Stepped(state, [], forward)
+
+    def current(self, key: str, state: OrderRevenue) -> list[Write]:
+        return []  # writes nothing itself: its deltas are in the windows' state
+
+    def dump(self, state: OrderRevenue) -> Any:
+        return state.to_state()
+
+    def load(self, data: Any) -> OrderRevenue:
+        return OrderRevenue.from_state(data)
 
 
-def window_step(grace_ms: int, ttl_s: dict[str, int]) -> Any:
-    def step(item: dict[str, Any], state: KeyState) -> list[Projected]:
-        """Step 2, keyed by currency: book the delta; running and final window values."""
-        delta = RevenueDelta.from_state(item["delta"])
-        current = state.get("windows")
-        windows = RevenueWindows.from_state(current) if current else RevenueWindows(delta.currency, grace_ms)
-        values = windows.apply(delta)
-        state.set("windows", windows.to_state())
-        cause = Inbound(delta, item["traceId"], item["correlationId"])
-        return [project(v, cause, ttl_s) for v in values]
+class WindowStage:
+    """Keyed by currency: book the deltas, then close what the watermark passed; one write per
+    changed window (its newest value)."""
 
-    return step
+    name = "windows"
+    forwards = False
+
+    def __init__(self, grace_ms: int, ttl_s: dict[str, int]) -> None:
+        self.grace_ms, self.ttl_s = grace_ms, ttl_s
+
+    def step(
+        self, key: str, state: RevenueWindows | None, items: Sequence[Item[RevenueDelta]]
+    ) -> Stepped[RevenueWindows]:
+        windows = state or RevenueWindows(key, self.grace_ms)
+        values: list[WindowValue] = []
+        cause = items[-1]
+        for item in items:  # Item(RevenueDelta), keyed by currency
+            values += windows.apply(item.value)
+            values += windows.advance(item.watermark)
+        return Stepped(windows, self.project(values, cause.trace_id, cause.correlation_id))
+
+    def current(self, key: str, state: RevenueWindows) -> list[Write]:
+        return self.project(state.current(), "", "")
+
+    def project(self, values: list[WindowValue], trace_id: str, correlation_id: str) -> list[Write]:
+        writes: list[Write] = []
+        for value in values:
+            fields = {
+                "amountMinor": str(value.amount_minor),
+                "currency": value.currency,
+                "orders": str(value.orders),
+                "windowStart": str(value.start),
+                "windowEnd": str(value.end),
+                "final": "1" if value.final else "0",
+            }
+            key = REDIS_KEY.format(window=value.window, currency=value.currency, start=value.start)
+            expire = value.end + self.ttl_s[value.window] * 1000
+            writes += [
+                Upsert(key, value.version, fields, expire),  # HSET revenue:{window}:{currency}:{start} …
+                # which currencies have revenue, by their latest window: what the dashboard lists
+                Rank(CURRENCIES, value.currency, value.start, value.start),
+                Emit(WINDOW, value.version, value.to_record(), value.end, trace_id, correlation_id, NAME),
+            ]
+        return writes
+
+    def dump(self, state: RevenueWindows) -> Any:
+        return state.to_state()
+
+    def load(self, data: Any) -> RevenueWindows:
+        return RevenueWindows.from_state(data)
 
 
-def project(value: WindowValue, cause: Inbound, ttl_s: dict[str, int]) -> Projected:
-    record = value.to_record()
-    fields = {
-        "amountMinor": str(value.amount_minor),
-        "currency": value.currency,
-        "orders": str(value.orders),
-        "windowStart": str(value.start),
-        "windowEnd": str(value.end),
-        "final": "1" if value.final else "0",
-    }
-    key = REDIS_KEY.format(window=value.window, currency=value.currency, start=value.start)
-    return Projected(
-        derived_record(WINDOW, record, value.version, value.end, cause, NAME),
-        RedisWrite(key, value.version, fields, value.end + ttl_s[value.window] * 1000),
-        # which currencies have revenue, by their latest window: what the dashboard lists
-        (Ranking(CURRENCIES, value.currency, value.start, value.start),),
-    )
-
-
-def build(flow: Dataflow) -> None:
-    settings = flow.settings
-    assert isinstance(settings, RevenueWindowsSettings)
-    sdf = (
-        flow.source(PAID, parse).concat(flow.source(CANCELED, parse)).concat(flow.source(FULFILLED, parse))
-    )  # Inbound(order event), keyed by orderId
-    sdf = sdf.apply(order_step, stateful=True, expand=True)  # {"delta": {...}, "traceId": ...} per change
-    sdf = sdf.group_by(lambda d: d["delta"]["currency"], name="currency")  # same, keyed by currency
+def projection(settings: RevenueWindowsSettings) -> Projection:
     ttl = {"1m": settings.minute_ttl_s, "1d": settings.day_ttl_s}
-    sdf = sdf.apply(window_step(settings.grace_ms, ttl), stateful=True, expand=True)  # Projected per window value
-    sdf = sdf.to_topic(flow.projection_topic(WINDOW), key=record_key)  # the window record, keyed by windowId
-    sdf.sink(flow.redis_sink())  # HSET revenue:{window}:{currency}:{start} amountMinor orders final ...
-
-
-SETTINGS = RevenueWindowsSettings
+    return Projection(
+        NAME,
+        (PAID, CANCELED, FULFILLED),
+        (OrderStage(), WindowStage(settings.grace_ms, ttl)),
+        emits=(WINDOW,),
+        check=check,
+    )

@@ -5,91 +5,118 @@ channel from the writers):
   as their floor so that a read that raced the update cannot put the older copy back
   (`serving_api.services.product_cache`);
 - order events → `order_status:{orderId}` (hash: status, userId, updatedAt), written through on
-  each event and removed once the order is fulfilled or canceled (it expires a minute after)."""
+  each event and removed once the order is fulfilled or canceled (it expires a minute after).
+
+Both are stages of one projection: their inputs are keyed by different entities (products and
+orders), so the engine routes each input to the stage of its key; the order status rules (its
+rank, which statuses are final) are `shopstream.domain.orders`."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from shopstream.domain import EventType, event_type
-from shopstream.domain.envelope import epoch_ms
-from streams.runtime import Dataflow, Inbound, Invalidation, KeyState, Projected, RedisWrite
+from shopstream.domain import OrderStatus, event_type
+from shopstream.domain.orders import STATUS_RANK, is_final
+from shopstream.domain.typed_events import OrderCanceled, OrderCreated, OrderEvent, OrderFulfilled, OrderPaid
+from shopstream.domain.typed_events import ProductUpdated as ProductUpdatedEvent
+from streams.core import Invalidate, Item, Projection, Stepped, Upsert, Write
 from streams.settings import ServingCachesSettings
 
 NAME = "serving_caches"
 SUMMARY = "product.updated → drops product:{id}, gql:product:{id}; order events → order_status:{orderId}"
-PRODUCT_UPDATED = event_type("ecommerce.product.product.updated.v1")
-FLOOR, ENTRIES = "product:{}:floor", ("product:{}", "gql:product:{}")
-ORDER_EVENTS = {
-    event_type(f"ecommerce.order.order.{kind}.v1"): (status, rank)
-    for kind, status, rank in (
-        ("created", "PENDING", 1),
-        ("paid", "PAID", 2),
-        ("fulfilled", "FULFILLED", 3),
-        ("canceled", "CANCELED", 3),
-    )
-}
-TERMINAL_LINGER_MS = 60_000  # a finished order's status stays this long, for late readers
-
-
-def parse(event: dict[str, Any]) -> tuple[str, int]:
-    """(productId, its version); contract 1.0 records carry none (0): they predate every cache
-    entry written with a version, so they change nothing."""
-    p = event["payload"]
-    return p["productId"], p.get("version") or 0
-
-
-def invalidation_step(ttl_ms: int) -> Any:
-    def step(inbound: Inbound, state: KeyState) -> Projected | None:
-        """The product's cache entries to drop, once per version (redeliveries change nothing)."""
-        product_id, version = inbound.value
-        if not version or version <= state.get("version", 0):
-            return None
-        state.set("version", version)
-        entries = tuple(e.format(product_id) for e in ENTRIES)
-        return Projected(None, Invalidation(FLOOR.format(product_id), version, entries, ttl_ms))
-
-    return step
-
-
-def order_parser(event: EventType) -> Any:
-    status, rank = ORDER_EVENTS[event]
-
-    def parse_order(record: dict[str, Any]) -> tuple[str, str, str, int, int]:
-        p = record["payload"]
-        return p["orderId"], p["userId"], status, rank, epoch_ms(record["occurredAt"])
-
-    return parse_order
-
-
-def order_status(inbound: Inbound, state: KeyState) -> Projected | None:
-    """Write-through of the order's status. Its rank is the version (PENDING 1 → PAID 2 →
-    FULFILLED/CANCELED 3), and the state remembers the highest, so a redelivered or late event
-    never moves an order back — not even once a finished order's key has expired."""
-    order_id, user_id, status, rank, at = inbound.value
-    if rank <= state.get("rank", 0):
-        return None
-    state.set("rank", rank)
-    fields = {"status": status, "userId": user_id, "updatedAt": str(at)}
-    expire = at + TERMINAL_LINGER_MS if rank == 3 else None
-    return Projected(None, RedisWrite(f"order_status:{order_id}", rank, fields, expire))
-
-
-def build(flow: Dataflow) -> None:
-    settings = flow.settings
-    assert isinstance(settings, ServingCachesSettings)
-    products = flow.source(PRODUCT_UPDATED, parse)  # Inbound((productId, version)), keyed by productId
-    products = products.apply(invalidation_step(settings.floor_ttl_s * 1000), stateful=True)  # Projected | None
-    products = products.filter(lambda p: p is not None)
-    products.sink(flow.redis_sink())  # SET product:{id}:floor version; DEL product:{id} gql:product:{id}
-
-    orders = None
-    for event in ORDER_EVENTS:
-        source = flow.source(event, order_parser(event))  # Inbound((orderId, userId, status, rank, at))
-        orders = source if orders is None else orders.concat(source)
-    assert orders is not None
-    orders = orders.apply(order_status, stateful=True).filter(lambda p: p is not None)
-    orders.sink(flow.redis_sink())  # HSET order_status:{orderId} status userId updatedAt
-
-
 SETTINGS = ServingCachesSettings
+PRODUCT_UPDATED = event_type("ecommerce.product.product.updated.v1")
+ORDER_EVENTS = tuple(
+    event_type(f"ecommerce.order.order.{kind}.v1") for kind in ("created", "paid", "fulfilled", "canceled")
+)
+FLOOR, ENTRIES = "product:{}:floor", ("product:{}", "gql:product:{}")
+OUTPUTS = ("redis DEL product:{id} gql:product:{id}", "redis product:{id}:floor", "redis order_status:{orderId}")
+TERMINAL_LINGER_MS = 60_000  # a finished order's status stays this long, for late readers
+STATUS_OF: dict[type[Any], OrderStatus] = {
+    OrderCreated: OrderStatus.PENDING,
+    OrderPaid: OrderStatus.PAID,
+    OrderFulfilled: OrderStatus.FULFILLED,
+    OrderCanceled: OrderStatus.CANCELED,
+}
+
+
+class InvalidationStage:
+    """Keyed by productId: the product's cache entries to drop, once per version. Contract 1.0
+    records carry no version (0): they predate every cache entry written with one."""
+
+    name = "product_invalidation"
+    forwards = False
+
+    def __init__(self, floor_ttl_ms: int) -> None:
+        self.floor_ttl_ms = floor_ttl_ms
+
+    def step(self, key: str, state: int | None, items: Sequence[Item[ProductUpdatedEvent]]) -> Stepped[int]:
+        newest = max((item.value.version or 0 for item in items), default=0)  # Item(ProductUpdated)
+        if newest <= (state or 0):
+            return Stepped(state)
+        return Stepped(newest, self.current(key, newest))
+
+    def current(self, key: str, state: int) -> list[Write]:
+        # SET product:{id}:floor version; DEL product:{id} gql:product:{id}
+        return [Invalidate(FLOOR.format(key), state, tuple(e.format(key) for e in ENTRIES), self.floor_ttl_ms)]
+
+    def dump(self, state: int) -> Any:
+        return state
+
+    def load(self, data: Any) -> int:
+        return int(data)
+
+
+@dataclass(slots=True)
+class OrderStatusState:
+    status: str
+    user_id: str
+    updated_at: int  # epoch ms
+
+    @property
+    def rank(self) -> int:
+        return STATUS_RANK[OrderStatus(self.status)]
+
+
+class OrderStatusStage:
+    """Keyed by orderId: write-through of the order's status. The rank is the version (PENDING 1 →
+    PAID 2 → FULFILLED/CANCELED 3) and the state keeps the highest, so a redelivered or late event
+    never moves an order back — not even once a finished order's key has expired."""
+
+    name = "order_status"
+    forwards = False
+
+    def step(
+        self, key: str, state: OrderStatusState | None, items: Sequence[Item[OrderEvent]]
+    ) -> Stepped[OrderStatusState]:
+        changed = False
+        for item in items:  # Item(OrderCreated | OrderPaid | OrderFulfilled | OrderCanceled)
+            status = STATUS_OF[type(item.value)]
+            if state is not None and STATUS_RANK[status] <= state.rank:
+                continue
+            state = OrderStatusState(status.value, item.value.user_id, item.event_time)
+            changed = True
+        return Stepped(state, self.current(key, state) if changed and state is not None else [])
+
+    def current(self, key: str, state: OrderStatusState) -> list[Write]:
+        fields = {"status": state.status, "userId": state.user_id, "updatedAt": str(state.updated_at)}
+        final = is_final(OrderStatus(state.status))
+        expire = state.updated_at + TERMINAL_LINGER_MS if final else None
+        return [Upsert(f"order_status:{key}", state.rank, fields, expire)]  # HSET order_status:{orderId} …
+
+    def dump(self, state: OrderStatusState) -> Any:
+        return [state.status, state.user_id, state.updated_at]
+
+    def load(self, data: Any) -> OrderStatusState:
+        return OrderStatusState(*data)
+
+
+def projection(settings: ServingCachesSettings) -> Projection:
+    return Projection(
+        NAME,
+        (PRODUCT_UPDATED, *ORDER_EVENTS),
+        (InvalidationStage(settings.floor_ttl_s * 1000), OrderStatusStage()),
+        routes={e.name: 1 for e in ORDER_EVENTS},
+    )

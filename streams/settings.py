@@ -11,10 +11,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shopstream.stack.settings import REPO_ROOT
 
+Engine = Literal["quix", "bytewax"]
+
 
 class DataflowSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore")
 
+    # which engine runs the dataflow (`streams.engines`); each dataflow's class has its default
+    engine: Engine = "bytewax"
     kafka_bootstrap: str = "127.0.0.1:9092"
     registry_url: str = "http://127.0.0.1:8081"
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -48,6 +52,32 @@ class DataflowSettings(BaseSettings):
     # not need it: they are order-independent across topics and window by event time.
     time_alignment: bool = False
     log_level: Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"] = "INFO"
+    # a partition with no record for this long (processing time) no longer holds the watermark
+    # back (`streams.core.PartitionClock`)
+    idle_ms: int = Field(default=5_000, ge=100, le=3_600_000)
+    # Bytewax: records per partition per poll, and seconds between recovery snapshots (epochs;
+    # a restart replays at most this much, which the idempotent sinks make harmless)
+    batch_size: int = Field(default=5_000, ge=1, le=100_000)
+    epoch_interval: float = Field(default=1.0, gt=0, le=600)
+
+    def group(self, dataflow: str) -> str:
+        """The consumer group (Quix) and the name of the dataflow's progress in the stores."""
+        return self.consumer_group or f"shopstream-{dataflow}"
+
+    def dead_letter(self, dataflow: str) -> str:
+        return self.dead_letter_topic or f"{self.topic_prefix}shopstream.dlq.{dataflow}"
+
+    def progress_key(self, dataflow: str) -> str:
+        """The Redis hash of the source positions the dataflow's Redis writes reflect."""
+        return f"streams:progress:{self.group(dataflow)}"
+
+    def heartbeat(self, dataflow: str) -> Path:
+        """A file the running engine touches every second or so (the stack's health probe)."""
+        return Path(self.state_dir) / "heartbeat" / self.group(dataflow)
+
+    def recovery_dir(self, dataflow: str) -> Path:
+        """Bytewax's recovery snapshots."""
+        return Path(self.state_dir) / "bytewax" / self.group(dataflow)
 
 
 class InventorySnapshotSettings(DataflowSettings):

@@ -15,6 +15,7 @@ from strawberry.dataloader import DataLoader
 
 from serving_api.http.deps import Resources
 from serving_api.services import pricing, product_cache
+from shopstream.domain.inventory import available
 
 log = logging.getLogger("shopstream.graphql")
 AGGREGATE, FLOOR = "gql:product:{}", "product:{}:floor"
@@ -78,7 +79,7 @@ def _stock(product_id: str, on_hand: int, reserved: int, version: int) -> dict[s
         "product_id": product_id,
         "on_hand": on_hand,
         "reserved": reserved,
-        "available": on_hand - reserved,
+        "available": available(on_hand, reserved),
         "version": version,
     }
 

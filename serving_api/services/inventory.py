@@ -10,6 +10,7 @@ import asyncpg
 
 from serving_api.services.context import Context
 from shopstream.domain import event_type
+from shopstream.domain.inventory import available
 
 STOCK_ADJUSTED = event_type("ecommerce.inventory.stock.adjusted.v1")
 
@@ -23,7 +24,7 @@ class Stock:
 
     @property
     def available(self) -> int:
-        return self.on_hand - self.reserved
+        return available(self.on_hand, self.reserved)
 
 
 class InventoryError(Exception):

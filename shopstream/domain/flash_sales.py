@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from shopstream.domain.envelope import epoch_ms
+from shopstream.domain.typed_events import FlashSaleStarted
 
 
 @dataclass(frozen=True)
@@ -28,16 +28,15 @@ class FlashSale:
         return self.starts_at <= at < self.ends_at
 
     @classmethod
-    def from_event(cls, event: dict[str, Any]) -> FlashSale:
-        p = event["payload"]
+    def of(cls, event: FlashSaleStarted) -> FlashSale:
         return cls(
-            sale_id=p["saleId"],
-            product_id=p["productId"],
-            price_minor=p["salePrice"]["amountMinor"],
-            currency=p["salePrice"]["currency"],
-            regular_minor=p["regularPrice"]["amountMinor"],
-            starts_at=epoch_ms(p["startsAt"]),
-            ends_at=epoch_ms(p["endsAt"]),
+            sale_id=event.sale_id,
+            product_id=event.product_id,
+            price_minor=event.sale_price.amount_minor,
+            currency=event.sale_price.currency,
+            regular_minor=event.regular_price.amount_minor,
+            starts_at=event.starts_at,
+            ends_at=event.ends_at,
         )
 
 

@@ -11,11 +11,28 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from shopstream.domain.envelope import epoch_ms
+from shopstream.domain.typed_events import StockAdjusted
 
 # reasons whose delta moves on-hand units; RESERVATION/RELEASE move reserved units instead
 ON_HAND_REASONS = frozenset({"RESTOCK", "SENSOR", "MANUAL", "OTHER"})
 RESERVED_REASONS = frozenset({"RESERVATION", "RELEASE"})
+# a product is low on stock at this many available units or fewer (the dashboard's alerts)
+LOW_STOCK = 5
+
+
+def available(on_hand: int, reserved: int) -> int:
+    """Units that can still be sold: on hand, less what orders hold."""
+    return on_hand - reserved
+
+
+def is_low(units_available: int) -> bool:
+    return units_available <= LOW_STOCK
+
+
+def units_ordered(reason: str, delta: int) -> int:
+    """What an adjustment adds to a product's units held by orders, net of releases (the
+    dashboard's top products): a reservation's delta is negative, a release's positive."""
+    return -delta if reason in RESERVED_REASONS else 0
 
 
 @dataclass(frozen=True)
@@ -32,17 +49,16 @@ class StockAdjustment:
     stock_version: int | None = None
 
     @classmethod
-    def from_event(cls, event: dict[str, Any]) -> StockAdjustment:
-        p = event["payload"]
+    def of(cls, event: StockAdjusted) -> StockAdjustment:
         return cls(
-            product_id=p["productId"],
-            delta=p["delta"],
-            reason=p["reason"],
-            available=p["available"],
-            occurred_at=epoch_ms(event["occurredAt"]),
-            on_hand=p.get("onHand"),
-            reserved=p.get("reserved"),
-            stock_version=p.get("stockVersion"),
+            event.product_id,
+            event.delta,
+            event.reason,
+            event.available,
+            event.envelope.occurred_at,
+            event.on_hand,
+            event.reserved,
+            event.stock_version,
         )
 
 
@@ -57,7 +73,7 @@ class StockSnapshot:
 
     @property
     def available(self) -> int:
-        return self.on_hand - self.reserved
+        return available(self.on_hand, self.reserved)
 
     def to_state(self) -> dict[str, Any]:
         return dict(vars(self))  # flat fields: a shallow copy (asdict deep-copies)

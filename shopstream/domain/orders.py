@@ -16,6 +16,21 @@ class OrderStatus(enum.Enum):
     CANCELED = "CANCELED"
 
 
+# how far along its lifecycle a status is: a projection of the status keeps the highest rank it
+# saw, so a redelivered or late event never moves an order back (the rank is its version)
+STATUS_RANK: dict[OrderStatus, int] = {
+    OrderStatus.PENDING: 1,
+    OrderStatus.PAID: 2,
+    OrderStatus.FULFILLED: 3,
+    OrderStatus.CANCELED: 3,
+}
+
+
+def is_final(status: OrderStatus) -> bool:
+    """No transition leaves it."""
+    return not _ALLOWED[status]
+
+
 _ALLOWED: dict[OrderStatus, frozenset[OrderStatus]] = {
     OrderStatus.PENDING: frozenset({OrderStatus.PAID, OrderStatus.CANCELED}),
     OrderStatus.PAID: frozenset({OrderStatus.FULFILLED}),

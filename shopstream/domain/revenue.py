@@ -8,9 +8,11 @@ Two keyed steps, because the inputs are keyed by order and the windows by curren
    order.fulfilled → only a marker is kept. Duplicates (Debezium redelivers at least once)
    change nothing, before or after fulfilment.
 2. per currency (`RevenueWindows`): each `RevenueDelta` lands in its 1-minute and 1-day window;
-   the running value goes out on every change, the final value once the currency's watermark
-   (the highest event time seen) passes the window's end plus the grace period; later deltas for a
-   closed window are dropped and counted as late."""
+   the running value goes out on every change, the final value once the watermark passes the
+   window's end plus the grace period; later deltas for a closed window are dropped and counted
+   as late. The watermark is the caller's: the dataflow's is the minimum over its input
+   partitions of each one's progress (`streams.core.PartitionClock`), so a backlog read from one
+   partition first does not make the others' on-time events late."""
 
 from __future__ import annotations
 
@@ -18,13 +20,16 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from shopstream.domain.envelope import epoch_ms
+from shopstream.domain.typed_events import OrderCanceled, OrderEvent, OrderFulfilled, OrderPaid
 
 # window name → length (ms)
 WINDOWS: dict[str, int] = {"1m": 60_000, "1d": 86_400_000}
 # window name → the WindowSize symbol of the revenue_window.updated contract
 WINDOW_SIZES = {"1m": "MINUTE", "1d": "DAY"}
 DEFAULT_GRACE_MS = 10_000
+# how long (event time) a closed window's final value stays in the state after it closed: long
+# enough to write it again when a store lost it (the stores are repaired within minutes)
+KEEP_CLOSED_MS = 3_600_000
 
 
 @dataclass(frozen=True)
@@ -87,20 +92,18 @@ def on_order_canceled(state: OrderRevenue | None, order_id: str, at: int) -> tup
     return replace(state, canceled_at=at), [RevenueDelta(state.currency, at, -state.amount_minor, -1, order_id)]
 
 
-def revenue_delta(state: OrderRevenue | None, event: dict[str, Any]) -> tuple[OrderRevenue, list[RevenueDelta]]:
-    """Step 1 for one decoded order event: (the order's new state, the deltas to book)."""
-    p, kind = event["payload"], event["eventType"]
-    at = epoch_ms(event["occurredAt"])
-    if kind.startswith("ecommerce.order.order.paid."):
-        amount = p["amount"]
-        return on_order_paid(state, p["orderId"], amount["amountMinor"], amount["currency"], at)
-    if kind.startswith("ecommerce.order.order.canceled."):
-        return on_order_canceled(state, p["orderId"], at)
-    if kind.startswith("ecommerce.order.order.fulfilled."):
+def revenue_delta(state: OrderRevenue | None, event: OrderEvent) -> tuple[OrderRevenue, list[RevenueDelta]]:
+    """Step 1 for one order event: (the order's new state, the deltas to book)."""
+    at = event.envelope.occurred_at
+    if isinstance(event, OrderPaid):
+        return on_order_paid(state, event.order_id, event.amount.amount_minor, event.amount.currency, at)
+    if isinstance(event, OrderCanceled):
+        return on_order_canceled(state, event.order_id, at)
+    if isinstance(event, OrderFulfilled):
         # kept (a marker), so that a redelivered payment of a fulfilled order books nothing; a
         # payment read after its fulfilment (another topic) still books
         return replace(state or OrderRevenue(), fulfilled=True), []
-    raise ValueError(f"revenue windows do not read {kind}")
+    raise ValueError(f"revenue windows do not read {event.envelope.event_type}")
 
 
 def window_start(at: int, size_ms: int) -> int:
@@ -142,7 +145,8 @@ class WindowValue:
 
 @dataclass
 class RevenueWindows:
-    """Step 2's state for one currency: its open windows and its watermark."""
+    """Step 2's state for one currency: its open windows, the recently closed ones, and its
+    watermark."""
 
     currency: str
     grace_ms: int = DEFAULT_GRACE_MS
@@ -150,18 +154,19 @@ class RevenueWindows:
     # "1m:<start>" → [amount_minor, orders, version]
     open: dict[str, list[int]] = field(default_factory=dict)
     late: int = 0  # deltas dropped because their window had closed
+    closed: dict[str, list[int]] = field(default_factory=dict)  # final values, for KEEP_CLOSED_MS
 
     def to_state(self) -> dict[str, Any]:
         return {"currency": self.currency, "grace_ms": self.grace_ms, "watermark": self.watermark,
-                "open": self.open, "late": self.late}  # fmt: skip
+                "open": self.open, "late": self.late, "closed": self.closed}  # fmt: skip
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> RevenueWindows:
         return cls(**state)
 
     def apply(self, delta: RevenueDelta) -> list[WindowValue]:
-        """Book one delta: running values of the windows it changed, then final values of the
-        windows its event time closed (in window order). A late delta changes nothing."""
+        """Book one delta: running values of the windows it changed. A delta for a window the
+        watermark has closed changes nothing (counted as late)."""
         if delta.currency != self.currency:
             raise ValueError(f"a {delta.currency} delta in the {self.currency} windows")
         out: list[WindowValue] = []
@@ -175,9 +180,22 @@ class RevenueWindows:
             slot[1] += delta.orders
             slot[2] += 1
             out.append(self._value(name, start, slot, final=False))
-        if delta.at > self.watermark:
-            self.watermark = delta.at
-            out += self.close(self.watermark)
+        return out
+
+    def advance(self, watermark: int) -> list[WindowValue]:
+        """Move the watermark (never back): final values of the windows it closes."""
+        if watermark <= self.watermark:
+            return []
+        self.watermark = watermark
+        return self.close(watermark)
+
+    def current(self) -> list[WindowValue]:
+        """The value of every window the state holds: final ones closed lately, running ones."""
+        out = []
+        for values, final in ((self.closed, True), (self.open, False)):
+            for slot_key, slot in sorted(values.items()):
+                name, start_text = slot_key.split(":")
+                out.append(self._value(name, int(start_text), slot, final=final))
         return out
 
     def close(self, watermark: int) -> list[WindowValue]:
@@ -191,8 +209,16 @@ class RevenueWindows:
         for start, name, slot_key, slot in sorted(closing):
             del self.open[slot_key]
             slot[2] += 1
+            self.closed[slot_key] = slot
             out.append(self._value(name, start, slot, final=True))
+        for slot_key in [k for k in self.closed if self._end(k) + self.grace_ms + KEEP_CLOSED_MS <= watermark]:
+            del self.closed[slot_key]
         return out
+
+    @staticmethod
+    def _end(slot_key: str) -> int:
+        name, start_text = slot_key.split(":")
+        return int(start_text) + WINDOWS[name]
 
     def _value(self, name: str, start: int, slot: list[int], *, final: bool) -> WindowValue:
         return WindowValue(self.currency, name, start, start + WINDOWS[name], slot[0], slot[1], slot[2], final)

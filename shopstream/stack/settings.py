@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -126,6 +127,13 @@ class OlapPorts(BaseModel):
         return f"http://{self.host}:{self.port}"
 
 
+class StreamsSettings(BaseModel):
+    """The dataflows as the stack runs them: which engine runs which dataflow, where it is not
+    the dataflow's default (`SHOPSTREAM_STREAMS__ENGINES='{"revenue_windows": "quix"}'`)."""
+
+    engines: dict[str, Literal["quix", "bytewax"]] = {}
+
+
 class StackSettings(BaseSettings):
     """Where the stack lives and which ports it takes; every field is overridable by environment,
     e.g. `SHOPSTREAM_KAFKA__PORT=19092`, `SHOPSTREAM_HOME=/data/shopstream`."""
@@ -150,6 +158,7 @@ class StackSettings(BaseSettings):
     olap: OlapPorts = OlapPorts()
     rabbitmq: RabbitMQSettings = RabbitMQSettings()
     mosquitto: MosquittoSettings = MosquittoSettings()
+    streams: StreamsSettings = StreamsSettings()
 
     @field_validator("home", "repo")
     @classmethod

@@ -1,0 +1,361 @@
+"""The projections kernel: what a projection is, what it writes, and the engine-neutral rules every
+engine runs it by. Nothing here imports an engine, a client library or a store.
+
+A projection is a chain of keyed **stages** (most have one). A stage's `step` takes one key's
+state and the items of that key in a batch (a batch of one is the per-record case) and returns
+the new state, the **writes** it causes and the items it forwards, re-keyed, to the next stage:
+
+    Item(key, value, at=Position, event_time, watermark, trace_id, correlation_id)
+      -> Stage.step(key, state, [items]) -> Stepped(state, [Upsert | Invalidate | Rank | Emit], [Item])
+
+`StageRunner` wraps every stage the same way for every engine:
+
+- **Replays change nothing.** Each key's state remembers, per input partition, the last position
+  it applied; an item at or below it is a replay (a restarted engine, a store being repaired) and
+  is not stepped again. A key that saw a replay writes its whole current value (`Stage.current`),
+  so a store that lost writes gets them back, and the version compare-and-set of the sinks makes
+  that harmless where nothing was lost.
+- **Watermarks are per input partition.** `PartitionClock` keeps each partition's highest event
+  time; the watermark is the minimum over the partitions that are not idle (no record for
+  `idle_ms` of processing time), never moving back. One partition's backlog read first cannot
+  push others' on-time events into "late" (how Flink and Kafka Streams define it).
+
+Sinks apply the writes of a batch coalesced per slot (the newest version wins) and idempotent by
+version; each records the source positions its writes reflect in the same atomic write, which is
+where an engine resumes when a store is behind its own progress (`resume_offsets`)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
+
+from shopstream.domain import EventType
+
+S = TypeVar("S")  # a stage's per-key state
+V = TypeVar("V")  # the value of the items a stage takes
+
+# derived records get ids that replays reproduce: uuid5 of (topic, key, version)
+RECORD_IDS = uuid.UUID("6f1c3a52-94f4-4b8e-9a55-2f0f5c1d7e11")
+NEVER = -(2**63)  # a watermark before any event time
+
+
+def partition_name(topic: str, partition: int) -> str:
+    """How positions and progress name an input partition: `topic[p]`."""
+    return f"{topic}[{partition}]"
+
+
+def parse_partition_name(name: str) -> tuple[str, int]:
+    topic, _, rest = name.rpartition("[")
+    return topic, int(rest.rstrip("]"))
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Position:
+    """Where an item comes from: an offset of an input partition, and which of the items one
+    record made at an earlier stage (`sub`)."""
+
+    partition: str
+    offset: int
+    sub: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Item(Generic[V]):
+    """One input of a stage, keyed, with what its writes carry along."""
+
+    key: str
+    value: V
+    at: Position
+    event_time: int  # epoch ms
+    watermark: int  # of the stage's input when the item was read (NEVER: none yet)
+    trace_id: str
+    correlation_id: str
+
+    def forward(self, key: str, value: Any, sub: int, event_time: int | None = None) -> Item[Any]:
+        """An item for the next stage, caused by this one."""
+        at = Position(self.at.partition, self.at.offset, self.at.sub * 16 + sub)
+        when = self.event_time if event_time is None else event_time
+        return Item(key, value, at, when, self.watermark, self.trace_id, self.correlation_id)
+
+
+# --- writes --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Upsert:
+    """Set `fields` of the entity at `key` (with `version`) unless the store holds `version` or
+    newer; optionally expire it at an instant."""
+
+    key: str
+    version: int
+    fields: Mapping[str, str]
+    expire_at_ms: int | None = None
+
+    @property
+    def slot(self) -> str:
+        return self.key
+
+
+@dataclass(frozen=True, slots=True)
+class Invalidate:
+    """Drop entries that readers cached (read-through) because `version` of their entity exists,
+    and leave `version` as their floor at `key` for `ttl_ms`, so a reader holding an older copy
+    cannot put it back."""
+
+    key: str  # the floor
+    version: int
+    drop: tuple[str, ...]
+    ttl_ms: int
+
+    @property
+    def slot(self) -> str:
+        return self.key
+
+
+@dataclass(frozen=True, slots=True)
+class Rank:
+    """A member's absolute score in a ranking (repeating it is harmless), or its removal when
+    `score` is None."""
+
+    key: str
+    member: str
+    score: int | None
+    version: int
+
+    @property
+    def slot(self) -> str:
+        return f"{self.key} {self.member}"
+
+
+@dataclass(frozen=True, slots=True)
+class Emit:
+    """A record on a projection topic: the payload in the canonical envelope, keyed by the
+    event type's partition key, with an id that every replay reproduces."""
+
+    event: EventType
+    version: int
+    payload: Mapping[str, Any]
+    occurred_at: int  # epoch ms
+    trace_id: str
+    correlation_id: str
+    producer: str
+
+    @property
+    def key(self) -> str:
+        return str(self.payload[self.event.partition_key])
+
+    @property
+    def slot(self) -> str:
+        return f"{self.event.topic} {self.key}"
+
+    def record(self) -> dict[str, Any]:
+        key = self.key
+        return {
+            "eventId": str(uuid.uuid5(RECORD_IDS, f"{self.event.topic}:{key}:{self.version}")),
+            "eventType": self.event.name,
+            "occurredAt": self.occurred_at,
+            "producer": self.producer,
+            "traceId": self.trace_id,
+            "correlationId": self.correlation_id,
+            "schemaVersion": self.event.schema_version,
+            "partitionKey": key,
+            "payload": dict(self.payload),
+        }
+
+
+Write = Upsert | Invalidate | Rank | Emit
+StoreWrite = Upsert | Invalidate | Rank
+
+
+def coalesce(writes: Iterable[Write]) -> list[Write]:
+    """The newest write per slot (a later one wins a tie): what a sink applies of a batch."""
+    latest: dict[str, Write] = {}
+    for w in writes:
+        old = latest.get(w.slot)
+        if old is None or old.version <= w.version:
+            latest[w.slot] = w
+    return list(latest.values())
+
+
+# --- stages and projections -----------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Stepped(Generic[S]):
+    """What a step returns: the key's new state (None: forget the key), its writes, and items
+    for the next stage."""
+
+    state: S | None
+    writes: list[Write] = field(default_factory=list)
+    forward: list[Item[Any]] = field(default_factory=list)
+
+
+class Stage(Protocol[S, V]):
+    """One keyed step of a projection. A stage either writes or forwards (`forwards`): the
+    positions a store records are those of the items of writing stages, read in order."""
+
+    name: str
+    forwards: bool
+
+    def step(self, key: str, state: S | None, items: Sequence[Item[V]]) -> Stepped[S]:
+        """Apply the key's new items (in the order read) to its state."""
+        ...
+
+    def current(self, key: str, state: S) -> list[Write]:
+        """Everything the key's state is in the stores now: what a replay re-writes."""
+        ...
+
+    def dump(self, state: S) -> Any:
+        """The state as JSON-able values (engines that serialize state keep this)."""
+        ...
+
+    def load(self, data: Any) -> S: ...
+
+
+@dataclass(frozen=True)
+class Projection:
+    """A read model: the event types it reads, its stages, and the topics it writes. An input
+    enters the stage `routes` names for its event type (the first by default); what a stage
+    forwards goes to the next one."""
+
+    name: str
+    inputs: tuple[EventType, ...]
+    stages: tuple[Stage[Any, Any], ...]
+    emits: tuple[EventType, ...] = ()
+    # extra checks of an input event (raise BadEvent: a dead letter)
+    check: Callable[[Any], None] = lambda event: None
+    routes: Mapping[str, int] = field(default_factory=dict)  # event type name → stage index
+
+    def entry(self, event_type: str) -> int:
+        return self.routes.get(event_type, 0)
+
+
+# --- the kernel's per-key bookkeeping --------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class KeyState(Generic[S]):
+    """A stage's state of one key, and the last position applied per input partition."""
+
+    state: S | None = None
+    applied: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def dump(self, stage: Stage[S, Any]) -> dict[str, Any]:
+        return {"s": None if self.state is None else stage.dump(self.state), "a": dict(self.applied)}
+
+    @classmethod
+    def load(cls, stage: Stage[S, Any], data: dict[str, Any]) -> KeyState[S]:
+        state = None if data["s"] is None else stage.load(data["s"])
+        return cls(state, {k: (v[0], v[1]) for k, v in data["a"].items()})
+
+
+class StageRunner(Generic[S, V]):
+    """Runs a stage's step for one key and batch, the same way for every engine."""
+
+    def __init__(self, stage: Stage[S, V]) -> None:
+        self.stage = stage
+        self.replayed = 0  # items skipped because their key had applied them
+
+    def run(self, key: str, ks: KeyState[S], items: Sequence[Item[V]]) -> tuple[list[Write], list[Item[Any]]]:
+        """Step `ks` (changed in place) over `items`; (writes, items for the next stage)."""
+        applied = ks.applied
+        fresh: list[Item[V]] = []
+        replay = False
+        for item in items:
+            at = item.at
+            last = applied.get(at.partition)
+            mark = (at.offset, at.sub)
+            if last is not None and mark <= last:
+                replay = True
+                continue
+            applied[at.partition] = mark
+            fresh.append(item)
+        writes: list[Write] = []
+        forward: list[Item[Any]] = []
+        if fresh:
+            out = self.stage.step(key, ks.state, fresh)
+            ks.state = out.state
+            writes, forward = out.writes, out.forward
+            if (writes and self.stage.forwards) or (forward and not self.stage.forwards):
+                raise RuntimeError(
+                    f"stage {self.stage.name} must either write or forward (forwards={self.stage.forwards})"
+                )
+        if replay:
+            self.replayed += len(items) - len(fresh)
+            if ks.state is not None:
+                writes = writes + self.stage.current(key, ks.state)
+        return writes, forward
+
+
+class PartitionClock:
+    """The event-time watermark of a stage's input: the minimum over its partitions of each
+    partition's highest event time, leaving out partitions idle for `idle_ms` of processing time
+    (so a quiet partition does not hold windows open for ever); it never moves back. A partition
+    not seen yet holds the watermark until it has been idle that long, so after a restart a
+    backlog on another partition cannot close windows on its own."""
+
+    def __init__(self, idle_ms: int) -> None:
+        self.idle_ms = idle_ms
+        self.highest: dict[str, int] = {}
+        self.seen_at: dict[str, int] = {}  # processing time (ms) of the partition's last record
+        self.current = NEVER
+
+    def assign(self, partitions: Iterable[str], now_ms: int) -> None:
+        """Partitions the engine reads from now on (not seen yet: they hold the watermark)."""
+        for p in partitions:
+            self.highest.setdefault(p, NEVER)
+            self.seen_at.setdefault(p, now_ms)
+
+    def revoke(self, partitions: Iterable[str]) -> None:
+        for p in partitions:
+            self.highest.pop(p, None)
+            self.seen_at.pop(p, None)
+
+    def observe(self, partition: str, event_time: int, now_ms: int) -> None:
+        if event_time > self.highest.get(partition, NEVER):
+            self.highest[partition] = event_time
+        self.seen_at[partition] = now_ms
+
+    def watermark(self, now_ms: int) -> int:
+        active = [t for p, t in self.highest.items() if now_ms - self.seen_at[p] < self.idle_ms]
+        if active:
+            low = min(active)
+        elif self.highest:  # everything idle: what was seen is all there is
+            low = max(self.highest.values())
+        else:
+            low = NEVER
+        if low > self.current:
+            self.current = low
+        return self.current
+
+
+def resume_from(partition: str, engine_next: int | None, store: Mapping[str, int]) -> int | None:
+    """Where to read a partition from when the store is behind the engine's own progress (its
+    committed offset or recovery snapshot, `engine_next`); None: where the engine would anyway.
+
+    A store that recorded positions but not this partition's has nothing of it to lose (its
+    records caused no writes yet); a store that recorded none (new, or wiped) holds nothing, so
+    it gets everything again. The replayed items are not stepped again (`StageRunner`)."""
+    if engine_next is None:
+        return None  # the engine starts from the beginning anyway
+    if not store:
+        return 0 if engine_next > 0 else None
+    held = store.get(partition)
+    return held if held is not None and held < engine_next else None
+
+
+class Sink(Protocol):
+    """Applies the writes of a batch, coalesced, idempotent by version, together with the source
+    positions (next offset per partition) that they reflect."""
+
+    def apply(self, writes: Sequence[Write], progress: Mapping[str, int]) -> int:
+        """Write; how many writes changed the store."""
+        ...
+
+    def progress(self) -> dict[str, int]:
+        """The positions the store's contents reflect (empty: it has none recorded)."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,350 @@
+"""The Bytewax engine: any projection of the kernel as a Bytewax 0.21 dataflow, batch-first.
+
+    Kafka partitions ─ our source: a batch of up to `batch_size` records per partition per poll,
+    │                  decoded into Items (dead letters aside), watermark per partition
+    ├─ per stage: stateful_batch keyed by the item's key (one step call per key per batch)
+    │     └─ a forwarding stage's items, re-keyed, into the next stage
+    └─ writing stages' results ─ the kernel sink: projection records (flushed), then the Redis
+                                 writes with the positions they reflect, in one script call
+
+Recovery snapshots (every `epoch_interval` s) hold each partition's next offset and each key's
+`KeyState`; a restart resumes from the last snapshot and re-runs what came after it. That output
+is at least once, made exact by the sinks (version compare-and-set in Redis, record ids that
+replays reproduce on the topics). A partition is read from the Redis sink's positions where they
+are behind the snapshot (the store lost writes): those records are replayed, not re-applied."""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow, Stream
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+from bytewax.operators import StatefulBatchLogic
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from bytewax.recovery import RecoveryConfig, init_db_dir
+from bytewax.run import cli_main
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from shopstream.serde import AvroSerde, RegistryClient
+from streams.core import (
+    Item,
+    KeyState,
+    PartitionClock,
+    Projection,
+    StageRunner,
+    Write,
+    parse_partition_name,
+    partition_name,
+    resume_from,
+)
+from streams.engines.inputs import DeadLetter, Inputs, dead_letter_headers
+from streams.settings import DataflowSettings
+from streams.sinks import RedisSink, TopicSink
+
+log = logging.getLogger("shopstream.streams")
+IDLE_POLL = timedelta(milliseconds=5)  # how long a partition with nothing to read rests
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A record for the dead-letter topic."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+
+
+@dataclass(slots=True)
+class Out:
+    """A writing stage's result for one key and batch: its writes, and the positions they
+    reflect (next offset per partition)."""
+
+    writes: list[Write]
+    claims: dict[str, int] = field(default_factory=dict)
+
+
+class BytewaxEngine:
+    name = "bytewax"
+
+    def __init__(self, projection: Projection, settings: DataflowSettings) -> None:
+        self.projection, self.settings = projection, settings
+        self.registry = RegistryClient(settings.registry_url)
+        self.serde = AvroSerde(self.registry)
+        self.inputs = Inputs(projection, self.serde, settings.topic_prefix)
+        self.redis = RedisSink(settings.redis_url, settings.progress_key(projection.name))
+        self.producer = Producer(
+            {"bootstrap.servers": settings.kafka_bootstrap, "enable.idempotence": True, "linger.ms": 5}
+        )
+        self.topics = TopicSink(self.serde, self._produce, settings.topic_prefix)
+        for event in projection.emits:
+            self.serde.use(event.subject)
+        self.clock = PartitionClock(settings.idle_ms)
+        self.dead_letter_topic = settings.dead_letter(projection.name)
+        self.dead_letters = 0
+        self.held = self.redis.progress()  # what the store reflects, read once at start
+        self.flow = self._build()
+        self.heartbeat = settings.heartbeat(projection.name)
+        self.heartbeat.parent.mkdir(parents=True, exist_ok=True)
+        self.beaten = 0.0
+        self.failed: str | None = None
+
+    def beat(self) -> None:
+        """Touch the heartbeat file, at most once a second (the stack's probe reads it)."""
+        now = time.monotonic()
+        if now - self.beaten >= 1.0:
+            self.heartbeat.touch()
+            self.beaten = now
+
+    def _delivered(self, err: Any, msg: Any) -> None:
+        if err is not None:
+            self.failed = f"{msg.topic()}: {err}"
+
+    def _produce(self, topic: str, key: bytes, value: bytes) -> None:
+        while True:
+            try:
+                self.producer.produce(topic, value=value, key=key, on_delivery=self._delivered)
+                return
+            except BufferError:  # the local queue is full: let deliveries drain
+                self.producer.poll(0.1)
+
+    # --- the dataflow --------------------------------------------------------------------------
+    def _build(self) -> Dataflow:
+        flow = Dataflow(self.projection.name)
+        records = op.input("kafka", flow, _Source(self))  # Item | Rejected, per partition batch
+        rejected = op.flat_map_batch("rejected", records, lambda xs: [x for x in xs if type(x) is Rejected])
+        op.output("dead-letters", rejected, _DeadLetterSink(self))
+        written: list[Stream[Any]] = []
+        forwarded: Stream[Any] | None = None
+        stages = self.projection.stages
+        for index, stage in enumerate(stages):
+            names = frozenset(e.name for e in self.projection.inputs if self.projection.entry(e.name) == index)
+
+            def entering(xs: list[Any], names: frozenset[str] = names) -> list[tuple[str, Item[Any]]]:
+                return [(x.key, x) for x in xs if type(x) is Item and x.value.envelope.event_type in names]
+
+            keyed = op.flat_map_batch(f"{stage.name}-in", records, entering)  # (key, Item)
+            if forwarded is not None:
+                keyed = op.merge(f"{stage.name}-merge", keyed, forwarded)
+            runner = StageRunner(stage)
+            results = op.stateful_batch(stage.name, keyed, _builder(runner))  # (key, Out | list[Item])
+            if stage.forwards:
+                forwarded = op.flat_map_batch(
+                    f"{stage.name}-forward", results, lambda xs: [(i.key, i) for _, items in xs for i in items]
+                )  # (next key, Item)
+            else:
+                forwarded = None
+                written.append(results)
+        merged = written[0] if len(written) == 1 else op.merge("written", *written)
+        op.output("sinks", merged, _KernelSink(self))  # (key, Out)
+        return flow
+
+    def run(self) -> None:
+        directory = self.settings.recovery_dir(self.projection.name)
+        if not directory.exists() or not any(directory.iterdir()):
+            directory.mkdir(parents=True, exist_ok=True)
+            init_db_dir(directory, 1)  # type: ignore[no-untyped-call]
+        try:
+            cli_main(  # type: ignore[no-untyped-call]
+                self.flow,
+                workers_per_process=1,
+                epoch_interval=timedelta(seconds=self.settings.epoch_interval),
+                recovery_config=RecoveryConfig(str(directory)),  # type: ignore[no-untyped-call]
+            )
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.producer.flush(30)
+        self.redis.close()
+        self.registry.close()
+
+
+def _builder(runner: StageRunner[Any, Any]) -> Any:
+    stage = runner.stage
+
+    class Logic(StatefulBatchLogic[Item[Any], Any, bytes]):
+        def __init__(self, resume: bytes | None) -> None:
+            self.ks: KeyState[Any] = KeyState() if resume is None else KeyState.load(stage, pickle.loads(resume))
+
+        def on_batch(self, values: list[Item[Any]]) -> tuple[Iterable[Any], bool]:
+            writes, forward = runner.run(values[0].key, self.ks, values)
+            discard = self.ks.state is None
+            if stage.forwards:
+                return ([forward] if forward else []), discard
+            claims = {item.at.partition: item.at.offset + 1 for item in values}  # in order: the last wins
+            return [Out(writes, claims)], discard
+
+        def snapshot(self) -> bytes:
+            return pickle.dumps(self.ks.dump(stage), protocol=pickle.HIGHEST_PROTOCOL)  # a copy: immutable
+
+    return Logic
+
+
+class _Source(FixedPartitionedSource[Any, int]):
+    """Every partition of the projection's input topics, one consumer each (as Bytewax's own
+    KafkaSource), decoded into Items here: one pass over a batch."""
+
+    def __init__(self, engine: BytewaxEngine) -> None:
+        self.engine = engine
+
+    def list_parts(self) -> list[str]:
+        admin = AdminClient({"bootstrap.servers": self.engine.settings.kafka_bootstrap})
+        metadata = admin.list_topics(timeout=30)
+        parts = []
+        for topic in self.engine.inputs.topics:
+            found = metadata.topics.get(topic)
+            if found is None or found.error is not None:
+                raise RuntimeError(f"input topic {topic} does not exist (shopstream up creates the event topics)")
+            parts += [partition_name(topic, p) for p in sorted(found.partitions)]
+        now = time.monotonic_ns() // 1_000_000
+        self.engine.clock.assign(parts, now)
+        return parts
+
+    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _Partition:
+        engine = self.engine
+        start = resume_from(for_part, resume_state, engine.held)
+        if start is not None:
+            log.warning(
+                "%s: the store holds %s up to offset %d, the snapshot %d: replaying the difference",
+                engine.projection.name,
+                for_part,
+                start,
+                resume_state,
+                extra={"dataflow": engine.projection.name},
+            )
+        else:
+            start = resume_state
+        return _Partition(engine, for_part, start)
+
+
+class _Partition(StatefulSourcePartition[Any, int]):
+    def __init__(self, engine: BytewaxEngine, name: str, start: int | None) -> None:
+        self.engine, self.name = engine, name
+        self.topic, self.partition = parse_partition_name(name)
+        self.next = OFFSET_BEGINNING if start is None else start
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": engine.settings.kafka_bootstrap,
+                "group.id": engine.settings.group(engine.projection.name),  # never joined: assigned
+                "enable.auto.commit": False,
+                "auto.offset.reset": engine.settings.auto_offset_reset,
+                "isolation.level": "read_committed",
+            }
+        )
+        self.consumer.assign([TopicPartition(self.topic, self.partition, self.next)])
+        self.awake: datetime | None = None
+
+    def next_batch(self) -> list[Any]:
+        self.engine.beat()
+        msgs = self.consumer.consume(self.engine.settings.batch_size, 0)
+        if not msgs:
+            self.awake = datetime.now(UTC) + IDLE_POLL
+            return []
+        self.awake = None
+        engine, inputs, clock, name = self.engine, self.engine.inputs, self.engine.clock, self.name
+        out: list[Any] = []
+        now = time.monotonic_ns() // 1_000_000
+        decoded = []
+        for msg in msgs:
+            error = msg.error()
+            if error is not None:
+                raise RuntimeError(f"consuming {name}: {error}")
+            offset = msg.offset()
+            try:
+                event = inputs.event(self.topic, msg.value(), msg.key())
+            except DeadLetter as exc:
+                headers = [
+                    *(msg.headers() or []),
+                    *dead_letter_headers(engine.projection.name, self.topic, self.partition, offset, str(exc)),
+                ]
+                out.append(Rejected(self.topic, self.partition, offset, msg.key(), msg.value(), headers))
+                continue
+            clock.observe(name, event.envelope.occurred_at, now)
+            decoded.append((event, offset))
+        watermark = clock.watermark(now)  # after the whole batch: its own events count
+        out += [inputs.item(event, name, offset, watermark) for event, offset in decoded]
+        self.next = msgs[-1].offset() + 1
+        return out
+
+    def next_awake(self) -> datetime | None:
+        return self.awake
+
+    def snapshot(self) -> int:
+        return self.next
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+class _KernelSink(DynamicSink[Any]):
+    def __init__(self, engine: BytewaxEngine) -> None:
+        self.engine = engine
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _KernelSinkPartition:
+        return _KernelSinkPartition(self.engine)
+
+
+class _KernelSinkPartition(StatelessSinkPartition[Any]):
+    def __init__(self, engine: BytewaxEngine) -> None:
+        self.engine = engine
+
+    def write_batch(self, items: list[tuple[str, Out]]) -> None:
+        writes: list[Write] = []
+        progress: dict[str, int] = {}
+        for _, out in items:
+            writes += out.writes
+            for p, offset in out.claims.items():
+                if offset > progress.get(p, -1):
+                    progress[p] = offset
+        engine = self.engine
+        if engine.topics.apply(writes, progress):
+            _flush(engine)  # durable before the store records the positions
+        engine.redis.apply(writes, progress)
+
+
+class _DeadLetterSink(DynamicSink[Rejected]):
+    def __init__(self, engine: BytewaxEngine) -> None:
+        self.engine = engine
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _DeadLetterPartition:
+        return _DeadLetterPartition(self.engine)
+
+
+class _DeadLetterPartition(StatelessSinkPartition[Rejected]):
+    def __init__(self, engine: BytewaxEngine) -> None:
+        self.engine = engine
+
+    def write_batch(self, items: list[Rejected]) -> None:
+        engine = self.engine
+        for r in items:
+            engine.producer.produce(
+                engine.dead_letter_topic, value=r.value, key=r.key, headers=r.headers, on_delivery=engine._delivered
+            )
+            log.warning(
+                "dead letter: %s[%s]@%s: %s",
+                r.topic,
+                r.partition,
+                r.offset,
+                dict(r.headers).get("dlq.reason", b"").decode(),
+                extra={"dataflow": engine.projection.name, "topic": r.topic, "offset": r.offset},
+            )
+        engine.dead_letters += len(items)
+        _flush(engine)
+
+
+def _flush(engine: BytewaxEngine) -> None:
+    if engine.producer.flush(30) > 0:
+        raise RuntimeError("Kafka did not acknowledge the projection records within 30 s")
+    if engine.failed is not None:
+        raise RuntimeError(f"Kafka refused a record: {engine.failed}")

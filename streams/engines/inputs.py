@@ -1,0 +1,65 @@
+"""What every engine does with an input record before a stage sees it: decode it (Avro, the
+registry's schema id), check it is its topic's event type and keyed by its partition key, make the
+typed domain event and run the projection's own checks — or say why it is a dead letter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from shopstream.domain.typed_events import BadEvent, DomainEvent, from_record
+from shopstream.serde import AvroSerde, SerdeError
+from streams.core import Item, Position, Projection
+
+DEAD_LETTER_ERRORS = (SerdeError, BadEvent, ValueError, KeyError, TypeError)
+
+
+class DeadLetter(Exception):
+    """A record no stage can take; `reason` goes into the dead letter's headers."""
+
+
+@dataclass(frozen=True)
+class Inputs:
+    projection: Projection
+    serde: AvroSerde
+    topic_prefix: str = ""
+
+    def __post_init__(self) -> None:
+        by_topic = {self.topic_prefix + e.topic: e for e in self.projection.inputs}
+        object.__setattr__(self, "_by_topic", by_topic)
+
+    @property
+    def topics(self) -> list[str]:
+        return [self.topic_prefix + e.topic for e in self.projection.inputs]
+
+    def event(self, topic: str, raw: bytes | None, key: bytes | None) -> DomainEvent:
+        """The typed event of a record, or DeadLetter."""
+        expected = self._by_topic[topic]  # type: ignore[attr-defined]
+        try:
+            _, record = self.serde.decode(raw)
+            if record["eventType"] != expected.name:
+                raise BadEvent(f"a {record['eventType']} record on {topic}")
+            if key != record["partitionKey"].encode():
+                # per-key state would file it under the wrong entity
+                raise BadEvent(f"record key {key!r} is not the event's partition key {record['partitionKey']!r}")
+            event = from_record(record)
+            self.projection.check(event)
+            return event
+        except DEAD_LETTER_ERRORS as exc:
+            raise DeadLetter(f"{type(exc).__name__}: {exc}"[:1000]) from exc
+
+    def item(self, event: DomainEvent, partition: str, offset: int, watermark: int) -> Item[Any]:
+        e = event.envelope
+        return Item(
+            e.partition_key, event, Position(partition, offset), e.occurred_at, watermark, e.trace_id, e.correlation_id
+        )
+
+
+def dead_letter_headers(dataflow: str, topic: str, partition: int, offset: int, reason: str) -> list[tuple[str, bytes]]:
+    return [
+        ("dlq.reason", reason.encode()),
+        ("dlq.dataflow", dataflow.encode()),
+        ("dlq.topic", topic.encode()),
+        ("dlq.partition", str(partition).encode()),
+        ("dlq.offset", str(offset).encode()),
+    ]

@@ -1,0 +1,279 @@
+"""The Quix Streams engine: any projection of the kernel as a Quix application, exactly-once
+(state changelogs, offsets, projection records and dead letters in one Kafka transaction per
+checkpoint, 0.1 s by default).
+
+Quix hands over one record at a time, so each stage runs with a batch of one; its per-key state
+(`KeyState`: the stage's state and the positions applied) lives in Quix's RocksDB state. Stages
+are chained by a repartition topic (`group_by`), whose records are JSON (`_ItemSerializer`).
+The kernel sink runs at each checkpoint, before the commit: projection records are produced into
+the transaction, and the store writes go to Redis with the positions they reflect. When a
+partition is assigned, it is read from the Redis sink's positions where they are behind the
+group's committed offsets (the store lost writes): those records are replayed, not re-applied."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import TopicPartition
+from quixstreams import Application, State, message_context
+from quixstreams.dataframe import StreamingDataFrame
+from quixstreams.models.serializers import Deserializer, SerializationContext, Serializer
+from quixstreams.sinks import BatchingSink, SinkBatch
+
+from shopstream.domain.revenue import RevenueDelta
+from shopstream.serde import AvroSerde, RegistryClient
+from streams.core import (
+    Item,
+    KeyState,
+    PartitionClock,
+    Position,
+    Projection,
+    StageRunner,
+    Write,
+    partition_name,
+    resume_from,
+)
+from streams.engines.inputs import DeadLetter, Inputs, dead_letter_headers
+from streams.settings import DataflowSettings
+from streams.sinks import RedisSink, TopicSink
+
+log = logging.getLogger("shopstream.streams")
+STATE_KEY = "k"
+# the value types stages forward to the next one (JSON on the repartition topic): name → class
+FORWARDED: dict[str, type[Any]] = {"RevenueDelta": RevenueDelta}
+
+
+@dataclass
+class Out:
+    """A stage's result for one record, as it travels to the sink and the next stage."""
+
+    writes: list[Write]
+    forward: list[Item[Any]] = field(default_factory=list)
+
+
+class QuixEngine:
+    name = "quix"
+
+    def __init__(self, projection: Projection, settings: DataflowSettings) -> None:
+        self.projection, self.settings = projection, settings
+        self.group = settings.group(projection.name)
+        self.registry = RegistryClient(settings.registry_url)
+        self.serde = AvroSerde(self.registry)
+        self.inputs = Inputs(projection, self.serde, settings.topic_prefix)
+        self.redis = RedisSink(settings.redis_url, settings.progress_key(projection.name))
+        self.clock = PartitionClock(settings.idle_ms)
+        self.app = _Application(
+            self,
+            broker_address=settings.kafka_bootstrap,
+            consumer_group=self.group,
+            processing_guarantee="exactly-once" if settings.exactly_once else "at-least-once",
+            commit_interval=settings.commit_interval,
+            consumer_poll_timeout=settings.poll_timeout,
+            auto_offset_reset=settings.auto_offset_reset,
+            state_dir=str(settings.state_dir),
+            use_changelog_topics=settings.changelog_topics,
+            loglevel=settings.log_level,
+        )
+        self.dlq = self.app.topic(settings.dead_letter(projection.name), value_serializer="bytes")
+        self.dead_letters = 0
+        self.runners = [StageRunner(stage) for stage in projection.stages]
+        self.topics = TopicSink(self.serde, self._produce, settings.topic_prefix)
+        for event in projection.emits:
+            self.serde.use(event.subject)
+        self._build()
+        # Quix's partition time alignment holds records back until every partition has one
+        # buffered; our watermark is the kernel's (per partition), so it is not needed
+        self.app._dataframe_registry._requires_time_alignment = False  # no public switch in 3.28
+
+    # --- the pipeline ------------------------------------------------------------------------
+    def _build(self) -> None:
+        forwarded: StreamingDataFrame | None = None
+        for index, stage in enumerate(self.projection.stages):
+            sdf = forwarded
+            for event in self.projection.inputs:
+                if self.projection.entry(event.name) == index:
+                    source = self._source(self.settings.topic_prefix + event.topic)  # Item(typed event)
+                    sdf = source if sdf is None else sdf.concat(source)
+            assert sdf is not None, f"stage {stage.name} has no input"
+            out = sdf.apply(self._stepper(index), stateful=True)  # Out(writes, forward)
+            if not stage.forwards:
+                out.sink(_KernelSink(self))  # the writes, at each checkpoint
+            else:
+                items = out.apply(lambda o: o.forward, expand=True)  # Item per forwarded value
+                forwarded = items.group_by(
+                    lambda item: item.key,
+                    name=f"{self.projection.name}-{self.projection.stages[index + 1].name}",
+                    value_serializer=_ItemSerializer(),
+                    value_deserializer=_ItemDeserializer(),
+                )  # the same items, keyed for the next stage
+
+    def _source(self, topic_name: str) -> StreamingDataFrame:
+        # keys as bytes: a key that is not UTF-8 must reach the dead-letter topic, not crash Quix
+        topic = self.app.topic(topic_name, value_deserializer="bytes", key_deserializer="bytes")
+        sdf = self.app.dataframe(topic)
+        producer = sdf.processing_context.producer
+        inputs, clock = self.inputs, self.clock
+
+        def decode(raw: bytes | None, key: Any, timestamp: int, headers: Any) -> Item[Any] | None:
+            ctx = message_context()
+            try:
+                event = inputs.event(topic_name, raw, key)
+            except DeadLetter as exc:
+                self._dead_letter(producer, topic_name, ctx.partition, ctx.offset, raw, key, headers, str(exc))
+                return None
+            name = partition_name(topic_name, ctx.partition)
+            now = time.monotonic_ns() // 1_000_000
+            clock.observe(name, event.envelope.occurred_at, now)
+            return inputs.item(event, name, ctx.offset, clock.watermark(now))
+
+        return sdf.apply(decode, metadata=True).filter(lambda v: v is not None)
+
+    def _stepper(self, index: int) -> Callable[[Item[Any], State[str, Any]], Out]:
+        runner = self.runners[index]
+        stage = runner.stage
+
+        def step(item: Item[Any], state: State[str, Any]) -> Out:
+            stored = state.get(STATE_KEY)
+            ks = KeyState() if stored is None else KeyState.load(stage, stored)
+            writes, forward = runner.run(item.key, ks, (item,))
+            if ks.state is None:
+                state.delete(STATE_KEY)
+            else:
+                state.set(STATE_KEY, ks.dump(stage))
+            return Out(writes, forward)
+
+        return step
+
+    def _dead_letter(
+        self, producer: Any, topic: str, partition: int, offset: int, raw: Any, key: Any, headers: Any, reason: str
+    ) -> None:
+        """The record as it came, with why and from where, in the same transaction."""
+        extra = dead_letter_headers(self.projection.name, topic, partition, offset, reason)
+        producer.produce(topic=self.dlq.name, value=raw, key=key, headers=[*(headers or []), *extra])
+        self.dead_letters += 1
+        log.warning(
+            "dead letter: %s[%s]@%s: %s",
+            topic,
+            partition,
+            offset,
+            reason,
+            extra={"dataflow": self.projection.name, "topic": topic, "offset": offset},
+        )
+
+    def _produce(self, topic: str, key: bytes, value: bytes) -> None:
+        self.app._producer.produce(topic=topic, key=key, value=value)  # in the checkpoint's transaction
+
+    # --- assignment: resume from the store where it is behind --------------------------------
+    def assigned(self, partitions: list[TopicPartition]) -> None:
+        inputs = set(self.inputs.topics)
+        now = time.monotonic_ns() // 1_000_000
+        self.clock.assign([partition_name(tp.topic, tp.partition) for tp in partitions if tp.topic in inputs], now)
+        consumer = self.app._consumer
+        data = [tp for tp in partitions if not tp.topic.startswith("changelog__")]
+        committed = consumer.committed([TopicPartition(tp.topic, tp.partition) for tp in data], timeout=30)
+        held = self.redis.progress()
+        for tp, c in zip(data, committed, strict=True):
+            name = partition_name(tp.topic, tp.partition)
+            start = resume_from(name, c.offset if c.offset >= 0 else None, held)
+            if start is not None:
+                log.warning(
+                    "%s: the store holds %s up to offset %d, the group committed %d: replaying the difference",
+                    self.projection.name,
+                    name,
+                    start,
+                    c.offset,
+                    extra={"dataflow": self.projection.name, "topic": tp.topic},
+                )
+                tp.offset = start
+
+    def revoked(self, partitions: list[TopicPartition]) -> None:
+        names = [partition_name(tp.topic, tp.partition) for tp in partitions]
+        self.clock.revoke(names)
+        self.redis.forget(names)
+
+    def run(self) -> None:
+        try:
+            self.app.run()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.redis.close()
+        self.registry.close()
+
+
+class _Application(Application):
+    """Quix's application, told about assignments first (to set where partitions are read)."""
+
+    def __init__(self, engine: QuixEngine, **kwargs: Any) -> None:
+        self._engine = engine
+        super().__init__(**kwargs)
+
+    def _on_assign(self, consumer: Any, topic_partitions: list[TopicPartition]) -> None:
+        if topic_partitions:
+            self._engine.assigned(topic_partitions)
+        super()._on_assign(consumer, topic_partitions)
+
+    def _on_revoke(self, consumer: Any, topic_partitions: list[TopicPartition]) -> None:
+        super()._on_revoke(consumer, topic_partitions)
+        self._engine.revoked(topic_partitions)
+
+    def _on_lost(self, consumer: Any, topic_partitions: list[TopicPartition]) -> None:
+        super()._on_lost(consumer, topic_partitions)
+        self._engine.revoked(topic_partitions)
+
+
+class _KernelSink(BatchingSink):
+    """At each checkpoint: the batch's projection records into the transaction, then its store
+    writes with the positions they reflect (next offset of the batch's partition)."""
+
+    def __init__(self, engine: QuixEngine) -> None:
+        super().__init__()
+        self.engine = engine
+
+    def write(self, batch: SinkBatch) -> None:
+        writes = [w for item in batch for w in item.value.writes]
+        progress = {partition_name(batch.topic, batch.partition): max(item.offset for item in batch) + 1}
+        self.engine.topics.apply(writes, progress)
+        self.engine.redis.apply(writes, progress)
+
+
+class _ItemSerializer(Serializer):
+    def __call__(self, item: Item[Any], ctx: SerializationContext) -> bytes:
+        import json
+
+        value = item.value
+        return json.dumps(
+            [
+                item.key,
+                type(value).__name__,
+                vars(value) if hasattr(value, "__dict__") else _slots(value),
+                item.at.partition,
+                item.at.offset,
+                item.at.sub,
+                item.event_time,
+                item.watermark,
+                item.trace_id,
+                item.correlation_id,
+            ],  # fmt: skip
+            separators=(",", ":"),
+        ).encode()
+
+
+class _ItemDeserializer(Deserializer):
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+
+    def __call__(self, value: bytes, ctx: SerializationContext) -> Item[Any]:
+        import json
+
+        key, kind, fields, partition, offset, sub, at, watermark, trace, correlation = json.loads(value)
+        return Item(key, FORWARDED[kind](**fields), Position(partition, offset, sub), at, watermark, trace, correlation)
+
+
+def _slots(value: Any) -> dict[str, Any]:
+    return {name: getattr(value, name) for name in value.__slots__}
