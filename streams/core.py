@@ -27,7 +27,7 @@ where an engine resumes when a store is behind its own progress (`resume_offsets
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -291,10 +291,11 @@ class StageRunner(Generic[S, V]):
 
 class PartitionClock:
     """The event-time watermark of a stage's input: the minimum over its partitions of each
-    partition's highest event time, leaving out partitions idle for `idle_ms` of processing time
-    (so a quiet partition does not hold windows open for ever); it never moves back. A partition
-    not seen yet holds the watermark until it has been idle that long, so after a restart a
-    backlog on another partition cannot close windows on its own."""
+    partition's highest event time, never moving back. A partition the engine has read to its end
+    (`caught_up`), or that sent nothing for `idle_ms` of processing time, does not hold it back —
+    what it has is all in; a partition with records still to read does, even one not seen yet,
+    so after a restart a backlog on another partition cannot close windows on its own. When every
+    partition is caught up, the watermark is the highest event time seen."""
 
     def __init__(self, idle_ms: int) -> None:
         self.idle_ms = idle_ms
@@ -318,14 +319,14 @@ class PartitionClock:
             self.highest[partition] = event_time
         self.seen_at[partition] = now_ms
 
-    def watermark(self, now_ms: int) -> int:
-        active = [t for p, t in self.highest.items() if now_ms - self.seen_at[p] < self.idle_ms]
-        if active:
-            low = min(active)
-        elif self.highest:  # everything idle: what was seen is all there is
-            low = max(self.highest.values())
-        else:
-            low = NEVER
+    def watermark(self, now_ms: int, caught_up: Collection[str] = ()) -> int:
+        behind = [
+            t
+            for p, t in self.highest.items()
+            if p not in caught_up and now_ms - self.seen_at.get(p, now_ms) < self.idle_ms
+        ]
+        # everything read: what was seen is all there is
+        low = min(behind) if behind else max(self.highest.values(), default=NEVER)
         if low > self.current:
             self.current = low
         return self.current
@@ -359,3 +360,30 @@ class Sink(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def run_batch(
+    projection: Projection,
+    runners: Sequence[StageRunner[Any, Any]],
+    states: Sequence[dict[str, KeyState[Any]]],
+    items: Sequence[Item[Any]],
+) -> list[Write]:
+    """One batch of input items through every stage in memory, each key's items in the order
+    read: the writes. What the replay and the tests run; an engine does the same with its own
+    routing and state (`states[i]` is stage i's state by key)."""
+    entering: list[list[Item[Any]]] = [[] for _ in projection.stages]
+    for item in items:
+        entering[projection.entry(item.value.envelope.event_type)].append(item)
+    writes: list[Write] = []
+    carried: list[Item[Any]] = []
+    for index, runner in enumerate(runners):
+        by_key: dict[str, list[Item[Any]]] = {}
+        for item in (*entering[index], *carried):
+            by_key.setdefault(item.key, []).append(item)
+        carried = []
+        for key, keyed in by_key.items():
+            ks = states[index].setdefault(key, KeyState())
+            w, f = runner.run(key, ks, keyed)
+            writes += w
+            carried += f
+    return writes

@@ -90,6 +90,7 @@ class BytewaxEngine:
         for event in projection.emits:
             self.serde.use(event.subject)
         self.clock = PartitionClock(settings.idle_ms)
+        self.caught_up: set[str] = set()  # partitions read to their end (they do not hold the watermark)
         self.dead_letter_topic = settings.dead_letter(projection.name)
         self.dead_letters = 0
         self.held = self.redis.progress()  # what the store reflects, read once at start
@@ -243,11 +244,20 @@ class _Partition(StatefulSourcePartition[Any, int]):
             }
         )
         self.consumer.assign([TopicPartition(self.topic, self.partition, self.next)])
+        self.tp = TopicPartition(self.topic, self.partition)
         self.awake: datetime | None = None
 
     def next_batch(self) -> list[Any]:
         self.engine.beat()
         msgs = self.consumer.consume(self.engine.settings.batch_size, 0)
+        if msgs:
+            self.next = msgs[-1].offset() + 1
+        # read to the end of what the broker had when it last answered: it holds no watermark back
+        _, high = self.consumer.get_watermark_offsets(self.tp, cached=True)
+        if 0 <= high <= self.next or (high == 0 and self.next <= 0):
+            self.engine.caught_up.add(self.name)
+        else:
+            self.engine.caught_up.discard(self.name)
         if not msgs:
             self.awake = datetime.now(UTC) + IDLE_POLL
             return []
@@ -272,9 +282,8 @@ class _Partition(StatefulSourcePartition[Any, int]):
                 continue
             clock.observe(name, event.envelope.occurred_at, now)
             decoded.append((event, offset))
-        watermark = clock.watermark(now)  # after the whole batch: its own events count
+        watermark = clock.watermark(now, engine.caught_up)  # after the whole batch: its own events count
         out += [inputs.item(event, name, offset, watermark) for event, offset in decoded]
-        self.next = msgs[-1].offset() + 1
         return out
 
     def next_awake(self) -> datetime | None:

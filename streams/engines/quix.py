@@ -66,6 +66,9 @@ class QuixEngine:
         self.inputs = Inputs(projection, self.serde, settings.topic_prefix)
         self.redis = RedisSink(settings.redis_url, settings.progress_key(projection.name))
         self.clock = PartitionClock(settings.idle_ms)
+        self.caught_up: set[str] = set()  # input partitions read to their end
+        self.caught_up_at = 0
+        self.reading: list[TopicPartition] = []  # the input partitions assigned
         self.app = _Application(
             self,
             broker_address=settings.kafka_bootstrap,
@@ -128,9 +131,23 @@ class QuixEngine:
             name = partition_name(topic_name, ctx.partition)
             now = time.monotonic_ns() // 1_000_000
             clock.observe(name, event.envelope.occurred_at, now)
-            return inputs.item(event, name, ctx.offset, clock.watermark(now))
+            return inputs.item(event, name, ctx.offset, clock.watermark(now, self._caught_up(now)))
 
         return sdf.apply(decode, metadata=True).filter(lambda v: v is not None)
+
+    def _caught_up(self, now: int) -> set[str]:
+        """The input partitions read to their end (by the consumer's position against the high
+        watermark of its last fetch); looked at every 50 ms at most."""
+        if now - self.caught_up_at >= 50 and self.reading:
+            consumer = self.app._consumer
+            positions = consumer.position(self.reading)
+            done = set()
+            for tp in positions:
+                _, high = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), cached=True)
+                if high >= 0 and tp.offset >= high:
+                    done.add(partition_name(tp.topic, tp.partition))
+            self.caught_up, self.caught_up_at = done, now
+        return self.caught_up
 
     def _stepper(self, index: int) -> Callable[[Item[Any], State[str, Any]], Out]:
         runner = self.runners[index]
@@ -171,7 +188,9 @@ class QuixEngine:
     def assigned(self, partitions: list[TopicPartition]) -> None:
         inputs = set(self.inputs.topics)
         now = time.monotonic_ns() // 1_000_000
-        self.clock.assign([partition_name(tp.topic, tp.partition) for tp in partitions if tp.topic in inputs], now)
+        mine = [TopicPartition(tp.topic, tp.partition) for tp in partitions if tp.topic in inputs]
+        self.clock.assign([partition_name(tp.topic, tp.partition) for tp in mine], now)
+        self.reading += mine
         consumer = self.app._consumer
         data = [tp for tp in partitions if not tp.topic.startswith("changelog__")]
         committed = consumer.committed([TopicPartition(tp.topic, tp.partition) for tp in data], timeout=30)
@@ -193,6 +212,7 @@ class QuixEngine:
     def revoked(self, partitions: list[TopicPartition]) -> None:
         names = [partition_name(tp.topic, tp.partition) for tp in partitions]
         self.clock.revoke(names)
+        self.reading = [tp for tp in self.reading if partition_name(tp.topic, tp.partition) not in names]
         self.redis.forget(names)
 
     def run(self) -> None:

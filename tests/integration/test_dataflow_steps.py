@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 from quixstreams.dataframe import StreamingDataFrame
 from quixstreams.models import MessageContext
+from streams.runtime import Dataflow, Projected
 
 from shopstream.domain import EventType, envelope
 from shopstream.stack.stack import Stack
 from streams import flash_sale_price_map as flash
 from streams import inventory_snapshot as inv
 from streams import revenue_windows as rev
-from streams.runtime import Dataflow, Projected
 from streams.settings import DataflowSettings, FlashSalePriceMapSettings, InventorySnapshotSettings
 from streams.settings import RevenueWindowsSettings as RevenueSettings
 from tests.support import stock_adjusted

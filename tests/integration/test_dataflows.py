@@ -1,22 +1,23 @@
-"""The dataflows on real Kafka + Redis: events produced (Avro, registered schemas) → the values
-the projections must hold; a dataflow killed with SIGKILL mid-stream and restarted ends with the
-same values as the stack's uninterrupted one; a poison record goes to the dead-letter topic and
-processing continues."""
+"""The dataflows on real Kafka + Redis, on both engines: events produced (Avro, registered schemas)
+→ the values the projections must hold; the same log through Quix and through Bytewax ends in the
+same Redis values and projection records; a poison record goes to the dead-letter topic and
+processing continues; a dataflow killed with SIGKILL mid-stream ends with the values of an
+uninterrupted run; a restart with a backlog spread unevenly over partitions drops no on-time
+event; a Redis that comes back older than the dataflow's progress is repaired from the log."""
 
 from __future__ import annotations
 
 import json
-import os
 import random
+import shutil
 import signal
+import socket
 import string
 import subprocess
-import sys
 import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +25,24 @@ import pytest
 import redis
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from shopstream.domain import envelope, event_type
+from shopstream.domain import event_type
 from shopstream.serde import AvroSerde, RegistryClient
 from shopstream.stack.components.kafka import create_event_topics
+from shopstream.stack.components.redis import REDIS_SERVER
 from shopstream.stack.stack import Stack
+from tests.integration.flows import ENGINES, SHOPSTREAM, FlowProcess, produce
 from tests.support import eventually, stock_adjusted
 
-SHOPSTREAM = str(Path(sys.executable).parent / "shopstream")
 ADJUSTED = event_type("ecommerce.inventory.stock.adjusted.v1")
+SNAPSHOT = event_type("ecommerce.inventory.stock_snapshot.updated.v1")
 PAID = event_type("ecommerce.order.order.paid.v1")
 CANCELED = event_type("ecommerce.order.order.canceled.v1")
+FULFILLED = event_type("ecommerce.order.order.fulfilled.v1")
+CREATED = event_type("ecommerce.order.order.created.v1")
+WINDOW = event_type("ecommerce.analytics.revenue_window.updated.v1")
+PRODUCT_UPDATED = event_type("ecommerce.product.product.updated.v1")
+STARTED = event_type("ecommerce.pricing.flash_sale.started.v1")
+ENDED = event_type("ecommerce.pricing.flash_sale.ended.v1")
 MINUTE, DAY = 60_000, 86_400_000
 
 
@@ -51,27 +60,24 @@ def producer(stack: Stack) -> Iterator[Producer]:
     assert p.flush(30) == 0
 
 
-def produce(
-    producer: Producer, serde: AvroSerde, event: Any, payload: dict[str, Any], at_ms: int, prefix: str = ""
-) -> None:
-    record = envelope(
-        event,
-        payload,
-        producer="test",
-        correlation_id="test-dataflows",
-        trace_id=uuid.uuid4().hex,
-        occurred_at=datetime.fromtimestamp(at_ms / 1000, UTC),
-    )
-    # the record's timestamp is its event time, as Debezium's would be (the commit time): the
-    # dataflow's partition time alignment reads partitions in that order
-    producer.produce(
-        prefix + event.topic, key=record["partitionKey"], value=serde.encode(event.subject, record), timestamp=at_ms
-    )
+@pytest.fixture
+def flows() -> Iterator[list[FlowProcess]]:
+    made: list[FlowProcess] = []
+    yield made
+    for flow in made:
+        flow.stop()
+
+
+def topics_of_our_own(stack: Stack, what: str) -> str:
+    prefix = f"test-{what}-{uuid.uuid4().hex[:8]}."
+    create_event_topics(stack.settings.kafka.bootstrap, prefix)
+    return prefix
 
 
 def test_stock_adjustments_become_the_inventory_snapshot_in_redis(
     producer: Producer, serde: AvroSerde, cache: redis.Redis
 ) -> None:
+    """Through the stack's own dataflow (whichever engine the stack runs it on)."""
     product = f"P-flow-{uuid.uuid4().hex[:10]}"
     now = int(time.time() * 1000)
     history = [
@@ -100,33 +106,37 @@ def test_stock_adjustments_become_the_inventory_snapshot_in_redis(
     }
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 def test_a_poison_record_goes_to_the_dead_letter_topic_and_processing_continues(
-    stack: Stack, producer: Producer, serde: AvroSerde, cache: redis.Redis
+    stack: Stack, producer: Producer, serde: AvroSerde, tmp_path: Path, flows: list[FlowProcess], engine: str
 ) -> None:
+    prefix = topics_of_our_own(stack, "poison")
+    flow = FlowProcess(stack, tmp_path, "inventory_snapshot", engine, prefix, db=3)
+    flows.append(flow)
     product = f"P-poison-{uuid.uuid4().hex[:10]}"
-    dlq = "shopstream.dlq.inventory_snapshot"
-    consumer = Consumer({"bootstrap.servers": stack.settings.kafka.bootstrap, "group.id": f"t-{uuid.uuid4().hex}"})
-    meta = consumer.list_topics(dlq, timeout=10).topics[dlq]
-    consumer.assign(
-        [TopicPartition(dlq, p, consumer.get_watermark_offsets(TopicPartition(dlq, p))[1]) for p in meta.partitions]
-    )
-    producer.produce(ADJUSTED.topic, key=product, value=b"\x00\x00\x00\x00\x01not avro at all")
-    producer.produce(ADJUSTED.topic, key=product, value=b'{"json": "instead of Avro"}')
+    topic = prefix + ADJUSTED.topic
+    producer.produce(topic, key=product, value=b"\x00\x00\x00\x00\x01not avro at all")
+    producer.produce(topic, key=product, value=b'{"json": "instead of Avro"}')
     misfiled = stock_adjusted(product, 9, "RESTOCK", 9, 0, 1)  # a good event under a key that is not UTF-8
+    from shopstream.domain import envelope
+
     record = envelope(ADJUSTED, misfiled, producer="t", correlation_id="c", trace_id="0" * 32)
-    producer.produce(ADJUSTED.topic, key=b"\xff\xfe" + product.encode(), value=serde.encode(ADJUSTED.subject, record))
-    produce(producer, serde, ADJUSTED, stock_adjusted(product, 4, "RESTOCK", 4, 0, 1), int(time.time() * 1000))
+    producer.produce(topic, key=b"\xff\xfe" + product.encode(), value=serde.encode(ADJUSTED.subject, record))
+    produce(producer, serde, ADJUSTED, stock_adjusted(product, 4, "RESTOCK", 4, 0, 1), int(time.time() * 1000), prefix)
     producer.flush(10)
+    flow.start()
     eventually(
-        lambda: cache.hget(f"inventory:{product}", "available") == "4",
-        timeout=60,
-        what="the good record after the poison",
+        lambda: flow.cache.hget(f"inventory:{product}", "available") == "4",
+        timeout=90,
+        what=f"the good record after the poison ({engine}): {flow.tail()}",
     )
+    consumer = Consumer({"bootstrap.servers": stack.settings.kafka.bootstrap, "group.id": f"t-{uuid.uuid4().hex}"})
+    consumer.assign([TopicPartition(flow.dead_letter_topic, 0, 0)])
     letters = []
     deadline = time.monotonic() + 30
     while len(letters) < 3 and time.monotonic() < deadline:
         msg = consumer.poll(0.5)
-        if msg is not None and msg.error() is None and msg.key() in (product.encode(), b"\xff\xfe" + product.encode()):
+        if msg is not None and msg.error() is None:
             letters.append(msg)
     consumer.close()
     # the misfiled record has another key, so another partition: it may come first or last
@@ -134,11 +144,15 @@ def test_a_poison_record_goes_to_the_dead_letter_topic_and_processing_continues(
     assert [m.value() for m in same_key] == [b"\x00\x00\x00\x00\x01not avro at all", b'{"json": "instead of Avro"}']
     first, second = ({k: v.decode() for k, v in m.headers()} for m in same_key)
     [third] = [{k: v.decode() for k, v in m.headers()} for m in letters if m.key() != product.encode()]
-    assert first["dlq.topic"] == ADJUSTED.topic and first["dlq.dataflow"] == "inventory_snapshot"
+    assert first["dlq.topic"] == topic and first["dlq.dataflow"] == "inventory_snapshot"
     assert "UndecodableRecord" in first["dlq.reason"] or "SchemaNotRegistered" in first["dlq.reason"]
     assert "BadMagicByte" in second["dlq.reason"]
     assert int(second["dlq.offset"]) == int(first["dlq.offset"]) + 1
     assert "is not the event's partition key" in third["dlq.reason"]
+    assert flow.running(), "a poison record does not stop the dataflow"
+
+
+# --- revenue windows: kill -9, backlog, a store that lost writes ------------------------------
 
 
 def revenue_history(currency: str, orders: int, start: int) -> list[tuple[str, str, int, int]]:
@@ -176,60 +190,16 @@ def windows_in(cache: redis.Redis, currency: str) -> dict[str, tuple[int, int, s
     return found
 
 
-def test_revenue_windows_survive_kill_9_with_the_values_of_an_uninterrupted_run(
-    stack: Stack, producer: Producer, serde: AvroSerde, tmp_path: Path
-) -> None:
-    currency = "Z" + "".join(random.choices(string.ascii_uppercase, k=2))
-    start = (int(time.time() * 1000) - DAY) // DAY * DAY  # yesterday: minute windows live 2 days in Redis
-    events = revenue_history(currency, 20_000, start)  # a few seconds of work: the kill lands mid-stream
-    # once all of them are in, a payment a day later closes every window
-    closer = ("paid", f"ORD-{currency}-closer", 1, start + DAY + 20 * MINUTE)
-    running = expected_windows(events)
-    expected = expected_windows([*events, closer])
-    closed = set(running)
-
-    # two instances of the dataflow of our own, on topics of their own (these synthetic orders
-    # exist in no database: the platform's event log, which the OLAP layer reconciles against
-    # Postgres, must not carry them), each with its own group, state, dead-letter topic and Redis
-    # db: one is killed mid-stream and restarted, the other runs uninterrupted
-    prefix = f"test-revenue-{uuid.uuid4().hex[:8]}."
-    create_event_topics(stack.settings.kafka.bootstrap, prefix)
-    killed, uninterrupted = RevenueFlow(stack, tmp_path, 1, prefix), RevenueFlow(stack, tmp_path, 2, prefix)
-    for event in events:
-        produce_order_event(producer, serde, currency, *event, prefix=prefix)
-    producer.flush(30)
-
-    def sums(flow: RevenueFlow) -> dict[str, tuple[int, int]]:
-        return {k: v[:2] for k, v in windows_in(flow.cache, currency).items()}
-
-    def done(flow: RevenueFlow) -> dict[str, tuple[int, int, str]] | None:
-        found = windows_in(flow.cache, currency)
-        finished = all(found.get(k, (0, 0, "0"))[2] == "1" for k in closed)
-        return found if finished and found.keys() == expected.keys() else None
-
-    try:
-        killed.start()
-        uninterrupted.start()
-        eventually(lambda: windows_in(killed.cache, currency), timeout=90, what="the first window values")
-        killed.kill()  # mid-stream: no shutdown, no final commit
-        seen_at_kill = sums(killed)
-        killed.start()
-        for flow in (killed, uninterrupted):
-            eventually(lambda: sums(flow) == running, timeout=180, what="every event counted once")  # noqa: B023
-        produce_order_event(producer, serde, currency, *closer, prefix=prefix)
-        producer.flush(10)
-        after_restart = eventually(lambda: done(killed), timeout=60, what="every window final after the restart")
-        reference = eventually(lambda: done(uninterrupted), timeout=60, what="the uninterrupted run")
-    finally:
-        killed.stop()
-        uninterrupted.stop()
-    assert seen_at_kill != running, "the kill did not land mid-stream"
-    assert after_restart == reference
-    assert {k: v[:2] for k, v in after_restart.items()} == expected
-
-
 def produce_order_event(
-    producer: Producer, serde: AvroSerde, currency: str, kind: str, order: str, amount: int, at: int, prefix: str
+    producer: Producer,
+    serde: AvroSerde,
+    currency: str,
+    kind: str,
+    order: str,
+    amount: int,
+    at: int,
+    prefix: str,
+    partition: int | None = None,
 ) -> None:
     if kind == "paid":
         payload = {
@@ -239,54 +209,345 @@ def produce_order_event(
             "amount": {"amountMinor": amount, "currency": currency},
             "paidAt": at,
         }
-        produce(producer, serde, PAID, payload, at, prefix)
+        produce(producer, serde, PAID, payload, at, prefix, partition)
     else:
         payload = {"orderId": order, "userId": "U", "reason": "test", "canceledBy": "U", "releasedItems": []}
-        produce(producer, serde, CANCELED, payload, at, prefix)
+        produce(producer, serde, CANCELED, payload, at, prefix, partition)
 
 
-class RevenueFlow:
-    """A revenue_windows process of the test's own, writing to Redis db `db`."""
-
-    def __init__(self, stack: Stack, tmp: Path, db: int, prefix: str) -> None:
-        run_id = uuid.uuid4().hex[:8]
-        group = f"test-revenue-{run_id}"
-        self.env = {
-            **os.environ,
-            "SHOPSTREAM_REVENUE_WINDOWS__CONSUMER_GROUP": group,
-            "SHOPSTREAM_REVENUE_WINDOWS__TOPIC_PREFIX": prefix,
-            # the events below span 7 minutes of event time but are produced in one burst, so
-            # partitions are read in no particular event-time order: nothing may count as late
-            # (lateness itself is a unit test's job)
-            "SHOPSTREAM_REVENUE_WINDOWS__GRACE_MS": str(10 * MINUTE),
-            "SHOPSTREAM_REVENUE_WINDOWS__STATE_DIR": str(tmp / f"state-{db}"),
-            "SHOPSTREAM_REVENUE_WINDOWS__DEAD_LETTER_TOPIC": f"test.dlq.revenue.{run_id}",
-            "SHOPSTREAM_REVENUE_WINDOWS__REDIS_URL": f"redis://{stack.settings.redis.host}:{stack.settings.redis.port}/{db}",
-        }
-        # its topics are new: the group reads them from their start (auto.offset.reset=earliest)
-        self.cache = redis.Redis(
-            host=stack.settings.redis.host, port=stack.settings.redis.port, db=db, decode_responses=True
-        )
-        self.log = tmp / f"flow-{db}.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("a") as log:
-            argv = [SHOPSTREAM, "streams", "run", "revenue_windows"]
-            self.process = subprocess.Popen(argv, env=self.env, stdout=log, stderr=log)
-
-    def kill(self) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(30)
+def a_currency() -> str:
+    return "Z" + "".join(random.choices(string.ascii_uppercase, k=2))
 
 
-def test_streams_cli_lists_the_dataflows_and_reports_lag_state_and_dead_letters(stack: Stack) -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+def test_revenue_windows_survive_kill_9_with_the_values_of_an_uninterrupted_run(
+    stack: Stack, producer: Producer, serde: AvroSerde, tmp_path: Path, flows: list[FlowProcess], engine: str
+) -> None:
+    currency = a_currency()
+    start = (int(time.time() * 1000) - DAY) // DAY * DAY  # yesterday: minute windows live 2 days in Redis
+    events = revenue_history(currency, 20_000, start)  # a few seconds of work: the kill lands mid-stream
+    # once all of them are in, a payment a day later closes every window
+    closer = ("paid", f"ORD-{currency}-closer", 1, start + DAY + 20 * MINUTE)
+    running = expected_windows(events)
+    expected = expected_windows([*events, closer])
+    closed = set(running)
+    prefix = topics_of_our_own(stack, "revenue")
+    # the events span 7 minutes of event time but are produced in one burst: nothing may count
+    # as late here (lateness has tests of its own)
+    grace = {"grace_ms": str(10 * MINUTE)}
+    killed = FlowProcess(stack, tmp_path, "revenue_windows", engine, prefix, db=1, **grace)
+    uninterrupted = FlowProcess(stack, tmp_path, "revenue_windows", engine, prefix, db=2, **grace)
+    flows += [killed, uninterrupted]
+    for flow in (killed, uninterrupted):
+        flow.cache.flushdb()
+    for event in events:
+        produce_order_event(producer, serde, currency, *event, prefix=prefix)
+    producer.flush(30)
+
+    def sums(flow: FlowProcess) -> dict[str, tuple[int, int]]:
+        return {k: v[:2] for k, v in windows_in(flow.cache, currency).items()}
+
+    def done(flow: FlowProcess) -> dict[str, tuple[int, int, str]] | None:
+        found = windows_in(flow.cache, currency)
+        finished = all(found.get(k, (0, 0, "0"))[2] == "1" for k in closed)
+        return found if finished and found.keys() == expected.keys() else None
+
+    killed.start()
+    uninterrupted.start()
+    eventually(lambda: windows_in(killed.cache, currency), timeout=90, what=f"the first window values: {killed.tail()}")
+    killed.kill()  # mid-stream: no shutdown, no final commit
+    seen_at_kill = sums(killed)
+    killed.start()
+    for flow in (killed, uninterrupted):
+        eventually(lambda: sums(flow) == running, timeout=180, what=f"every event counted once: {flow.tail()}")  # noqa: B023
+    produce_order_event(producer, serde, currency, *closer, prefix=prefix)
+    producer.flush(10)
+    after_restart = eventually(lambda: done(killed), timeout=60, what="every window final after the restart")
+    reference = eventually(lambda: done(uninterrupted), timeout=60, what="the uninterrupted run")
+    assert seen_at_kill != running, "the kill did not land mid-stream"
+    assert after_restart == reference
+    assert {k: v[:2] for k, v in after_restart.items()} == expected
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_restart_with_a_backlog_on_one_partition_drops_no_on_time_event(
+    stack: Stack, producer: Producer, serde: AvroSerde, tmp_path: Path, flows: list[FlowProcess], engine: str
+) -> None:
+    """The defect seen under load: after a restart, partition 0's backlog was read first and
+    pushed the watermark past the other partitions' unread, on-time events. Here partition 0
+    holds 15,000 payments over five minutes of event time and partitions 1 and 2 a few hundred
+    each over the same minutes, all on time for the default 10 s grace had they been read in
+    event-time order; every one must count."""
+    currency = a_currency()
+    start = (int(time.time() * 1000) - DAY) // DAY * DAY
+    prefix = topics_of_our_own(stack, "backlog")
+    flow = FlowProcess(stack, tmp_path, "revenue_windows", engine, prefix, db=4)  # the default grace
+    flows.append(flow)
+    flow.cache.flushdb()
+    rnd = random.Random(11)
+    events: list[tuple[str, str, int, int, int]] = []
+    for partition, count in ((0, 15_000), (1, 300), (2, 300)):
+        times = sorted(start + rnd.randrange(5 * MINUTE) for _ in range(count))
+        events += [("paid", f"ORD-{currency}-{partition}-{i}", rnd.randrange(100, 10_000), t, partition)
+                   for i, t in enumerate(times)]  # fmt: skip
+    # the backlog: everything is in Kafka before the dataflow starts reading
+    for kind, order, amount, at, partition in events:
+        produce_order_event(producer, serde, currency, kind, order, amount, at, prefix, partition)
+    producer.flush(30)
+    expected = expected_windows([e[:4] for e in events])
+    flow.start()
+    found = eventually(
+        lambda: (w := {k: v[:2] for k, v in windows_in(flow.cache, currency).items()}) == expected and w,
+        timeout=180,
+        what=f"every on-time payment counted ({engine}): {flow.tail()}",
+    )
+    assert sum(v[1] for k, v in found.items() if k.startswith("1m")) == len(events)
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """A Redis server of the test's own (it is killed): port, data folder."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = tmp_path / "redis"
+    data.mkdir()
+    servers: list[subprocess.Popen[bytes]] = []
+
+    def start() -> None:
+        argv = [str(REDIS_SERVER), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
+                "--save", "", "--appendonly", "no", "--logfile", str(tmp_path / "redis.log")]  # fmt: skip
+        servers.append(subprocess.Popen(argv))
+        client = redis.Redis(port=port)
+        eventually(lambda: _pings(client), timeout=20, what="the private Redis")
+
+    start()
+    private_redis.start = start  # type: ignore[attr-defined]
+    private_redis.servers = servers  # type: ignore[attr-defined]
+    yield port, data
+    for server in servers:
+        if server.poll() is None:
+            server.kill()
+            server.wait(10)
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.ConnectionError:
+        return False
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_redis_that_comes_back_older_is_repaired_from_the_log(
+    stack: Stack,
+    producer: Producer,
+    serde: AvroSerde,
+    tmp_path: Path,
+    flows: list[FlowProcess],
+    private_redis: tuple[int, Path],
+    engine: str,
+) -> None:
+    """Redis is killed mid-stream and comes back from a snapshot taken seconds earlier (as a Redis
+    with RDB snapshots only did under load: 42 s old, while the dataflows had moved on). The
+    dataflow sees the store behind its progress, replays the difference, and every projection
+    key ends equal to an uninterrupted run (which writes to the stack's own Redis)."""
+    port, data = private_redis
+    currency = a_currency()
+    start = (int(time.time() * 1000) - DAY) // DAY * DAY
+    events = revenue_history(currency, 20_000, start)
+    closer = ("paid", f"ORD-{currency}-closer", 1, start + DAY + 20 * MINUTE)
+    expected = expected_windows([*events, closer])
+    prefix = topics_of_our_own(stack, "repair")
+    grace = {"grace_ms": str(10 * MINUTE)}
+    victim = FlowProcess(stack, tmp_path, "revenue_windows", engine, prefix, db=0, redis_port=port, **grace)
+    reference = FlowProcess(stack, tmp_path, "revenue_windows", engine, prefix, db=5, **grace)
+    flows += [victim, reference]
+    reference.cache.flushdb()
+    for event in events:
+        produce_order_event(producer, serde, currency, *event, prefix=prefix)
+    producer.flush(30)
+    victim.start()
+    reference.start()
+    eventually(lambda: len(windows_in(victim.cache, currency)) >= 2, timeout=90, what=f"first values: {victim.tail()}")
+    victim.cache.save()  # the snapshot Redis will come back from
+    snapshot = data / "older.rdb"
+    shutil.copy(data / "dump.rdb", snapshot)
+    time.sleep(3)  # the dataflow moves on, Redis takes its writes
+    [server] = private_redis.servers  # type: ignore[attr-defined]
+    server.send_signal(signal.SIGKILL)
+    server.wait(10)
+    shutil.copy(snapshot, data / "dump.rdb")
+    private_redis.start()  # type: ignore[attr-defined]
+    # supervisord restarts a dataflow that stopped (a lost connection, or the store found behind)
+    deadline = time.monotonic() + 240
+    produce_order_event(producer, serde, currency, *closer, prefix=prefix)
+    producer.flush(10)
+    while time.monotonic() < deadline:
+        if not victim.running():
+            victim.start()
+        found = windows_in(victim.cache, currency)
+        if {k: v[:2] for k, v in found.items()} == expected and all(v[2] == "1" for v in found.values()):
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError(f"the store was not repaired: {victim.tail()}")
+    assert "replaying the difference" in victim.log.read_text() or victim.running()
+    want = eventually(lambda: windows_in(reference.cache, currency) or None, timeout=60, what="the reference")
+    eventually(lambda: windows_in(reference.cache, currency) == windows_in(victim.cache, currency), timeout=60,
+               what="the uninterrupted run's values")  # fmt: skip
+    assert want
+
+
+# --- engine parity ---------------------------------------------------------------------------
+
+
+def parity_log(dataflow: str, now: int) -> list[tuple[Any, dict[str, Any], int]]:
+    """A recorded log for one dataflow: (event type, payload, event time), duplicates included."""
+    rnd = random.Random(dataflow)
+    later = now + DAY  # keys that expire with their event times outlive the test
+    out: list[tuple[Any, dict[str, Any], int]] = []
+    if dataflow == "inventory_snapshot":
+        stock: dict[str, tuple[int, int, int]] = {}
+        for i in range(3_000):
+            p = f"P-par-{rnd.randrange(60)}"
+            on_hand, reserved, version = stock.get(p, (100, 0, 0))
+            reason = rnd.choice(["RESTOCK", "RESERVATION", "RELEASE"])
+            delta = {"RESTOCK": 5, "RESERVATION": -1, "RELEASE": 1}[reason] if reserved or reason != "RELEASE" else 5
+            if reason == "RELEASE" and not reserved:
+                reason = "RESTOCK"
+            on_hand, reserved = (on_hand + 5, reserved) if reason == "RESTOCK" else (on_hand, reserved - delta)
+            stock[p] = (on_hand, reserved, version + 1)
+            out.append((ADJUSTED, stock_adjusted(p, delta, reason, on_hand, reserved, version + 1), now + i))
+            if i % 10 == 0:  # Debezium redelivered an earlier one
+                out.append(out[rnd.randrange(len(out))])
+    elif dataflow == "revenue_windows":
+        start = now - now % DAY - DAY
+        for kind, order, amount, at in revenue_history("ZPA", 2_000, start):
+            if kind == "paid":
+                payload = {"orderId": order, "userId": "U", "paymentId": f"PAY-{order}",
+                           "amount": {"amountMinor": amount, "currency": "ZPA"}, "paidAt": at}  # fmt: skip
+                out.append((PAID, payload, at))
+            else:
+                out.append((CANCELED, {"orderId": order, "userId": "U", "reason": "t", "canceledBy": "U",
+                                       "releasedItems": []}, at))  # fmt: skip
+            if rnd.random() < 0.2:
+                out.append(
+                    (FULFILLED, {"orderId": order, "userId": "U", "fulfilledAt": at, "trackingNumber": None}, at)
+                )
+        closer = {"orderId": "ORD-closer", "userId": "U", "paymentId": "PAY-c",
+                  "amount": {"amountMinor": 1, "currency": "ZPA"}, "paidAt": start + 2 * DAY}  # fmt: skip
+        out.append((PAID, closer, start + DAY + 30 * MINUTE))
+    elif dataflow == "flash_sale_price_map":
+        for i in range(800):
+            p, sale = f"P-par-{rnd.randrange(40)}", f"S-{i}"
+            starts = later + rnd.randrange(100) * MINUTE
+            payload = {"saleId": sale, "productId": p, "salePrice": {"amountMinor": 500 + i, "currency": "USD"},
+                       "regularPrice": {"amountMinor": 2_000, "currency": "USD"}, "startsAt": starts,
+                       "endsAt": starts + 30 * MINUTE}  # fmt: skip
+            out.append((STARTED, payload, now + i))
+            if rnd.random() < 0.3:
+                ended = {"saleId": sale, "productId": p, "endsAt": starts + 30 * MINUTE, "endedAt": now + i,
+                         "endedBy": "ADMIN"}  # fmt: skip
+                out.append((ENDED, ended, now + i))
+    else:  # serving_caches
+        for i in range(1_500):
+            p = f"P-par-{rnd.randrange(50)}"
+            payload = {"productId": p, "sku": p, "name": "n", "description": None,
+                       "price": {"amountMinor": 100, "currency": "USD"}, "priceVersion": 1, "active": True,
+                       "version": i}  # fmt: skip
+            out.append((PRODUCT_UPDATED, payload, now + i))
+        for i in range(1_500):
+            order = f"ORD-par-{i}"
+            created = {
+                "orderId": order,
+                "userId": "U",
+                "totalAmount": {"amountMinor": 100, "currency": "USD"},
+                "items": [{"productId": "P", "qty": 1, "unitPrice": {"amountMinor": 100, "currency": "USD"}}],
+            }
+            out.append((CREATED, created, later + i))
+            if i % 2:
+                paid = {"orderId": order, "userId": "U", "paymentId": "p",
+                        "amount": {"amountMinor": 100, "currency": "USD"}, "paidAt": later + i}  # fmt: skip
+                out.append((PAID, paid, later + i))
+    return out
+
+
+def last_records(stack: Stack, serde: AvroSerde, topic: str) -> dict[str, Any]:
+    """The last payload per key on a topic (read to its end)."""
+    consumer = Consumer({"bootstrap.servers": stack.settings.kafka.bootstrap, "group.id": f"t-{uuid.uuid4().hex}",
+                         "isolation.level": "read_committed", "enable.partition.eof": True})  # fmt: skip
+    parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    consumer.assign([TopicPartition(topic, p, 0) for p in parts])
+    found: dict[str, Any] = {}
+    done: set[int] = set()
+    deadline = time.monotonic() + 30
+    while len(done) < len(parts) and time.monotonic() < deadline:
+        msg = consumer.poll(0.5)
+        if msg is None:
+            continue
+        if msg.error() is not None:
+            done.add(msg.partition())
+            continue
+        found[msg.key().decode()] = serde.decode(msg.value())[1]["payload"]
+    consumer.close()
+    return found
+
+
+PROJECTION_TOPICS = {"inventory_snapshot": SNAPSHOT, "revenue_windows": WINDOW}
+REDIS_KEYS = {
+    "inventory_snapshot": ("inventory:*", "top_products:ordered"),
+    "revenue_windows": ("revenue:*",),
+    "flash_sale_price_map": ("flash_price:*",),
+    "serving_caches": ("product:*", "order_status:*"),
+}
+
+
+@pytest.mark.parametrize("dataflow", list(REDIS_KEYS))
+def test_quix_and_bytewax_end_in_the_same_values(
+    stack: Stack, producer: Producer, serde: AvroSerde, tmp_path: Path, flows: list[FlowProcess], dataflow: str
+) -> None:
+    log = parity_log(dataflow, int(time.time() * 1000))
+    runs = []
+    for db, engine in ((6, "quix"), (7, "bytewax")):
+        prefix = topics_of_our_own(stack, f"parity-{engine}")
+        for event, payload, at in log:
+            produce(producer, serde, event, payload, at, prefix)
+        flow = FlowProcess(stack, tmp_path, dataflow, engine, prefix, db, grace_ms=str(10 * MINUTE))
+        flow.cache.flushdb()
+        flows.append(flow)
+        runs.append(flow)
+    producer.flush(30)
+    for flow in runs:
+        flow.start()
+
+    def values(flow: FlowProcess) -> dict[str, dict[str, str]]:
+        out: dict[str, dict[str, str]] = {}
+        for pattern in REDIS_KEYS[dataflow]:
+            out.update(flow.values(pattern))
+        return out
+
+    def settled() -> bool:
+        a, b = values(runs[0]), values(runs[1])
+        return bool(a) and a == b
+
+    try:
+        eventually(settled, timeout=180, what=f"the same Redis values: {runs[0].tail()} {runs[1].tail()}")
+    except AssertionError:
+        a, b = values(runs[0]), values(runs[1])
+        diff = {k: (a.get(k), b.get(k)) for k in a.keys() | b.keys() if a.get(k) != b.get(k)}
+        raise AssertionError(f"{len(diff)} keys differ, e.g. {dict(list(diff.items())[:3])}") from None
+    time.sleep(2)  # both idle: nothing more comes
+    assert values(runs[0]) == values(runs[1])
+    event = PROJECTION_TOPICS.get(dataflow)
+    if event is not None:
+        quix, bytewax = (last_records(stack, serde, f.prefix + event.topic) for f in runs)
+        assert quix and quix == bytewax
+    if dataflow == "revenue_windows":
+        assert all(v["final"] == "1" for k, v in values(runs[1]).items() if k.startswith("revenue:1m"))
+
+
+def test_streams_cli_lists_the_dataflows_and_reports_progress_state_and_dead_letters(stack: Stack) -> None:
     listed = subprocess.run([SHOPSTREAM, "streams", "list"], capture_output=True, text=True, timeout=60, check=True)
     for name in ("inventory_snapshot", "revenue_windows", "flash_sale_price_map", "SHOPSTREAM_REVENUE_WINDOWS__"):
         assert name in listed.stdout
@@ -297,10 +558,17 @@ def test_streams_cli_lists_the_dataflows_and_reports_lag_state_and_dead_letters(
     assert set(rows) == {"inventory_snapshot", "revenue_windows", "flash_sale_price_map", "serving_caches"}
     for row in rows.values():
         assert row["state"] == "up" and "error" not in row, row
+        assert row["engine"] in ENGINES
         assert isinstance(row["lag"], int) and row["lag"] >= 0
-        assert row["stateBytes"] > 0, "RocksDB state on disk"
+        assert row["stateBytes"] > 0, "local state on disk"
         assert isinstance(row["deadLetters"], int)
-    revenue_topics = set(rows["revenue_windows"]["lagByTopic"])
-    assert PAID.topic in revenue_topics and any(t.startswith("repartition__") for t in revenue_topics)
+    assert PAID.topic in rows["revenue_windows"]["lagByTopic"]
     unknown = subprocess.run([SHOPSTREAM, "streams", "run", "nope"], capture_output=True, text=True, timeout=60)
     assert unknown.returncode == 2 and "no dataflow 'nope'" in unknown.stderr
+    wrong = subprocess.run(
+        [SHOPSTREAM, "streams", "run", "revenue_windows", "--engine", "flonk"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert wrong.returncode == 2 and "no engine 'flonk'" in wrong.stderr

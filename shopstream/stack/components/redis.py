@@ -40,10 +40,15 @@ def component(settings: StackSettings, paths: StackPaths) -> Component:
             str(data),
             "--daemonize",
             "no",
+            # durable as the projections need it: the append-only file, fsynced every second (a
+            # kill -9 loses at most that second; the sinks' positions tell the dataflows what to
+            # write again), plus RDB snapshots
             "--save",
             "60 1000",
             "--appendonly",
-            "no",
+            "yes",
+            "--appendfsync",
+            "everysec",
             "--logfile",
             "",
         ],

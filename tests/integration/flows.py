@@ -1,0 +1,125 @@
+"""Dataflow copies of a test's own, on real Kafka and Redis: a projection run by an engine as a
+`shopstream streams run NAME --engine E` process, on topics with a prefix of the test's own
+(synthetic events must not reach the platform's topics, which the OLAP layer reconciles against
+Postgres), with its own group, state, dead-letter topic and Redis database."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import redis
+from confluent_kafka import Producer
+
+from shopstream.domain import EventType, envelope
+from shopstream.serde import AvroSerde
+from shopstream.stack.stack import Stack
+
+SHOPSTREAM = str(Path(sys.executable).parent / "shopstream")
+ENGINES = ("quix", "bytewax")
+
+
+def produce(
+    producer: Producer,
+    serde: AvroSerde,
+    event: EventType,
+    payload: dict[str, Any],
+    at_ms: int,
+    prefix: str = "",
+    partition: int | None = None,
+) -> None:
+    record = envelope(
+        event,
+        payload,
+        producer="test",
+        correlation_id="test-dataflows",
+        trace_id=uuid.uuid4().hex,
+        occurred_at=datetime.fromtimestamp(at_ms / 1000, UTC),
+    )
+    extra = {} if partition is None else {"partition": partition}
+    # the record's timestamp is its event time, as Debezium's would be (the commit time)
+    producer.produce(
+        prefix + event.topic,
+        key=record["partitionKey"],
+        value=serde.encode(event.subject, record),
+        timestamp=at_ms,
+        **extra,
+    )
+
+
+class FlowProcess:
+    """One dataflow process of the test's own, writing to Redis db `db` (of `redis_url`'s server)."""
+
+    def __init__(
+        self,
+        stack: Stack,
+        tmp: Path,
+        name: str,
+        engine: str,
+        prefix: str,
+        db: int,
+        redis_port: int | None = None,
+        **settings: str,
+    ) -> None:
+        run_id = uuid.uuid4().hex[:8]
+        self.name, self.engine, self.prefix = name, engine, prefix
+        self.group = f"test-{name}-{engine}-{run_id}"
+        env_prefix = f"SHOPSTREAM_{name.upper()}__"
+        port = redis_port or stack.settings.redis.port
+        self.env = {
+            **os.environ,
+            env_prefix + "CONSUMER_GROUP": self.group,
+            env_prefix + "TOPIC_PREFIX": prefix,
+            env_prefix + "STATE_DIR": str(tmp / f"state-{self.group}"),
+            env_prefix + "DEAD_LETTER_TOPIC": f"{prefix}dlq.{name}.{run_id}",
+            env_prefix + "REDIS_URL": f"redis://{stack.settings.redis.host}:{port}/{db}",
+            **{env_prefix + k.upper(): v for k, v in settings.items()},
+        }
+        self.dead_letter_topic = self.env[env_prefix + "DEAD_LETTER_TOPIC"]
+        self.cache = redis.Redis(host=stack.settings.redis.host, port=port, db=db, decode_responses=True)
+        self.log = tmp / f"flow-{self.group}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("a") as log:
+            argv = [SHOPSTREAM, "streams", "run", self.name, "--engine", self.engine]
+            self.process = subprocess.Popen(argv, env=self.env, stdout=log, stderr=log)
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+    def values(self, pattern: str) -> dict[str, dict[str, str]]:
+        """Every hash (or string) matching `pattern` in the flow's Redis db."""
+        found: dict[str, dict[str, str]] = {}
+        for key in self.cache.scan_iter(pattern, count=1000):
+            kind = self.cache.type(key)
+            if kind == "hash":
+                found[key] = self.cache.hgetall(key)
+            elif kind == "string":
+                found[key] = {"": self.cache.get(key) or ""}
+            elif kind == "zset":
+                found[key] = {m: str(s) for m, s in self.cache.zrange(key, 0, -1, withscores=True)}
+        return found
+
+    def tail(self) -> str:
+        return self.log.read_text()[-3000:] if self.log.exists() else ""
