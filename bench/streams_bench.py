@@ -1,55 +1,95 @@
-"""Dataflow throughput and freshness (needs the stack: `shopstream up`).
+"""Dataflow throughput, CPU, freshness and a profile, on both engines (needs the stack: `shopstream up`).
 
-Throughput, per dataflow: N Avro events are produced to topics of the bench's own (the dataflow
-runs with `topic_prefix`, a fresh consumer group and state, exactly-once on), and the dataflow
-process's rate is taken from its committed offsets once it started consuming. The ceiling is a
-bare confluent-kafka consume + fastavro decode loop over the same records.
+Throughput, per dataflow and engine: N Avro events are produced to topics of the bench's own (a
+topic prefix, 3 partitions each, `create_event_topics`); then each engine runs the dataflow in one
+`shopstream streams run NAME --engine E` process with a fresh group, state dir, dead-letter topic
+and Redis db (flushed first). Both engines' Redis sink records the source positions its writes
+reflect in the hash `streams:progress:<group>` (`topic[partition]` → next offset), atomically
+with the writes: the rate is taken from the first progress seen to the last, once all inputs are
+reflected. (revenue_windows under Quix records its repartition topic's partitions, so there the
+inputs count as done when the group committed them and the repartition progress stopped at its
+end; under Bytewax it records the order topics' partitions.) The end state in Redis is checked
+against the workload. CPU: user + system seconds of the dataflow process over the same span.
 
-Freshness: with the simulator running, the time from an order.paid event's occurredAt (set in
-the payment's transaction, just before its commit) to the moment the revenue window record it
-caused is readable on the revenue topic (read_committed). The Redis write of that value happens
-in the same checkpoint just before the Kafka commit, so this is an upper bound of the
-Postgres-commit → Redis latency."""
+Ceiling, on the same topics in the same run: a bare confluent-kafka consume + decode loop in one
+process over the same records, with our serde (`AvroSerde.decode`, what the engines run) and with
+fastavro's schemaless reader (what the bench reported before).
+
+Freshness: with the simulator running, against the stack's own revenue_windows dataflow (on
+whatever engine the stack runs it): order.paid occurredAt (set in the payment's transaction, just
+before its commit) → the revenue window record it caused readable on the revenue topic
+(read_committed) and → that window's value in Redis; split into the Debezium hop (occurredAt →
+the order.paid record) and the dataflow hop (order.paid readable → the window record / Redis).
+
+Profile: cProfile of the Bytewax engine on inventory_snapshot, run in-process (Bytewax's
+`run_main`, the single worker on the calling thread) over the bench's topics until their end."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
+import json
 import os
+import pstats
 import random
+import shutil
 import signal
 import statistics
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import fastavro
-from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+import psutil
+import redis
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import conditions, write_section  # noqa: E402
 
 from shopstream.domain import EventType, envelope, event_type  # noqa: E402
+from shopstream.domain.envelope import epoch_ms  # noqa: E402
 from shopstream.serde import AvroSerde, RegistryClient  # noqa: E402
 from shopstream.stack import StackSettings  # noqa: E402
+from shopstream.stack.components.kafka import create_event_topics  # noqa: E402
+from streams.core import parse_partition_name, partition_name  # noqa: E402
 from streams.settings import DataflowSettings  # noqa: E402
 
 console = Console()
 SHOPSTREAM = str(Path(sys.executable).parent / "shopstream")
 PAID, CANCELED = event_type("ecommerce.order.order.paid.v1"), event_type("ecommerce.order.order.canceled.v1")
+CREATED, FULFILLED = event_type("ecommerce.order.order.created.v1"), event_type("ecommerce.order.order.fulfilled.v1")
 ADJUSTED = event_type("ecommerce.inventory.stock.adjusted.v1")
+PRODUCT_UPDATED = event_type("ecommerce.product.product.updated.v1")
 STARTED, ENDED = (
     event_type("ecommerce.pricing.flash_sale.started.v1"),
     event_type("ecommerce.pricing.flash_sale.ended.v1"),
 )
 REVENUE = event_type("ecommerce.analytics.revenue_window.updated.v1")
-DATAFLOWS = ("inventory_snapshot", "revenue_windows", "flash_sale_price_map")
+DATAFLOWS = ("inventory_snapshot", "revenue_windows", "flash_sale_price_map", "serving_caches")
+ENGINES = ("quix", "bytewax")
+GOAL_RATE = 50_000  # events/s per process
+GOAL_SHARE = 0.5  # of the serde ceiling
+GOAL_P99_MS = 300.0
+BENCH_DB = 9  # the Redis db of the bench's dataflow runs (flushed before each)
+POLL_S = 0.1  # how often the progress hash is read
+QUIET_S = 1.0  # revenue_windows on Quix: the progress stands still this long once it covers the inputs
+SETTLE_S = 8.0  # no progress for this long without covering the inputs: the run is over (flagged)
+STARTUP_S = 180.0  # from the process start to its first recorded progress
+
+
+class BenchError(RuntimeError):
+    """A step that failed or timed out; the message says which and where to look."""
 
 
 def pct(values: list[float], q: float) -> float:
@@ -57,10 +97,26 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-def workload(name: str, n: int, now: int) -> list[tuple[EventType, dict[str, Any], int]]:
-    """(event type, payload, event time) × n for one dataflow, event times spread over n/50 s."""
+def met(ok: bool) -> str:
+    return "met" if ok else "**not met**"
+
+
+Workload = list[tuple[EventType, dict[str, Any], int]]
+
+
+@dataclass
+class Expected:
+    """What the dataflow's Redis db must hold once every event is in (a check of the end state)."""
+
+    describe: str
+    check: Callable[[redis.Redis], str | None]  # None: as expected, else what differs
+
+
+def workload(name: str, n: int, now: int) -> tuple[Workload, Expected]:
+    """(event type, payload, event time) × n for one dataflow, event times spread over n/50 s, and
+    what its Redis db must hold in the end."""
     rnd = random.Random(1)
-    out: list[tuple[EventType, dict[str, Any], int]] = []
+    out: Workload = []
     if name == "inventory_snapshot":
         versions: dict[str, int] = {}
         for i in range(n):
@@ -71,17 +127,37 @@ def workload(name: str, n: int, now: int) -> list[tuple[EventType, dict[str, Any
                        "available": on_hand - 1, "onHand": on_hand, "reserved": 1,
                        "stockVersion": versions[p]}  # fmt: skip
             out.append((ADJUSTED, payload, now + i * 20))
-    elif name == "revenue_windows":
+
+        def check_inventory(r: redis.Redis) -> str | None:
+            pipe = r.pipeline(transaction=False)
+            for p in versions:
+                pipe.hget(f"inventory:{p}", "version")
+            held = [int(v) if v is not None else None for v in pipe.execute()]
+            wrong = sum(1 for v, want in zip(held, versions.values(), strict=True) if v != want)
+            return f"{wrong} of {len(versions)} inventory:{{productId}} not at their last version" if wrong else None
+
+        return out, Expected(f"{len(versions)} inventory:{{productId}} at their last stockVersion", check_inventory)
+    if name == "revenue_windows":
+        net = 0
         for i in range(n):
             order = f"ORD-bench-{i // 5 * 5 if i % 5 == 4 else i}"
             if i % 5 == 4:  # a fifth are cancellations of an order paid just before
                 payload = {"orderId": order, "userId": "U", "reason": "bench", "canceledBy": "U", "releasedItems": []}
                 out.append((CANCELED, payload, now + i * 20))
+                net -= 1
             else:
                 amount = {"amountMinor": rnd.randrange(100, 100_000), "currency": rnd.choice(["USD", "EUR", "GBP"])}
                 payload = {"orderId": order, "userId": "U", "paymentId": f"PAY{i}", "amount": amount, "paidAt": now}
                 out.append((PAID, payload, now + i * 20))
-    else:
+                net += 1
+
+        def check_revenue(r: redis.Redis) -> str | None:
+            keys = list(r.scan_iter("revenue:1d:*", count=1_000))
+            orders = sum(int(r.hget(k, "orders") or 0) for k in keys)
+            return None if orders == net else f"the 1d windows count {orders:,} orders net, not {net:,}"
+
+        return out, Expected(f"1d windows counting {net:,} orders net of cancellations", check_revenue)
+    if name == "flash_sale_price_map":
         for i in range(n):
             p, sale = f"P-{rnd.randrange(2_000)}", f"S{i}"
             if i % 4 == 3:
@@ -98,192 +174,817 @@ def workload(name: str, n: int, now: int) -> list[tuple[EventType, dict[str, Any
                            "regularPrice": {"amountMinor": 1000, "currency": "USD"}, "startsAt": now,
                            "endsAt": now + 3_600_000 + i}  # fmt: skip
                 out.append((STARTED, payload, now + i * 20))
-    return out
+        # the sales end a day ago (event time): every flash_price key expires as it is written
+        return out, Expected("none (the price maps expire as written: sales of a day ago)", lambda r: None)
+    if name == "serving_caches":
+        # a fifth product.updated (growing versions), the rest orders through their life: created →
+        # paid → fulfilled (or canceled, paid or not); finished orders' status expires as written
+        # (their event time is a day ago), so what stays is the open orders' status
+        product_versions: dict[str, int] = {}
+        open_orders: dict[str, str] = {}  # orderId → status
+        made = 0
+        for i in range(n):
+            at = now + i * 20
+            roll = rnd.random()
+            if roll < 0.2:
+                p = f"P-{rnd.randrange(2_000)}"
+                product_versions[p] = product_versions.get(p, 0) + 1
+                price = {"amountMinor": 1_000 + rnd.randrange(1_000), "currency": "USD"}
+                payload = {"productId": p, "sku": f"SKU-{p}", "name": f"Product {p}", "description": None,
+                           "price": price, "priceVersion": 1, "active": True,
+                           "version": product_versions[p]}  # fmt: skip
+                out.append((PRODUCT_UPDATED, payload, at))
+            elif open_orders and (roll > 0.6 or len(open_orders) > 500):
+                order = rnd.choice(list(open_orders)) if len(open_orders) < 64 else next(iter(open_orders))
+                status = open_orders[order]
+                user = f"U{int(order.split('-')[-1]) % 50}"
+                if status == "PENDING" and rnd.random() < 0.9:
+                    amount = {"amountMinor": 2_000, "currency": "USD"}
+                    out.append((PAID, {"orderId": order, "userId": user, "paymentId": f"PAY-{order}",
+                                       "amount": amount, "paidAt": at}, at))  # fmt: skip
+                    open_orders[order] = "PAID"
+                elif status == "PAID" and rnd.random() < 0.8:
+                    out.append((FULFILLED, {"orderId": order, "userId": user, "fulfilledAt": at,
+                                            "trackingNumber": None}, at))  # fmt: skip
+                    del open_orders[order]
+                else:
+                    out.append((CANCELED, {"orderId": order, "userId": user, "reason": "bench",
+                                           "canceledBy": user, "releasedItems": []}, at))  # fmt: skip
+                    del open_orders[order]
+            else:
+                order, user = f"ORD-sc-{made}", f"U{made % 50}"
+                made += 1
+                item = {"productId": f"P-{rnd.randrange(2_000)}", "qty": 1,
+                        "unitPrice": {"amountMinor": 2_000, "currency": "USD"}}  # fmt: skip
+                out.append((CREATED, {"orderId": order, "userId": user, "totalAmount": item["unitPrice"],
+                                      "items": [item]}, at))  # fmt: skip
+                open_orders[order] = "PENDING"
+
+        def check_caches(r: redis.Redis) -> str | None:
+            floors = sum(1 for _ in r.scan_iter("product:*:floor", count=1_000))
+            pipe = r.pipeline(transaction=False)
+            for order in open_orders:
+                pipe.hget(f"order_status:{order}", "status")
+            statuses = [s.decode() if s is not None else None for s in pipe.execute()]
+            wrong = sum(1 for s, want in zip(statuses, open_orders.values(), strict=True) if s != want)
+            problems = []
+            if floors != len(product_versions):
+                problems.append(f"{floors} product floors, not {len(product_versions)}")
+            if wrong:
+                problems.append(f"{wrong} of {len(open_orders)} open orders' status wrong or missing")
+            return "; ".join(problems) or None
+
+        describe = f"{len(product_versions)} product floors, {len(open_orders)} open orders' status"
+        return out, Expected(describe, check_caches)
+    raise ValueError(f"no workload for {name}")
 
 
-def produce(bootstrap: str, serde: AvroSerde, prefix: str, events: list[tuple[EventType, dict[str, Any], int]]) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    topics = sorted({prefix + e.topic for e, _, _ in events})
-    for future in admin.create_topics([NewTopic(t, num_partitions=3, replication_factor=1) for t in topics]).values():
-        future.result(timeout=30)
+def produce(bootstrap: str, serde: AvroSerde, prefix: str, events: Workload, progress: Progress) -> list[str]:
+    """The events on the bench's own copy of the event topics (3 partitions each); their names."""
+    create_event_topics(bootstrap, prefix)
+    failed: list[str] = []
+
+    def delivered(err: Any, msg: Any) -> None:
+        if err is not None:
+            failed.append(f"{msg.topic()}: {err}")
+
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "batch.num.messages": 10_000})
-    for event, payload, at in events:
+    task = progress.add_task(f"producing to {prefix}*", total=len(events))
+    for i, (event, payload, at) in enumerate(events):
         record = envelope(event, payload, producer="bench", correlation_id="bench", trace_id="0" * 32,
                           occurred_at=datetime.fromtimestamp(at / 1000, UTC))  # fmt: skip
-        producer.produce(prefix + event.topic, key=record["partitionKey"], value=serde.encode(event.subject, record),
-                         timestamp=at)  # fmt: skip
+        value = serde.encode(event.subject, record)
+        while True:
+            try:
+                producer.produce(prefix + event.topic, key=record["partitionKey"], value=value, timestamp=at,
+                                 on_delivery=delivered)  # fmt: skip
+                break
+            except BufferError:
+                producer.poll(0.1)
         producer.poll(0)
-    producer.flush(60)
+        if i % 5_000 == 0:
+            progress.update(task, completed=i)
+    if producer.flush(120) > 0 or failed:
+        raise BenchError(f"producing the workload failed: {failed[:3] or 'not acknowledged within 120 s'}")
+    progress.update(task, completed=len(events))
+    progress.remove_task(task)
+    return sorted({prefix + e.topic for e, _, _ in events})
 
 
-def ceiling(bootstrap: str, serde: AvroSerde, topics: list[str], n: int) -> float:
-    """events/s of a bare consume + fastavro decode loop over the bench's records."""
-    schemas: dict[int, Any] = {}
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-ceiling-{uuid.uuid4().hex}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})  # fmt: skip
-    consumer.subscribe(topics)
-    seen, started = 0, 0.0
-    while seen < n:
-        batch = consumer.consume(10_000, 1.0)
-        if batch and not started:
-            started = time.perf_counter()
-        for msg in batch:
-            if msg.error():
-                continue
-            value = msg.value()
-            schema_id = int.from_bytes(value[1:5], "big")
-            if schema_id not in schemas:
-                schemas[schema_id] = fastavro.parse_schema(__import__("json").loads(serde.registry.schema(schema_id)))
-            fastavro.schemaless_reader(io.BytesIO(value[5:]), schemas[schema_id])
-            seen += 1
-    elapsed = time.perf_counter() - started
-    consumer.close()
-    return seen / elapsed
-
-
-def committed(bootstrap: str, group: str, topics: list[str]) -> int:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
-    parts = [TopicPartition(t, p) for t in topics for p in range(3)]
-    total = sum(max(tp.offset, 0) for tp in consumer.committed(parts, timeout=10))
-    consumer.close()
-    return total
-
-
-def ends(bootstrap: str, topics: list[str]) -> int:
+def ends(bootstrap: str, topics: list[str]) -> dict[str, int]:
+    """Next offset of every partition of the topics, by `topic[partition]`."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-ends"})
-    total = sum(consumer.get_watermark_offsets(TopicPartition(t, p), timeout=10)[1] for t in topics for p in range(3))
-    consumer.close()
-    return total
-
-
-def dataflow_rate(name: str, settings: StackSettings, prefix: str, topics: list[str], tmp: Path) -> tuple[float, float]:
-    """(events/s once consuming, CPU seconds of the dataflow process) of one dataflow."""
-    import psutil
-
-    group = f"{prefix[:-1]}-{name}"  # the bench's internal topics (changelogs, repartitions) carry it
-    env_prefix = f"SHOPSTREAM_{name.upper()}__"
-    env = {**os.environ, env_prefix + "TOPIC_PREFIX": prefix, env_prefix + "CONSUMER_GROUP": group,
-           env_prefix + "STATE_DIR": str(tmp / name), env_prefix + "REDIS_URL": f"{settings.redis.url[:-1]}3",
-           env_prefix + "LOG_LEVEL": "WARNING"}  # fmt: skip
-    target = ends(settings.kafka.bootstrap, topics)
-    log = (tmp / f"{name}.log").open("w")
-    process = subprocess.Popen([SHOPSTREAM, "streams", "run", name], env=env, stdout=log, stderr=log)
     try:
-        first_at, first = None, 0
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:
-            done = committed(settings.kafka.bootstrap, group, topics)
-            now = time.perf_counter()
-            if first_at is None and done > 0:
-                first_at, first = now, done
-            # exactly-once leaves a transaction marker after the last record of each partition
-            if done >= target - 3 * len(topics):
-                assert first_at is not None
-                cpu = psutil.Process(process.pid).cpu_times()
-                return (done - first) / max(now - first_at, 1e-9), cpu.user + cpu.system
-            time.sleep(0.25)
-        raise SystemExit(f"{name} did not finish; see {log.name}")
+        out = {}
+        for topic in topics:
+            for p in consumer.list_topics(topic, timeout=10).topics[topic].partitions:
+                out[partition_name(topic, p)] = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+        return out
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(30)
-        log.close()
+        consumer.close()
 
 
-def freshness(settings: StackSettings, seconds: float, rate: float) -> tuple[list[float], list[float]]:
-    """ms from order.paid occurredAt to its revenue window record being readable, and the part
-    of it until the order.paid record itself was readable (the outbox → Debezium hop)."""
+def ceiling(bootstrap: str, serde: AvroSerde, targets: dict[str, int], how: str, progress: Progress) -> float:
+    """events/s of a bare consume + decode loop over the bench's records (`how`: serde | fastavro),
+    from the first batch to the last record."""
+    n = sum(targets.values())
+    decode: Callable[[bytes], Any]
+    if how == "serde":
+        decode = serde.decode
+    else:
+        schemas: dict[int, Any] = {}
+
+        def decode(value: bytes) -> Any:
+            schema_id = int.from_bytes(value[1:5], "big")
+            schema = schemas.get(schema_id)
+            if schema is None:
+                schema = schemas[schema_id] = fastavro.parse_schema(json.loads(serde.registry.schema(schema_id)))
+            return fastavro.schemaless_reader(io.BytesIO(value[5:]), schema)
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-ceiling-{uuid.uuid4().hex}",
+                         "enable.auto.commit": False, "isolation.level": "read_committed"})  # fmt: skip
+    consumer.assign([TopicPartition(*parse_partition_name(p), OFFSET_BEGINNING) for p in targets])
+    task = progress.add_task(f"ceiling: consume + {how} decode", total=n)
+    seen, started = 0, 0.0
+    deadline = time.monotonic() + 60 + n / 2_000
+    try:
+        while seen < n:
+            if time.monotonic() > deadline:
+                raise BenchError(f"the {how} ceiling loop read {seen:,} of {n:,} records before its timeout")
+            batch = consumer.consume(10_000, 1.0)
+            if batch and not started:
+                started = time.perf_counter()
+            for msg in batch:
+                if msg.error():
+                    continue
+                decode(msg.value())
+                seen += 1
+            progress.update(task, completed=seen)
+        return seen / (time.perf_counter() - started)
+    finally:
+        consumer.close()
+        progress.remove_task(task)
+
+
+@dataclass
+class Run:
+    """One engine's run of one dataflow."""
+
+    dataflow: str
+    engine: str
+    inputs: int  # records on the input topics
+    events: int  # counted in the rate (those after the first progress seen)
+    seconds: float
+    cpu_s: float  # of the dataflow process over the same span
+    cpu_total_s: float  # of the whole process life until the end was seen
+    covered: bool  # the recorded progress reflects every input offset
+    shortfall: dict[str, int]  # input partition → offsets not reflected in the progress hash
+    check: str | None  # end state: None as expected, else what differs
+    log: Path
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else float("nan")
+
+    @property
+    def few(self) -> bool:
+        """Most records were in before the first progress: the span is too short for a rate."""
+        return self.events < self.inputs / 2
+
+    @property
+    def cpu_us(self) -> float:
+        return self.cpu_s / self.events * 1e6 if self.events else float("nan")
+
+
+def flow_env(name: str, engine: str, group: str, prefix: str, state: Path, redis_url: str) -> dict[str, str]:
+    env_prefix = f"SHOPSTREAM_{name.upper()}__"
+    return {**os.environ, env_prefix + "TOPIC_PREFIX": prefix, env_prefix + "CONSUMER_GROUP": group,
+            env_prefix + "STATE_DIR": str(state), env_prefix + "REDIS_URL": redis_url,
+            env_prefix + "DEAD_LETTER_TOPIC": f"{prefix}dlq.{name}.{engine}", env_prefix + "ENGINE": engine,
+            env_prefix + "LOG_LEVEL": "WARNING"}  # fmt: skip
+
+
+def log_tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+@contextlib.contextmanager
+def running(argv: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A child process, stopped (SIGTERM, then SIGKILL) whatever happens."""
+    with log.open("w") as out:
+        process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            yield process
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(10)
+
+
+def cpu_seconds(process: psutil.Process) -> float:
+    cpu = process.cpu_times()
+    return cpu.user + cpu.system + cpu.children_user + cpu.children_system
+
+
+def dataflow_rate(
+    name: str,
+    engine: str,
+    settings: StackSettings,
+    prefix: str,
+    targets: dict[str, int],
+    expected: Expected,
+    tmp: Path,
+    progress: Progress,
+) -> Run:
+    """One engine's run of the dataflow over the bench's records, measured by its progress hash."""
+    group = f"{prefix[:-1]}-{engine}"  # the engine's internal topics (changelogs, repartitions) carry it
+    store = redis.Redis(host=settings.redis.host, port=settings.redis.port, db=BENCH_DB)
+    store.flushdb()
+    key = f"streams:progress:{group}"
+    redis_url = f"redis://{settings.redis.host}:{settings.redis.port}/{BENCH_DB}"
+    env = flow_env(name, engine, group, prefix, tmp / f"state-{name}-{engine}", redis_url)
+    log = tmp / f"{name}-{engine}.log"
+    n = sum(targets.values())
+    # where the progress hash does not name the inputs (a second stage's repartition topic under
+    # Quix), the inputs are done when the group committed them all
+    offsets = Consumer({"bootstrap.servers": settings.kafka.bootstrap, "group.id": group})
+    inputs = [TopicPartition(*parse_partition_name(p)) for p in targets]
+    task = progress.add_task(f"{name} on {engine}: starting", total=n)
+    timeout = STARTUP_S + 60 + n / 500
+    try:
+        with running([SHOPSTREAM, "streams", "run", name, "--engine", engine], env, log) as process:
+            proc = psutil.Process(process.pid)
+            started = time.monotonic()
+            first: tuple[float, int, float] | None = None  # (time, inputs reflected, CPU s)
+            last: tuple[float, int, float] | None = None  # the same, when the progress last moved
+            last_sum = -1
+            repartition_ends: dict[str, int] = {}
+            while True:
+                rc = process.poll()
+                if rc is not None:
+                    raise BenchError(f"{name} on {engine} exited with {rc}; {log}:\n{log_tail(log)}")
+                raw: dict[bytes, bytes] = store.hgetall(key)  # type: ignore[assignment]
+                now, cpu = time.perf_counter(), cpu_seconds(proc)
+                held = {k.decode(): int(v) for k, v in raw.items()}
+                foreign = [p for p in held if p not in targets]  # not an input partition: a repartition topic
+                if foreign:
+                    committed = offsets.committed(inputs, timeout=10)
+                    done = sum(max(tp.offset, 0) for tp in committed)
+                    covered = done >= n
+                    if covered:  # and the second stage reached its input's end (a commit marker after it)
+                        for p in foreign:
+                            if p not in repartition_ends:
+                                repartition_ends.update(ends(settings.kafka.bootstrap, [parse_partition_name(p)[0]]))
+                        covered = all(held.get(p, 0) >= end - 1 for p, end in repartition_ends.items() if end > 0)
+                    reflected = sum(held.values()) if first is None else done
+                else:
+                    done = sum(min(held.get(p, 0), end) for p, end in targets.items())
+                    covered = done >= n
+                    reflected = done
+                total = sum(held.values())
+                if held and first is None:
+                    first = (now, reflected, cpu)
+                if total != last_sum:
+                    last, last_sum = (now, done, cpu), total
+                progress.update(task, completed=min(done, n), description=f"{name} on {engine}")
+                if first is not None and last is not None:
+                    quiet = now - last[0]
+                    if covered and (quiet >= QUIET_S or not foreign):
+                        break
+                    if quiet >= SETTLE_S:  # it stopped short of the inputs' end: measured, flagged
+                        break
+                elif time.monotonic() - started > STARTUP_S:
+                    raise BenchError(f"{name} on {engine} recorded no progress in {STARTUP_S:.0f} s; {log}")
+                if time.monotonic() - started > timeout:
+                    raise BenchError(f"{name} on {engine} did not finish in {timeout:.0f} s ({done:,} of {n:,}); {log}")
+                time.sleep(POLL_S)
+            assert first is not None and last is not None
+            check = expected.check(store)
+            shortfall = {p: end - held.get(p, 0) for p, end in targets.items() if held.get(p, 0) < end}
+            if foreign:
+                shortfall = {}  # the inputs are checked by the committed offsets instead
+            # every record was in when the end state is right, whatever the progress hash says
+            counted = n - first[1] if (covered or check is None) else last[1] - first[1]
+            return Run(name, engine, n, counted, last[0] - first[0], last[2] - first[2], last[2], covered, shortfall,
+                       check, log)  # fmt: skip
+    finally:
+        offsets.close()
+        store.close()
+        progress.remove_task(task)
+
+
+def delete_bench_topics(bootstrap: str, prefix: str) -> None:
+    """The bench's own topics only: its inputs, outputs, dead letters (they start with the prefix)
+    and the engines' changelogs and repartitions (they carry its group names)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    core = prefix[:-1]
+    # Quix's own: changelog__<group>--… and repartition__<group>--…, the group being <core>-<engine>
+    leftovers = [
+        t
+        for t in admin.list_topics(timeout=10).topics
+        if t.startswith(prefix) or (t.startswith(("changelog__", "repartition__")) and f"__{core}-" in t)
+    ]
+    if leftovers:
+        for future in admin.delete_topics(leftovers, operation_timeout=30).values():
+            with contextlib.suppress(KafkaException):
+                future.result(timeout=60)
+    groups = [f"{core}-{engine}" for engine in ENGINES]
+    with contextlib.suppress(KafkaException, ValueError):
+        for future in admin.delete_consumer_groups(groups, request_timeout=10).values():
+            with contextlib.suppress(KafkaException):
+                future.result(timeout=20)
+
+
+# --- the profile ---------------------------------------------------------------------------------
+
+
+def profile_worker(job: dict[str, Any]) -> int:
+    """In a child process: the Bytewax engine on `job['name']` in-process under cProfile, every
+    input partition read up to `job['limits']`, then the stats to `job['out']`."""
+    import cProfile
+    from datetime import timedelta
+
+    from bytewax.recovery import RecoveryConfig, init_db_dir
+    from bytewax.testing import run_main
+
+    import streams.engines.bytewax as bw
+    from streams.catalog import dataflow
+
+    spec = dataflow(job["name"])
+    settings = spec.settings()
+    engine = bw.BytewaxEngine(spec.projection(settings), settings)
+    limits: dict[str, int] = job["limits"]
+    read = bw._Partition.next_batch
+
+    def next_batch(self: Any) -> list[Any]:
+        if self.next >= limits.get(self.name, 0):
+            raise StopIteration  # Bytewax: this partition is complete
+        return read(self)
+
+    bw._Partition.next_batch = next_batch  # type: ignore[method-assign]
+    directory = settings.recovery_dir(job["name"])
+    directory.mkdir(parents=True, exist_ok=True)
+    init_db_dir(directory, 1)  # type: ignore[no-untyped-call]
+    profiler = cProfile.Profile()
+    started = time.perf_counter()
+    profiler.enable()
+    try:
+        run_main(engine.flow, epoch_interval=timedelta(seconds=settings.epoch_interval),
+                 recovery_config=RecoveryConfig(str(directory)))  # type: ignore[no-untyped-call]  # fmt: skip
+    finally:
+        profiler.disable()
+        engine.close()
+    elapsed = time.perf_counter() - started
+    profiler.dump_stats(job["out"])
+    Path(job["out"] + ".json").write_text(json.dumps({"seconds": elapsed, "events": sum(limits.values())}))
+    return 0
+
+
+@dataclass
+class Profile:
+    events: int
+    seconds: float
+    total_s: float  # own time of every function profiled
+    own: list[tuple[str, int, float, float]]  # (function, calls, own s, cumulative s), by own time
+    cumulative: list[tuple[str, int, float, float]]
+    buckets: list[tuple[str, float]]  # (what, own s), largest first
+
+
+def label(func: tuple[str, int, str]) -> str:
+    filename, line, name = func
+    if filename == "~":
+        return name.replace("<built-in method ", "<").replace("<method ", "<")
+    for marker in ("site-packages/", str(Path(__file__).resolve().parents[1]) + "/", "lib/python3"):
+        if marker in filename:
+            filename = filename.split(marker, 1)[1]
+    return f"{filename}:{line} {name}"
+
+
+BUCKETS: list[tuple[str, Callable[[str, str], bool]]] = [
+    ("Bytewax's runtime (Rust, between the Python calls)", lambda f, n: "bytewax._bytewax" in n or "run_main" in n),
+    ("Avro decode / encode (shopstream.serde)", lambda f, n: f.startswith("<avro codec") or "shopstream/serde" in f),
+    ("typed events (from_record, envelope)", lambda f, n: "typed_events" in f or "domain/envelope" in f),
+    ("record checks and Items (engines/inputs.py)", lambda f, n: "engines/inputs.py" in f),
+    ("the kernel (streams/core.py: replay check, coalesce, Emit.record)", lambda f, n: "streams/core.py" in f),
+    ("the stage and its rules (inventory_snapshot, domain)", lambda f, n: "streams/inventory" in f or "domain/" in f),
+    ("Redis sink (script args, redis-py, the call)", lambda f, n: "sinks/redis.py" in f or "/redis/" in f),
+    ("topic sink (Avro records)", lambda f, n: "sinks/topic.py" in f),
+    ("confluent-kafka calls (consume, produce, flush)", lambda f, n: "cimpl" in n),
+    ("uuid5 record ids", lambda f, n: "uuid" in f or "sha1" in n),
+    ("JSON (the Redis script's arguments)", lambda f, n: "json/" in f or "_json" in n),
+    ("pickle (recovery snapshots)", lambda f, n: "pickle" in n or "pickle" in f),
+    ("the engine adapter (engines/bytewax.py)", lambda f, n: "engines/bytewax.py" in f),
+    ("Bytewax's Python side (operators)", lambda f, n: "bytewax/" in f),
+]
+
+
+def read_profile(path: Path, events: int, seconds: float, top: int = 12) -> Profile:
+    stats = pstats.Stats(str(path))
+    entries = [(func, nc, tt, ct) for func, (_cc, nc, tt, ct, _callers) in stats.stats.items()]  # type: ignore[attr-defined]
+    total = sum(tt for _, _, tt, _ in entries)
+    own = sorted(entries, key=lambda e: e[2], reverse=True)[:top]
+    cumulative = sorted(entries, key=lambda e: e[3], reverse=True)[:top]
+    buckets: dict[str, float] = {}
+    for (filename, _line, name), _nc, tt, _ct in entries:
+        what = next((b for b, match in BUCKETS if match(filename, name)), "other (dataclasses, logging, builtins)")
+        buckets[what] = buckets.get(what, 0.0) + tt
+    return Profile(
+        events,
+        seconds,
+        total,
+        [(label(f), nc, tt, ct) for f, nc, tt, ct in own],
+        [(label(f), nc, tt, ct) for f, nc, tt, ct in cumulative],
+        sorted(buckets.items(), key=lambda b: b[1], reverse=True),
+    )
+
+
+def profile(name: str, settings: StackSettings, prefix: str, targets: dict[str, int], tmp: Path,
+            progress: Progress) -> Profile:  # fmt: skip
+    """cProfile of the Bytewax engine on the dataflow, over the bench's records, in a child process."""
+    group = f"{prefix[:-1]}-profile"
+    store = redis.Redis(host=settings.redis.host, port=settings.redis.port, db=BENCH_DB)
+    store.flushdb()
+    redis_url = f"redis://{settings.redis.host}:{settings.redis.port}/{BENCH_DB}"
+    env = flow_env(name, "bytewax", group, prefix, tmp / f"state-{name}-profile", redis_url)
+    out, log = tmp / f"{name}-bytewax.prof", tmp / f"{name}-profile.log"
+    job = json.dumps({"name": name, "limits": targets, "out": str(out)})
+    n = sum(targets.values())
+    task = progress.add_task(f"profiling {name} on bytewax (cProfile)", total=n)
+    timeout = STARTUP_S + n / 200
+    try:
+        with running([sys.executable, __file__, "--profile-worker", job], env, log) as process:
+            started = time.monotonic()
+            while process.poll() is None:
+                if time.monotonic() - started > timeout:
+                    raise BenchError(f"the profile run did not finish in {timeout:.0f} s; {log}")
+                raw: dict[bytes, bytes] = store.hgetall(f"streams:progress:{group}")  # type: ignore[assignment]
+                progress.update(task, completed=sum(int(v) for v in raw.values()))
+                time.sleep(0.5)
+            if process.returncode != 0:
+                raise BenchError(f"the profile run exited with {process.returncode}; {log}:\n{log_tail(log)}")
+        result = json.loads(Path(str(out) + ".json").read_text())
+        return read_profile(out, result["events"], result["seconds"])
+    finally:
+        store.close()
+        progress.remove_task(task)
+
+
+# --- freshness -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Fresh:
+    engine: str
+    payments: int = 0  # order.paid records seen
+    to_record: list[float] = field(default_factory=list)  # occurredAt → revenue window record readable
+    to_redis: list[float] = field(default_factory=list)  # occurredAt → Redis holds that window value
+    debezium_ts: list[float] = field(default_factory=list)  # occurredAt → order.paid record timestamp
+    debezium: list[float] = field(default_factory=list)  # occurredAt → order.paid readable
+    dataflow: list[float] = field(default_factory=list)  # order.paid readable → window record readable
+    dataflow_redis: list[float] = field(default_factory=list)  # order.paid readable → Redis holds it
+    unresolved_redis: int = 0
+
+
+def stack_engine(settings: StackSettings) -> str:
+    """The engine of the stack's running revenue_windows: what its process said at start (its log),
+    else the stack's setting."""
+    from shopstream.stack.components.streams import engine_of
+
+    configured = engine_of("revenue_windows", settings)
+    log = Path(settings.home) / "logs" / "stream-revenue-windows.log"
+    with contextlib.suppress(OSError):
+        for line in reversed(log.read_text(errors="replace").splitlines()):
+            if line.startswith("revenue_windows on "):
+                return line.split()[2].rstrip(":")
+    return configured
+
+
+def freshness(settings: StackSettings, seconds: float, rate: float, tmp: Path, progress: Progress) -> Fresh:
+    """With a simulator of the bench's own running: per payment, the time from its occurredAt to
+    the revenue window record it caused (matched by traceId) being readable, and to Redis holding
+    that window's value (its version or newer, polled every 20 ms), with the hops in between."""
+    from shopstream.stack.stack import Stack
+
+    status = {s.name: s for s in Stack(settings).status(["stream-revenue-windows"])}
+    if not status["stream-revenue-windows"].healthy:
+        raise BenchError(f"the stack's revenue_windows is {status['stream-revenue-windows'].state}: shopstream up")
+    fresh = Fresh(stack_engine(settings))
     registry = RegistryClient(settings.registry.url)
     serde = AvroSerde(registry)
+    cache = redis.Redis(host=settings.redis.host, port=settings.redis.port, db=0)  # the stack's dataflows' db
     consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap, "group.id": f"bench-fresh-{uuid.uuid4().hex}",
-                         "isolation.level": "read_committed"})  # fmt: skip
+                         "isolation.level": "read_committed", "enable.auto.commit": False})  # fmt: skip
     parts = []
     for topic in (PAID.topic, REVENUE.topic):
         for p in consumer.list_topics(topic, timeout=10).topics[topic].partitions:
             parts.append(TopicPartition(topic, p, consumer.get_watermark_offsets(TopicPartition(topic, p))[1]))
     consumer.assign(parts)
-    simulator = subprocess.Popen([SHOPSTREAM, "simulate", "--rate", str(rate), "--duration", str(seconds)],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    paid_at: dict[str, tuple[float, float]] = {}
-    lags: list[float] = []
-    hops: list[float] = []
-    deadline = time.monotonic() + seconds + 5
-    while time.monotonic() < deadline:
-        for msg in consumer.consume(500, 0.2):
-            if msg.error():
-                continue
-            seen = time.time() * 1000
-            record = serde.decode(msg.value())[1]
-            if msg.topic() == PAID.topic:
-                paid_at[record["traceId"]] = (record["occurredAt"].timestamp() * 1000, seen)
-            elif record["payload"]["window"] == "MINUTE" and record["traceId"] in paid_at:
-                occurred, paid_seen = paid_at.pop(record["traceId"])
-                lags.append(seen - occurred)
-                hops.append(paid_seen - occurred)
-    simulator.wait(30)
-    consumer.close()
-    registry.close()
-    return lags, hops
+    paid: dict[str, tuple[float, float]] = {}  # traceId → (occurredAt, readable at), ms
+    windows: dict[str, tuple[float, int, str]] = {}  # traceId → (readable at, version, redis key), not matched yet
+    seen_versions: dict[str, list[tuple[int, float]]] = {}  # redis key → (version, first seen at)
+    watching: dict[str, float] = {}  # redis key → until when (ms) it is polled
+    waiting: list[tuple[str, int, float, float]] = []  # (key, version, occurredAt, paid readable) not in Redis yet
+    task = progress.add_task(f"freshness: simulator at {rate:g}/s, revenue_windows on {fresh.engine}", total=seconds)
+
+    def redis_has(key: str, version: int) -> float | None:
+        return next((at for v, at in seen_versions.get(key, []) if v >= version), None)
+
+    def matched(trace: str) -> None:
+        occurred, paid_seen = paid.pop(trace)
+        window_seen, version, key = windows.pop(trace)
+        fresh.to_record.append(window_seen - occurred)
+        fresh.dataflow.append(window_seen - paid_seen)
+        at = redis_has(key, version)
+        if at is None:
+            waiting.append((key, version, occurred, paid_seen))
+        else:
+            fresh.to_redis.append(at - occurred)
+            fresh.dataflow_redis.append(at - paid_seen)
+
+    log = tmp / "simulator.log"
+    argv = [SHOPSTREAM, "simulate", "--rate", str(rate), "--duration", str(seconds)]
+    try:
+        with running(argv, dict(os.environ), log) as simulator:
+            started = time.monotonic()
+            redis_polled = 0.0
+            while time.monotonic() - started < seconds + 5:
+                msg = consumer.poll(0.01)
+                now = time.time() * 1000
+                if msg is not None and not msg.error():
+                    record = serde.decode(msg.value())[1]
+                    trace = record["traceId"]
+                    if msg.topic() == PAID.topic:
+                        fresh.payments += 1
+                        occurred = record["occurredAt"].timestamp() * 1000
+                        paid[trace] = (occurred, now)
+                        fresh.debezium.append(now - occurred)
+                        fresh.debezium_ts.append(msg.timestamp()[1] - occurred)
+                        amount = record["payload"]["amount"]
+                        start = int(occurred) - int(occurred) % 60_000
+                        watch = f"revenue:1m:{amount['currency']}:{start}"
+                        watching[watch] = now + 60_000
+                        if watch not in seen_versions:  # what it holds before this payment
+                            seen_versions[watch] = [(int(cache.hget(watch, "version") or 0), now)]
+                    elif record["payload"]["window"] == "MINUTE":
+                        p = record["payload"]
+                        start = int(epoch_ms(p["windowStart"]))
+                        windows[trace] = (now, p["version"], f"revenue:1m:{p['currency']}:{start}")
+                    if trace in paid and trace in windows:
+                        matched(trace)
+                if now - redis_polled >= 20:  # the watched windows' versions, and who was waiting for them
+                    redis_polled = now
+                    keys = [k for k, until in watching.items() if until > now]
+                    pipe = cache.pipeline(transaction=False)
+                    for k in keys:
+                        pipe.hget(k, "version")
+                    for k, v in zip(keys, pipe.execute(), strict=True):
+                        version = int(v or 0)
+                        if version > seen_versions[k][-1][0]:
+                            seen_versions[k].append((version, now))
+                    still = []
+                    for key, version, occurred, paid_seen in waiting:
+                        at = redis_has(key, version)
+                        if at is None:
+                            still.append((key, version, occurred, paid_seen))
+                        else:
+                            fresh.to_redis.append(at - occurred)
+                            fresh.dataflow_redis.append(at - paid_seen)
+                    waiting = still
+                    progress.update(task, completed=min(time.monotonic() - started, seconds))
+            if simulator.poll() not in (None, 0):
+                raise BenchError(f"the simulator exited with {simulator.returncode}; {log}:\n{log_tail(log)}")
+        fresh.unresolved_redis = len(waiting)
+        return fresh
+    finally:
+        progress.remove_task(task)
+        consumer.close()
+        cache.close()
+        registry.close()
+
+
+# --- the report ----------------------------------------------------------------------------------
+
+
+def summary(values: list[float]) -> str:
+    if not values:
+        return "| – | – | – | – |"
+    return f"| {pct(values, 0.5):.0f} | {pct(values, 0.99):.0f} | {max(values):.0f} | {statistics.mean(values):.0f} |"
+
+
+def report(
+    args: argparse.Namespace,
+    runs: list[Run],
+    ceilings: dict[str, tuple[float, float]],
+    fresh: Fresh | None,
+    prof: Profile | None,
+) -> str:
+    defaults = DataflowSettings()
+    body = ["## Dataflows (`bench/streams_bench.py`)", "", conditions(), ""]
+    body += [
+        f"{args.events:,} events per dataflow on 3-partition topics of the bench's own (`create_event_topics` with "
+        "a prefix), produced once and read by both engines in the same run; each engine run is one "
+        "`shopstream streams run NAME --engine E` process with a fresh group, state dir, dead-letter topic and "
+        f"Redis db {BENCH_DB} (flushed first). Quix: exactly-once, {defaults.commit_interval:g} s commits; "
+        f"Bytewax: {defaults.batch_size:,} records per partition per poll, {defaults.epoch_interval:g} s snapshots. "
+        "Rate: from the first progress seen in `streams:progress:<group>` to all input offsets reflected there "
+        "(revenue_windows on Quix: the group committed the inputs and the repartition topic's progress reached its "
+        "end). Ceiling: a bare confluent-kafka consume + decode loop over the same records in one process, "
+        "with our serde (`AvroSerde.decode`, what the engines run; the share is against it) and with fastavro's "
+        "schemaless reader. End state: the Redis db checked against the workload once the run is over.",
+        "",
+        f"### Throughput (goals: ≥ {GOAL_RATE:,} events/s per process, ≥ {GOAL_SHARE:g} of the serde ceiling)",
+        "",
+        "| dataflow | engine | events/s | ≥ 50k/s | serde ceiling events/s | share | ≥ 0.5 | fastavro ceiling "
+        "events/s | end state |",
+        "|---|---|---:|---|---:|---:|---|---:|---|",
+    ]
+    for r in runs:
+        serde_top, fast_top = ceilings[r.dataflow]
+        share = r.rate / serde_top
+        state = "as expected" if r.check is None else f"**{r.check}**"
+        if not r.covered:
+            state += f"; progress short of the inputs by {sum(r.shortfall.values()):,} offsets"
+        body.append(
+            f"| {r.dataflow} | {r.engine} | {r.rate:,.0f}{' †' if r.few else ''} | {met(r.rate >= GOAL_RATE)} | "
+            f"{serde_top:,.0f} | "
+            f"{share:.2f} | {met(share >= GOAL_SHARE)} | {fast_top:,.0f} | {state} |"
+        )
+    body += [
+        "",
+        "### CPU per event (the dataflow process, user + system, over the measured span)",
+        "",
+        "| dataflow | engine | CPU s | CPU µs/event | wall µs/event | serde ceiling µs/event |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for r in runs:
+        serde_top, _ = ceilings[r.dataflow]
+        body.append(
+            f"| {r.dataflow} | {r.engine} | {r.cpu_s:.1f} | {r.cpu_us:,.0f} | {1e6 / r.rate:,.0f} | "
+            f"{1e6 / serde_top:,.1f} |"
+        )
+    if any(r.few for r in runs):
+        body += ["", "† most records were in before the first progress was recorded: too few left for a rate."]
+    short = [r for r in runs if not r.covered]
+    if short:
+        body += [""] + [
+            f"- {r.dataflow} on {r.engine}: its progress hash never reached the end of "
+            + ", ".join(f"{p} (short by {k:,})" for p, k in sorted(r.shortfall.items()))
+            + " — the records there caused no write of their own (the rate counts every record when the end "
+            "state is right)."
+            for r in short
+        ]
+    if fresh is not None:
+        p99 = pct(fresh.to_record, 0.99)
+        p99_redis = pct(fresh.to_redis, 0.99)
+        body += [
+            "",
+            f"### Freshness (goal: p99 ≤ {GOAL_P99_MS:.0f} ms) — the stack's revenue_windows on **{fresh.engine}**",
+            "",
+            " ".join(
+                [
+                    f"Under a simulator of the bench's own ({args.simulator_rate:g} actions/s for",
+                    f"{args.freshness_seconds:g} s, beside the stack's): from each order.paid event's occurredAt",
+                    "(set in the payment's transaction, just before its commit) to the revenue window (1 minute)",
+                    "record it caused, matched by traceId — a window record carries the trace of the last payment",
+                    f"of its batch, so batched payments are not all matched. {fresh.payments} payments seen,",
+                    f"{len(fresh.to_record)} matched. Redis: the window key polled every 20 ms until it holds the",
+                    "record's version or newer"
+                    + (f" ({fresh.unresolved_redis} never seen there)." if fresh.unresolved_redis else "."),
+                ]
+            ),
+            "",
+            "| ms | p50 | p99 | max | mean |",
+            "|---|---:|---:|---:|---:|",
+            "| occurredAt → revenue window record readable (read_committed) " + summary(fresh.to_record),
+            "| occurredAt → Redis holds the window value " + summary(fresh.to_redis),
+            "| Debezium hop: occurredAt → order.paid record timestamp " + summary(fresh.debezium_ts),
+            "| Debezium hop: occurredAt → order.paid readable " + summary(fresh.debezium),
+            "| dataflow hop: order.paid readable → window record readable " + summary(fresh.dataflow),
+            "| dataflow hop: order.paid readable → Redis holds it " + summary(fresh.dataflow_redis),
+            "",
+            f"Goal p99 ≤ {GOAL_P99_MS:.0f} ms: record readable p99 {p99:.0f} ms, {met(p99 <= GOAL_P99_MS)}; "
+            f"Redis p99 {p99_redis:.0f} ms, {met(p99_redis <= GOAL_P99_MS)}.",
+        ]
+    if prof is not None:
+        rate = prof.events / prof.seconds
+        body += [
+            "",
+            "### Where the time goes (cProfile, Bytewax on inventory_snapshot)",
+            "",
+            f"The engine in-process (Bytewax's `run_main`: the one worker on the profiled thread) over the same "
+            f"{prof.events:,} records: {prof.seconds:.1f} s under the profiler ({rate:,.0f} events/s, "
+            f"{prof.total_s / prof.events * 1e6:,.0f} µs of profiled time per event). Own time by part:",
+            "",
+            "| part | own s | share |",
+            "|---|---:|---:|",
+        ]
+        body += [f"| {what} | {s:.2f} | {s / prof.total_s:.0%} |" for what, s in prof.buckets if s >= 0.005]
+        body += [
+            "",
+            "Top functions by own time:",
+            "",
+            "| function | calls | own s | cumulative s |",
+            "|---|---:|---:|---:|",
+        ]
+        body += [f"| `{f}` | {nc:,} | {tt:.2f} | {ct:.2f} |" for f, nc, tt, ct in prof.own]
+        body += ["", "Top functions by cumulative time:", "", "| function | calls | own s | cumulative s |"]
+        body += ["|---|---:|---:|---:|"] + [
+            f"| `{f}` | {nc:,} | {tt:.2f} | {ct:.2f} |" for f, nc, tt, ct in prof.cumulative
+        ]
+    return "\n".join(body)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--report", type=Path, default=Path("bench/RESULTS.md"))
-    parser.add_argument("--events", type=int, default=200_000)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--report", type=Path, help="write the section into this file (e.g. bench/RESULTS.md)")
+    parser.add_argument("--events", type=int, default=100_000, help="events per dataflow")
+    parser.add_argument("--quick", action="store_true", help="a small smoke run (10,000 events, 15 s freshness)")
     parser.add_argument("--freshness-seconds", type=float, default=60)
     parser.add_argument("--simulator-rate", type=float, default=30)
-    parser.add_argument(
-        "--only", choices=["inventory_snapshot", "revenue_windows", "flash_sale_price_map", "freshness"]
-    )
+    parser.add_argument("--engines", default=",".join(ENGINES), help="comma-separated: quix,bytewax")
+    parser.add_argument("--only", help=f"comma-separated parts: {', '.join(DATAFLOWS)}, freshness, profile")
+    parser.add_argument("--profile-worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.profile_worker:
+        return profile_worker(json.loads(args.profile_worker))
+    if args.quick:
+        args.events, args.freshness_seconds = min(args.events, 10_000), min(args.freshness_seconds, 15)
+    engines = [e for e in args.engines.split(",") if e]
+    parts = set(args.only.split(",")) if args.only else {*DATAFLOWS, "freshness", "profile"}
+    unknown = parts - {*DATAFLOWS, "freshness", "profile"} or set(engines) - set(ENGINES)
+    if unknown:
+        parser.error(f"unknown: {', '.join(sorted(unknown))}")
     settings = StackSettings()
     registry = RegistryClient(settings.registry.url)
     serde = AvroSerde(registry)
-    tmp = Path(settings.home) / "bench" / uuid.uuid4().hex[:8]
+    tmp = Path(settings.home) / "bench" / f"streams-{uuid.uuid4().hex[:8]}"
     tmp.mkdir(parents=True)
-    rows = []
-    names = [n for n in DATAFLOWS if args.only in (None, n)]
-    for name in names:
-        prefix = f"bench-{uuid.uuid4().hex[:6]}."
-        events = workload(name, args.events, int(time.time() * 1000) - 86_400_000)
-        topics = sorted({prefix + e.topic for e, _, _ in events})
-        console.print(f"{name}: producing {len(events):,} events to {', '.join(topics)}")
-        produce(settings.kafka.bootstrap, serde, prefix, events)
-        top = ceiling(settings.kafka.bootstrap, serde, topics, len(events))
-        rate, cpu = dataflow_rate(name, settings, prefix, topics, tmp)
-        console.print(f"{name}: {rate:,.0f} events/s (ceiling {top:,.0f}/s, {rate / top:.2f} of it)")
-        rows.append((name, rate, top, cpu))
-        admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap})
-        leftovers = [t for t in admin.list_topics(timeout=10).topics if t.startswith(prefix) or prefix[:-1] in t]
-        admin.delete_topics(leftovers)  # inputs, outputs, dead letters, changelogs, repartitions
-    registry.close()
-    measure = args.only in (None, "freshness")
-    lags, hops = freshness(settings, args.freshness_seconds, args.simulator_rate) if measure else ([], [])
-    body = ["## Dataflows (`bench/streams_bench.py`)", "", conditions(), ""]
-    body += [f"{args.events:,} events per dataflow on 3-partition topics of the bench's own; one dataflow process, "
-             f"exactly-once, {DataflowSettings().commit_interval:g} s commit interval. Ceiling: a bare "
-             "confluent-kafka consume + fastavro decode loop over the same records (one process).", "",
-             "| dataflow | events/s | ceiling events/s | share of ceiling | dataflow CPU s |",
-             "|---|---:|---:|---:|---:|"]  # fmt: skip
-    body += [f"| {n} | {r:,.0f} | {t:,.0f} | {r / t:.2f} | {c:.1f} |" for n, r, t, c in rows]
-    body += ["", "Where the time goes (cProfile of inventory_snapshot, ~120 µs of Python per record): the "
-             "stateful step with its RocksDB get/set and the snapshot record (envelope, uuid5 id) ~30%, producing "
-             "the Avro record to the topic ~20%, the Redis sink ~15%, Avro decoding ~10%, the rest Quix's per-record "
-             "dispatch, deserialization and checkpointing. Polling Kafka itself is ~1 µs per record. Quix handles "
-             "one record at a time through Python, so 50k events/s (20 µs per record, of which decoding alone takes "
-             "~12 µs in the ceiling loop) is out of reach for one process here; revenue_windows is faster per event "
-             "because its Redis writes collapse to a few window keys per checkpoint, flash_sale_price_map slower "
-             "because each product's map (its sales) is read and written whole."]  # fmt: skip
-    if lags:
-        body += ["", f"Freshness under the simulator ({args.simulator_rate:g} actions/s for "
-                 f"{args.freshness_seconds:g} s, {len(lags)} payments): order.paid occurredAt → its revenue "
-                 "window record readable (read_committed; Redis is written just before): "
-                 f"p50 {pct(lags, 0.5):.0f} ms, p99 {pct(lags, 0.99):.0f} ms, max {max(lags):.0f} ms, "
-                 f"mean {statistics.mean(lags):.0f} ms. Of it, until the order.paid record was readable "
-                 f"(outbox → Debezium → Kafka): p50 {pct(hops, 0.5):.0f} ms, "
-                 f"p99 {pct(hops, 0.99):.0f} ms."]  # fmt: skip
-    if args.report and not args.only:
-        write_section(args.report, "streams", "\n".join(body))
-    console.print("\n".join(body))
+    run_id = uuid.uuid4().hex[:6]
+    runs: list[Run] = []
+    ceilings: dict[str, tuple[float, float]] = {}
+    fresh: Fresh | None = None
+    prof: Profile | None = None
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
+               TimeElapsedColumn())  # fmt: skip
+    try:
+        with Progress(*columns, console=console) as progress:
+            for name in [n for n in DATAFLOWS if n in parts or (n == "inventory_snapshot" and "profile" in parts)]:
+                # short: Quix names a repartition topic after the group and every input topic (≤ 255)
+                prefix = f"bs{run_id}{DATAFLOWS.index(name)}."
+                try:
+                    events, expected = workload(name, args.events, int(time.time() * 1000) - 86_400_000)
+                    topics = produce(settings.kafka.bootstrap, serde, prefix, events, progress)
+                    targets = ends(settings.kafka.bootstrap, topics)
+                    console.print(
+                        f"{name}: {len(events):,} events on {', '.join(topics)}; expecting {expected.describe}"
+                    )
+                    if name in parts:
+                        top = ceiling(settings.kafka.bootstrap, serde, targets, "serde", progress)
+                        fast = ceiling(settings.kafka.bootstrap, serde, targets, "fastavro", progress)
+                        ceilings[name] = (top, fast)
+                        console.print(f"{name}: ceiling {top:,.0f} events/s (serde), {fast:,.0f} events/s (fastavro)")
+                        for engine in engines:
+                            run = dataflow_rate(name, engine, settings, prefix, targets, expected, tmp, progress)
+                            runs.append(run)
+                            share = run.rate / top
+                            console.print(
+                                f"{name} on {engine}: {run.rate:,.0f} events/s (goal ≥ {GOAL_RATE:,}: "
+                                f"{met(run.rate >= GOAL_RATE)}), {share:.2f} of the serde ceiling (goal ≥ "
+                                f"{GOAL_SHARE:g}: {met(share >= GOAL_SHARE)}), {run.cpu_us:,.0f} µs CPU/event, "
+                                f"end state {'as expected' if run.check is None else run.check}"
+                                + ("" if run.covered else f", progress short by {sum(run.shortfall.values()):,}")
+                            )
+                    if name == "inventory_snapshot" and "profile" in parts:
+                        prof = profile(name, settings, prefix, targets, tmp, progress)
+                        console.print(f"profile: {prof.events:,} events in {prof.seconds:.1f} s under cProfile")
+                finally:
+                    delete_bench_topics(settings.kafka.bootstrap, prefix)
+                    for state in tmp.glob(f"state-{name}-*"):
+                        shutil.rmtree(state, ignore_errors=True)
+            if "freshness" in parts:
+                fresh = freshness(settings, args.freshness_seconds, args.simulator_rate, tmp, progress)
+    except BenchError as exc:
+        console.print(f"[red]streams bench failed:[/red] {exc}")
+        return 1
+    finally:
+        registry.close()
+        with contextlib.suppress(redis.RedisError):
+            redis.Redis(host=settings.redis.host, port=settings.redis.port, db=BENCH_DB).flushdb()
+    body = report(args, runs, ceilings, fresh, prof)
+    if args.report:
+        if args.only:
+            console.print("[yellow]--only: not writing the report (it is written by complete runs)[/yellow]")
+        else:
+            write_section(args.report, "streams", body)
+    console.print(body)
+    console.print(f"logs: {tmp}")
     return 0
 
 

@@ -76,7 +76,7 @@ def run(
 
 @streams_app.command("status")
 def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
-    """Per dataflow: running or not, consumer lag, local state size, dead letters so far."""
+    """Per dataflow: its engine, running or not, records behind its inputs, local state size, dead letters."""
     from shopstream.stack.stack import Stack
     from streams.catalog import DATAFLOWS
     from streams.status import dataflow_status
@@ -86,19 +86,24 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
         components = {s.name: s for s in Stack(settings).status()}
     except StackError:
         components = {}
+    from shopstream.stack.components.streams import engine_of
+
     rows: list[dict[str, Any]] = []
     for spec in DATAFLOWS.values():
-        row = dataflow_status(spec, spec.settings())
+        flow_settings = spec.settings()
+        flow_settings.engine = engine_of(spec.name, settings)  # type: ignore[assignment]  # as the stack runs it
+        row = dataflow_status(spec, flow_settings)
         component = components.get(spec.component())
         row["state"] = component.state if component else "unknown"
         rows.append(row)
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    table = Table("dataflow", "state", "lag", "state size", "dead letters", "lag by topic", box=None)
+    table = Table("dataflow", "engine", "state", "lag", "state size", "dead letters", "lag by topic", box=None)
     for row in rows:
         table.add_row(
             row["dataflow"],
+            row["engine"],
             row["state"],
             "?" if row["lag"] is None else str(row["lag"]),
             _size(row["stateBytes"]),

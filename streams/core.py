@@ -69,15 +69,20 @@ class Item(Generic[V]):
     value: V
     at: Position
     event_time: int  # epoch ms
-    watermark: int  # of the stage's input when the item was read (NEVER: none yet)
+    # the input's watermark, as of a point where everything read before it has been applied
+    # (NEVER: none yet); an engine that reorders items between stages stamps an older one
+    watermark: int
     trace_id: str
     correlation_id: str
+    # the input positions (next offset per partition) whose every item was read before this one
+    # and is applied before it, where the engine knows (what a store may record as reflected)
+    sealed: Mapping[str, int] | None = None
 
     def forward(self, key: str, value: Any, sub: int, event_time: int | None = None) -> Item[Any]:
         """An item for the next stage, caused by this one."""
         at = Position(self.at.partition, self.at.offset, self.at.sub * 16 + sub)
         when = self.event_time if event_time is None else event_time
-        return Item(key, value, at, when, self.watermark, self.trace_id, self.correlation_id)
+        return Item(key, value, at, when, self.watermark, self.trace_id, self.correlation_id, self.sealed)
 
 
 # --- writes --------------------------------------------------------------------------------------
@@ -207,6 +212,11 @@ class Stage(Protocol[S, V]):
         """Everything the key's state is in the stores now: what a replay re-writes."""
         ...
 
+    def downstream(self, key: str, state: S) -> list[str]:
+        """A forwarding stage: the next stage's keys this key's items went to (refreshed when
+        this key sees a replay); a writing stage: none."""
+        ...
+
     def dump(self, state: S) -> Any:
         """The state as JSON-able values (engines that serialize state keep this)."""
         ...
@@ -251,80 +261,88 @@ class KeyState(Generic[S]):
         return cls(state, {k: (v[0], v[1]) for k, v in data["a"].items()})
 
 
-class StageRunner(Generic[S, V]):
-    """Runs a stage's step for one key and batch, the same way for every engine."""
+@dataclass(frozen=True, slots=True)
+class Refresh:
+    """The value of an item a forwarding stage sends on when it saw a replay: the next stage
+    re-writes that key's current values (a store being repaired), stepping nothing."""
 
-    def __init__(self, stage: Stage[S, V]) -> None:
+
+class StageRunner(Generic[S, V]):
+    """Runs a stage's step for one key and batch, the same way for every engine.
+
+    `dedupe`: skip items at or below the key's last applied position of their partition (a
+    replay). Only where the engine hands a key its items in their partitions' order: every stage
+    of an engine that keeps the order, the entry stages of one that does not (Bytewax)."""
+
+    def __init__(self, stage: Stage[S, V], dedupe: bool = True) -> None:
         self.stage = stage
-        self.replayed = 0  # items skipped because their key had applied them
+        self.dedupe = dedupe
+        self.replayed = 0  # items not stepped because their key had applied them
 
     def run(self, key: str, ks: KeyState[S], items: Sequence[Item[V]]) -> tuple[list[Write], list[Item[Any]]]:
         """Step `ks` (changed in place) over `items`; (writes, items for the next stage)."""
         applied = ks.applied
         fresh: list[Item[V]] = []
-        replay = False
+        replay: Item[V] | None = None
         for item in items:
-            at = item.at
-            last = applied.get(at.partition)
-            mark = (at.offset, at.sub)
-            if last is not None and mark <= last:
-                replay = True
+            if type(item.value) is Refresh:
+                replay = item
                 continue
-            applied[at.partition] = mark
+            if self.dedupe:
+                at = item.at
+                last = applied.get(at.partition)
+                mark = (at.offset, at.sub)
+                if last is not None and mark <= last:
+                    replay = item
+                    self.replayed += 1
+                    continue
+                applied[at.partition] = mark
             fresh.append(item)
         writes: list[Write] = []
         forward: list[Item[Any]] = []
+        stage = self.stage
         if fresh:
-            out = self.stage.step(key, ks.state, fresh)
+            out = stage.step(key, ks.state, fresh)
             ks.state = out.state
             writes, forward = out.writes, out.forward
-            if (writes and self.stage.forwards) or (forward and not self.stage.forwards):
-                raise RuntimeError(
-                    f"stage {self.stage.name} must either write or forward (forwards={self.stage.forwards})"
-                )
-        if replay:
-            self.replayed += len(items) - len(fresh)
-            if ks.state is not None:
-                writes = writes + self.stage.current(key, ks.state)
+            if (writes and stage.forwards) or (forward and not stage.forwards):
+                raise RuntimeError(f"stage {stage.name} must either write or forward (forwards={stage.forwards})")
+        if replay is not None and ks.state is not None:
+            if stage.forwards:  # the next stage re-writes what this key's items made of it
+                forward = forward + [replay.forward(k, Refresh(), 15) for k in stage.downstream(key, ks.state)]
+            else:
+                writes = writes + stage.current(key, ks.state)
         return writes, forward
 
 
 class PartitionClock:
     """The event-time watermark of a stage's input: the minimum over its partitions of each
     partition's highest event time, never moving back. A partition the engine has read to its end
-    (`caught_up`), or that sent nothing for `idle_ms` of processing time, does not hold it back —
-    what it has is all in; a partition with records still to read does, even one not seen yet,
-    so after a restart a backlog on another partition cannot close windows on its own. When every
-    partition is caught up, the watermark is the highest event time seen."""
+    (`caught_up`) does not hold it back — what it has is all in; a partition with records still
+    to read does, even one not seen yet, so after a restart a backlog on one partition cannot
+    close windows on its own, however long it takes to read. When every partition is caught up,
+    the watermark is the highest event time seen. (No wall-clock idleness: a partition that is
+    behind is never idle, and one that is not behind is caught up.)"""
 
-    def __init__(self, idle_ms: int) -> None:
-        self.idle_ms = idle_ms
+    def __init__(self) -> None:
         self.highest: dict[str, int] = {}
-        self.seen_at: dict[str, int] = {}  # processing time (ms) of the partition's last record
         self.current = NEVER
 
-    def assign(self, partitions: Iterable[str], now_ms: int) -> None:
+    def assign(self, partitions: Iterable[str]) -> None:
         """Partitions the engine reads from now on (not seen yet: they hold the watermark)."""
         for p in partitions:
             self.highest.setdefault(p, NEVER)
-            self.seen_at.setdefault(p, now_ms)
 
     def revoke(self, partitions: Iterable[str]) -> None:
         for p in partitions:
             self.highest.pop(p, None)
-            self.seen_at.pop(p, None)
 
-    def observe(self, partition: str, event_time: int, now_ms: int) -> None:
+    def observe(self, partition: str, event_time: int) -> None:
         if event_time > self.highest.get(partition, NEVER):
             self.highest[partition] = event_time
-        self.seen_at[partition] = now_ms
 
-    def watermark(self, now_ms: int, caught_up: Collection[str] = ()) -> int:
-        behind = [
-            t
-            for p, t in self.highest.items()
-            if p not in caught_up and now_ms - self.seen_at.get(p, now_ms) < self.idle_ms
-        ]
+    def watermark(self, caught_up: Collection[str] = ()) -> int:
+        behind = [t for p, t in self.highest.items() if p not in caught_up]
         # everything read: what was seen is all there is
         low = min(behind) if behind else max(self.highest.values(), default=NEVER)
         if low > self.current:
@@ -372,11 +390,17 @@ def run_batch(
     read: the writes. What the replay and the tests run; an engine does the same with its own
     routing and state (`states[i]` is stage i's state by key)."""
     entering: list[list[Item[Any]]] = [[] for _ in projection.stages]
-    for item in items:
+    read: dict[tuple[str, int], int] = {}  # input position → when it was read
+    for n, item in enumerate(items):
         entering[projection.entry(item.value.envelope.event_type)].append(item)
+        read.setdefault((item.at.partition, item.at.offset), n)
     writes: list[Write] = []
     carried: list[Item[Any]] = []
     for index, runner in enumerate(runners):
+        # forwarded items come out key by key: put them back in the order their inputs were read,
+        # or a key of this stage sees a partition's positions out of order and skips the lower
+        # ones as replays (and advances the watermark out of order)
+        carried.sort(key=lambda i: read.get((i.at.partition, i.at.offset), len(items)))
         by_key: dict[str, list[Item[Any]]] = {}
         for item in (*entering[index], *carried):
             by_key.setdefault(item.key, []).append(item)

@@ -58,6 +58,9 @@ class PriceMapStage:
         # HSET flash_price:{productId} sales <json> version; PEXPIREAT its last end
         return [Upsert(REDIS_KEY.format(state.product_id), state.version, {"sales": sales}, expires)]
 
+    def downstream(self, key: str, state: Any) -> list[str]:
+        return []
+
     def dump(self, state: PriceMap) -> Any:
         return state.to_state()
 

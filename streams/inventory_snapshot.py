@@ -82,6 +82,9 @@ class SnapshotStage:
     def current(self, key: str, state: ProductStock) -> list[Write]:
         return project(state, "", "")
 
+    def downstream(self, key: str, state: Any) -> list[str]:
+        return []
+
     def dump(self, state: ProductStock) -> Any:
         return {"snapshot": state.snapshot.to_state(), "ordered": state.ordered}
 

@@ -55,6 +55,9 @@ class OrderStage:
     def current(self, key: str, state: OrderRevenue) -> list[Write]:
         return []  # writes nothing itself: its deltas are in the windows' state
 
+    def downstream(self, key: str, state: OrderRevenue) -> list[str]:
+        return [state.currency] if state.paid else []  # the windows its deltas went to
+
     def dump(self, state: OrderRevenue) -> Any:
         return state.to_state()
 
@@ -76,12 +79,11 @@ class WindowStage:
         self, key: str, state: RevenueWindows | None, items: Sequence[Item[RevenueDelta]]
     ) -> Stepped[RevenueWindows]:
         windows = state or RevenueWindows(key, self.grace_ms)
-        values: list[WindowValue] = []
-        cause = items[-1]
+        writes: list[Write] = []
         for item in items:  # Item(RevenueDelta), keyed by currency
-            values += windows.apply(item.value)
-            values += windows.advance(item.watermark)
-        return Stepped(windows, self.project(values, cause.trace_id, cause.correlation_id))
+            values = windows.apply(item.value) + windows.advance(item.watermark)
+            writes += self.project(values, item.trace_id, item.correlation_id)  # named by the item that caused them
+        return Stepped(windows, writes)
 
     def current(self, key: str, state: RevenueWindows) -> list[Write]:
         return self.project(state.current(), "", "")
@@ -106,6 +108,9 @@ class WindowStage:
                 Emit(WINDOW, value.version, value.to_record(), value.end, trace_id, correlation_id, NAME),
             ]
         return writes
+
+    def downstream(self, key: str, state: Any) -> list[str]:
+        return []
 
     def dump(self, state: RevenueWindows) -> Any:
         return state.to_state()

@@ -62,6 +62,9 @@ class InvalidationStage:
         # SET product:{id}:floor version; DEL product:{id} gql:product:{id}
         return [Invalidate(FLOOR.format(key), state, tuple(e.format(key) for e in ENTRIES), self.floor_ttl_ms)]
 
+    def downstream(self, key: str, state: Any) -> list[str]:
+        return []
+
     def dump(self, state: int) -> Any:
         return state
 
@@ -105,6 +108,9 @@ class OrderStatusStage:
         final = is_final(OrderStatus(state.status))
         expire = state.updated_at + TERMINAL_LINGER_MS if final else None
         return [Upsert(f"order_status:{key}", state.rank, fields, expire)]  # HSET order_status:{orderId} …
+
+    def downstream(self, key: str, state: Any) -> list[str]:
+        return []
 
     def dump(self, state: OrderStatusState) -> Any:
         return [state.status, state.user_id, state.updated_at]

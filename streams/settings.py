@@ -52,9 +52,6 @@ class DataflowSettings(BaseSettings):
     # not need it: they are order-independent across topics and window by event time.
     time_alignment: bool = False
     log_level: Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"] = "INFO"
-    # a partition with no record for this long (processing time) no longer holds the watermark
-    # back (`streams.core.PartitionClock`)
-    idle_ms: int = Field(default=5_000, ge=100, le=3_600_000)
     # Bytewax: records per partition per poll, and seconds between recovery snapshots (epochs;
     # a restart replays at most this much, which the idempotent sinks make harmless)
     batch_size: int = Field(default=5_000, ge=1, le=100_000)

@@ -35,7 +35,7 @@ class Envelope:
     @classmethod
     def of(cls, record: dict[str, Any]) -> Envelope:
         return cls(
-            record["eventId"],
+            str(record["eventId"]),  # the Avro decoders give a UUID (logicalType uuid)
             record["eventType"],
             epoch_ms(record["occurredAt"]),
             record["producer"],

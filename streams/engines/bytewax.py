@@ -7,6 +7,13 @@
     └─ writing stages' results ─ the kernel sink: projection records (flushed), then the Redis
                                  writes with the positions they reflect, in one script call
 
+Bytewax does not keep the order of items between keyed steps (a stage hands on its keys' results
+in any order within an epoch), so an item cannot carry the watermark of the moment it was read: a
+later one could overtake it. Items carry what was *sealed* when every partition had ended an epoch
+instead — the watermark and the input positions of those epoch ends, whose items are all applied
+before any item of a later epoch — so windows close an epoch or two later, never early, and the
+positions the Redis sink records are never ahead of what it holds.
+
 Recovery snapshots (every `epoch_interval` s) hold each partition's next offset and each key's
 `KeyState`; a restart resumes from the last snapshot and re-runs what came after it. That output
 is at least once, made exact by the sinks (version compare-and-set in Redis, record ids that
@@ -35,6 +42,7 @@ from confluent_kafka.admin import AdminClient
 
 from shopstream.serde import AvroSerde, RegistryClient
 from streams.core import (
+    NEVER,
     Item,
     KeyState,
     PartitionClock,
@@ -89,9 +97,14 @@ class BytewaxEngine:
         self.topics = TopicSink(self.serde, self._produce, settings.topic_prefix)
         for event in projection.emits:
             self.serde.use(event.subject)
-        self.clock = PartitionClock(settings.idle_ms)
+        self.clock = PartitionClock()
         self.caught_up: set[str] = set()  # partitions read to their end (they do not hold the watermark)
+        self.sealed_watermark = NEVER  # as of the last epoch every partition has ended
+        self.sealed: dict[str, int] = {}
+        self.epochs: dict[int, dict[str, tuple[int, int, bool]]] = {}  # epoch → partition → its end
+        self.partitions = 0  # how many the source has
         self.dead_letter_topic = settings.dead_letter(projection.name)
+        _ensure_topic(settings.kafka_bootstrap, self.dead_letter_topic)
         self.dead_letters = 0
         self.held = self.redis.progress()  # what the store reflects, read once at start
         self.flow = self._build()
@@ -99,6 +112,21 @@ class BytewaxEngine:
         self.heartbeat.parent.mkdir(parents=True, exist_ok=True)
         self.beaten = 0.0
         self.failed: str | None = None
+
+    def closed(self, partition: str, epoch: int, next_offset: int) -> None:
+        """A partition's epoch ended (its snapshot). Once every partition has ended epoch n, what
+        was read in epochs up to n is sealed: each partition's position and highest event time at
+        its own end of n (not what it read since), and the watermark of those."""
+        ends = self.epochs.setdefault(epoch, {})
+        ends[partition] = (next_offset, self.clock.highest.get(partition, NEVER), partition in self.caught_up)
+        if len(ends) < self.partitions:
+            return
+        behind = [highest for _, highest, caught in ends.values() if not caught]
+        watermark = min(behind) if behind else max((h for _, h, _ in ends.values()), default=NEVER)
+        self.sealed_watermark = max(self.sealed_watermark, watermark)
+        self.sealed = {p: offset for p, (offset, _, _) in ends.items() if offset >= 0}
+        for done in [e for e in self.epochs if e <= epoch]:
+            del self.epochs[done]
 
     def beat(self) -> None:
         """Touch the heartbeat file, at most once a second (the stack's probe reads it)."""
@@ -137,7 +165,9 @@ class BytewaxEngine:
             keyed = op.flat_map_batch(f"{stage.name}-in", records, entering)  # (key, Item)
             if forwarded is not None:
                 keyed = op.merge(f"{stage.name}-merge", keyed, forwarded)
-            runner = StageRunner(stage)
+            # Bytewax hands a key its items in order only from the source: later stages see
+            # replays as Refresh items, never again as the items themselves
+            runner = StageRunner(stage, dedupe=index == 0 or bool(names))
             results = op.stateful_batch(stage.name, keyed, _builder(runner))  # (key, Out | list[Item])
             if stage.forwards:
                 forwarded = op.flat_map_batch(
@@ -171,6 +201,21 @@ class BytewaxEngine:
         self.registry.close()
 
 
+def _ensure_topic(bootstrap: str, topic: str) -> None:
+    """The dead-letter topic, made as Quix makes it (one partition) when it does not exist."""
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    if topic in admin.list_topics(timeout=30).topics:
+        return
+    try:
+        admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result(timeout=30)
+    except KafkaException as exc:
+        if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+            raise
+
+
 def _builder(runner: StageRunner[Any, Any]) -> Any:
     stage = runner.stage
 
@@ -183,7 +228,15 @@ def _builder(runner: StageRunner[Any, Any]) -> Any:
             discard = self.ks.state is None
             if stage.forwards:
                 return ([forward] if forward else []), discard
-            claims = {item.at.partition: item.at.offset + 1 for item in values}  # in order: the last wins
+            claims: dict[str, int] = {}
+            last: Any = None
+            for item in values:  # what was sealed when they were read: applied, whatever the order
+                if item.sealed is last:  # items of one epoch share it
+                    continue
+                last = item.sealed
+                for p, offset in (last or {}).items():
+                    if offset > claims.get(p, -1):
+                        claims[p] = offset
             return [Out(writes, claims)], discard
 
         def snapshot(self) -> bytes:
@@ -208,8 +261,8 @@ class _Source(FixedPartitionedSource[Any, int]):
             if found is None or found.error is not None:
                 raise RuntimeError(f"input topic {topic} does not exist (shopstream up creates the event topics)")
             parts += [partition_name(topic, p) for p in sorted(found.partitions)]
-        now = time.monotonic_ns() // 1_000_000
-        self.engine.clock.assign(parts, now)
+        self.engine.partitions = len(parts)
+        self.engine.clock.assign(parts)
         return parts
 
     def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _Partition:
@@ -226,7 +279,10 @@ class _Source(FixedPartitionedSource[Any, int]):
             )
         else:
             start = resume_state
-        return _Partition(engine, for_part, start)
+        partition = _Partition(engine, for_part, start)
+        if start is not None and start >= 0:
+            engine.sealed.setdefault(for_part, start)
+        return partition
 
 
 class _Partition(StatefulSourcePartition[Any, int]):
@@ -246,6 +302,7 @@ class _Partition(StatefulSourcePartition[Any, int]):
         self.consumer.assign([TopicPartition(self.topic, self.partition, self.next)])
         self.tp = TopicPartition(self.topic, self.partition)
         self.awake: datetime | None = None
+        self.epoch = 0  # how many snapshots (epoch ends) this partition has had
 
     def next_batch(self) -> list[Any]:
         self.engine.beat()
@@ -264,7 +321,6 @@ class _Partition(StatefulSourcePartition[Any, int]):
         self.awake = None
         engine, inputs, clock, name = self.engine, self.engine.inputs, self.engine.clock, self.name
         out: list[Any] = []
-        now = time.monotonic_ns() // 1_000_000
         decoded = []
         for msg in msgs:
             error = msg.error()
@@ -280,16 +336,19 @@ class _Partition(StatefulSourcePartition[Any, int]):
                 ]
                 out.append(Rejected(self.topic, self.partition, offset, msg.key(), msg.value(), headers))
                 continue
-            clock.observe(name, event.envelope.occurred_at, now)
+            clock.observe(name, event.envelope.occurred_at)
             decoded.append((event, offset))
-        watermark = clock.watermark(now, engine.caught_up)  # after the whole batch: its own events count
-        out += [inputs.item(event, name, offset, watermark) for event, offset in decoded]
+        clock.watermark(engine.caught_up)
+        watermark, sealed = engine.sealed_watermark, engine.sealed
+        out += [inputs.item(event, name, offset, watermark, sealed) for event, offset in decoded]
         return out
 
     def next_awake(self) -> datetime | None:
         return self.awake
 
     def snapshot(self) -> int:
+        self.epoch += 1  # this partition's epoch ends (each partition ends it on its own)
+        self.engine.closed(self.name, self.epoch, self.next)
         return self.next
 
     def close(self) -> None:

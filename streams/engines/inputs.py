@@ -48,11 +48,12 @@ class Inputs:
         except DEAD_LETTER_ERRORS as exc:
             raise DeadLetter(f"{type(exc).__name__}: {exc}"[:1000]) from exc
 
-    def item(self, event: DomainEvent, partition: str, offset: int, watermark: int) -> Item[Any]:
+    def item(
+        self, event: DomainEvent, partition: str, offset: int, watermark: int, sealed: dict[str, int] | None = None
+    ) -> Item[Any]:
         e = event.envelope
-        return Item(
-            e.partition_key, event, Position(partition, offset), e.occurred_at, watermark, e.trace_id, e.correlation_id
-        )
+        at = Position(partition, offset)
+        return Item(e.partition_key, event, at, e.occurred_at, watermark, e.trace_id, e.correlation_id, sealed)
 
 
 def dead_letter_headers(dataflow: str, topic: str, partition: int, offset: int, reason: str) -> list[tuple[str, bytes]]:

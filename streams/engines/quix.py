@@ -32,6 +32,7 @@ from streams.core import (
     PartitionClock,
     Position,
     Projection,
+    Refresh,
     StageRunner,
     Write,
     partition_name,
@@ -44,7 +45,7 @@ from streams.sinks import RedisSink, TopicSink
 log = logging.getLogger("shopstream.streams")
 STATE_KEY = "k"
 # the value types stages forward to the next one (JSON on the repartition topic): name → class
-FORWARDED: dict[str, type[Any]] = {"RevenueDelta": RevenueDelta}
+FORWARDED: dict[str, type[Any]] = {"RevenueDelta": RevenueDelta, "Refresh": Refresh}
 
 
 @dataclass
@@ -65,7 +66,7 @@ class QuixEngine:
         self.serde = AvroSerde(self.registry)
         self.inputs = Inputs(projection, self.serde, settings.topic_prefix)
         self.redis = RedisSink(settings.redis_url, settings.progress_key(projection.name))
-        self.clock = PartitionClock(settings.idle_ms)
+        self.clock = PartitionClock()
         self.caught_up: set[str] = set()  # input partitions read to their end
         self.caught_up_at = 0
         self.reading: list[TopicPartition] = []  # the input partitions assigned
@@ -109,7 +110,7 @@ class QuixEngine:
                 items = out.apply(lambda o: o.forward, expand=True)  # Item per forwarded value
                 forwarded = items.group_by(
                     lambda item: item.key,
-                    name=f"{self.projection.name}-{self.projection.stages[index + 1].name}",
+                    name=self.projection.stages[index + 1].name,
                     value_serializer=_ItemSerializer(),
                     value_deserializer=_ItemDeserializer(),
                 )  # the same items, keyed for the next stage
@@ -130,8 +131,8 @@ class QuixEngine:
                 return None
             name = partition_name(topic_name, ctx.partition)
             now = time.monotonic_ns() // 1_000_000
-            clock.observe(name, event.envelope.occurred_at, now)
-            return inputs.item(event, name, ctx.offset, clock.watermark(now, self._caught_up(now)))
+            clock.observe(name, event.envelope.occurred_at)
+            return inputs.item(event, name, ctx.offset, clock.watermark(self._caught_up(now)))
 
         return sdf.apply(decode, metadata=True).filter(lambda v: v is not None)
 
@@ -187,9 +188,8 @@ class QuixEngine:
     # --- assignment: resume from the store where it is behind --------------------------------
     def assigned(self, partitions: list[TopicPartition]) -> None:
         inputs = set(self.inputs.topics)
-        now = time.monotonic_ns() // 1_000_000
         mine = [TopicPartition(tp.topic, tp.partition) for tp in partitions if tp.topic in inputs]
-        self.clock.assign([partition_name(tp.topic, tp.partition) for tp in mine], now)
+        self.clock.assign([partition_name(tp.topic, tp.partition) for tp in mine])
         self.reading += mine
         consumer = self.app._consumer
         data = [tp for tp in partitions if not tp.topic.startswith("changelog__")]
@@ -271,7 +271,7 @@ class _ItemSerializer(Serializer):
             [
                 item.key,
                 type(value).__name__,
-                vars(value) if hasattr(value, "__dict__") else _slots(value),
+                _fields(value),
                 item.at.partition,
                 item.at.offset,
                 item.at.sub,
@@ -295,5 +295,7 @@ class _ItemDeserializer(Deserializer):
         return Item(key, FORWARDED[kind](**fields), Position(partition, offset, sub), at, watermark, trace, correlation)
 
 
-def _slots(value: Any) -> dict[str, Any]:
-    return {name: getattr(value, name) for name in value.__slots__}
+def _fields(value: Any) -> dict[str, Any]:
+    if hasattr(value, "__dict__"):
+        return dict(vars(value))
+    return {name: getattr(value, name) for name in getattr(value, "__slots__", ())}

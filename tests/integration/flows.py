@@ -69,7 +69,7 @@ class FlowProcess:
     ) -> None:
         run_id = uuid.uuid4().hex[:8]
         self.name, self.engine, self.prefix = name, engine, prefix
-        self.group = f"test-{name}-{engine}-{run_id}"
+        self.group = f"t-{engine}-{run_id}"
         env_prefix = f"SHOPSTREAM_{name.upper()}__"
         port = redis_port or stack.settings.redis.port
         self.env = {

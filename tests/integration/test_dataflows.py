@@ -69,7 +69,7 @@ def flows() -> Iterator[list[FlowProcess]]:
 
 
 def topics_of_our_own(stack: Stack, what: str) -> str:
-    prefix = f"test-{what}-{uuid.uuid4().hex[:8]}."
+    prefix = f"t-{what}-{uuid.uuid4().hex[:6]}."
     create_event_topics(stack.settings.kafka.bootstrap, prefix)
     return prefix
 
@@ -131,7 +131,8 @@ def test_a_poison_record_goes_to_the_dead_letter_topic_and_processing_continues(
         what=f"the good record after the poison ({engine}): {flow.tail()}",
     )
     consumer = Consumer({"bootstrap.servers": stack.settings.kafka.bootstrap, "group.id": f"t-{uuid.uuid4().hex}"})
-    consumer.assign([TopicPartition(flow.dead_letter_topic, 0, 0)])
+    parts = consumer.list_topics(flow.dead_letter_topic, timeout=10).topics[flow.dead_letter_topic].partitions
+    consumer.assign([TopicPartition(flow.dead_letter_topic, p, 0) for p in parts])
     letters = []
     deadline = time.monotonic() + 30
     while len(letters) < 3 and time.monotonic() < deadline:
