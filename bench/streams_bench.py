@@ -524,7 +524,7 @@ def profile_worker(job: dict[str, Any]) -> int:
     read = bw._Partition.next_batch
 
     def next_batch(self: Any) -> list[Any]:
-        if self.next >= limits.get(self.name, 0):
+        if max(self.next, 0) >= limits.get(self.name, 0):  # (OFFSET_BEGINNING until the first record)
             raise StopIteration  # Bytewax: this partition is complete
         return read(self)
 

@@ -310,8 +310,8 @@ class _Partition(StatefulSourcePartition[Any, int]):
         if msgs:
             self.next = msgs[-1].offset() + 1
         # read to the end of what the broker had when it last answered: it holds no watermark back
-        _, high = self.consumer.get_watermark_offsets(self.tp, cached=True)
-        if 0 <= high <= self.next or (high == 0 and self.next <= 0):
+        low, high = self.consumer.get_watermark_offsets(self.tp, cached=True)
+        if (self.next >= 0 and 0 <= high <= self.next) or (self.next < 0 and 0 <= high <= low):
             self.engine.caught_up.add(self.name)
         else:
             self.engine.caught_up.discard(self.name)

@@ -144,8 +144,9 @@ class QuixEngine:
             positions = consumer.position(self.reading)
             done = set()
             for tp in positions:
-                _, high = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), cached=True)
-                if high >= 0 and tp.offset >= high:
+                low, high = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), cached=True)
+                # nothing read yet (no position) counts only for a partition with nothing in it
+                if (tp.offset >= 0 and 0 <= high <= tp.offset) or (tp.offset < 0 and 0 <= high <= low):
                     done.add(partition_name(tp.topic, tp.partition))
             self.caught_up, self.caught_up_at = done, now
         return self.caught_up

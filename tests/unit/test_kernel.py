@@ -28,6 +28,7 @@ from streams.core import (
     PartitionClock,
     Position,
     Rank,
+    Refresh,
     StageRunner,
     Stepped,
     Upsert,
@@ -310,6 +311,9 @@ class Counter:
     def current(self, key: str, state: int) -> list[Write]:
         return [Upsert(key, state, {"n": str(state)})]
 
+    def downstream(self, key: str, state: int) -> list[str]:
+        return ["next", "other"] if self.forwards else []
+
     def dump(self, state: int) -> Any:
         return state
 
@@ -317,8 +321,8 @@ class Counter:
         return int(data)
 
 
-def item(offset: int, partition: str = "t[0]", sub: int = 0) -> Item[Any]:
-    return Item("k", None, Position(partition, offset, sub), T0 + offset, NEVER, "trace", "corr")
+def item(offset: int, partition: str = "t[0]", sub: int = 0, value: Any = None) -> Item[Any]:
+    return Item("k", value, Position(partition, offset, sub), T0 + offset, NEVER, "trace", "corr")
 
 
 def test_a_stage_must_either_write_or_forward() -> None:
@@ -358,6 +362,43 @@ def test_a_forwarding_stage_forwards_its_items_with_positions_under_its_inputs()
     writes, forward = runner.run("k", KeyState(), [item(4, sub=1)])
     assert writes == []
     assert [(f.key, f.value, f.at) for f in forward] == [("next", 1, Position("t[0]", 4, 16))]
+
+
+def test_a_forwarding_stage_that_sees_a_replay_refreshes_its_downstream_keys() -> None:
+    runner = StageRunner(Counter(forwards=True, writes=False))
+    ks: KeyState[int] = KeyState()
+    runner.run("k", ks, [item(4)])
+    writes, forward = runner.run("k", ks, [item(3), item(4)])
+    assert writes == [] and runner.replayed == 2
+    assert [(f.key, type(f.value), f.at) for f in forward] == [
+        ("next", Refresh, Position("t[0]", 4, 15)),
+        ("other", Refresh, Position("t[0]", 4, 15)),
+    ], "one refresh per downstream key, at the last replayed position"
+    writes, forward = runner.run("k", ks, [item(4), item(5)])
+    assert [type(f.value) for f in forward] == [int, Refresh, Refresh], "what it stepped, then the refreshes"
+
+
+def test_a_refresh_rewrites_the_keys_current_value_stepping_nothing() -> None:
+    stage = Counter(forwards=False)
+    runner = StageRunner(stage)
+    ks: KeyState[int] = KeyState()
+    assert runner.run("next", ks, [item(0, value=Refresh())]) == ([], []), "no state: nothing to rewrite"
+    runner.run("next", ks, [item(1)])
+    writes, _ = runner.run("next", ks, [item(1, value=Refresh())])
+    assert writes == [Upsert("next", 1, {"n": "1"})]
+    assert len(stage.steps) == 1 and runner.replayed == 0, "a refresh is not an item: not stepped, not counted"
+    assert ks.applied == {"t[0]": (1, 0)}
+
+
+def test_a_runner_without_dedupe_steps_every_item_it_is_given() -> None:
+    """For the later stages of an engine that reorders items between stages (Bytewax)."""
+    stage = Counter(forwards=False)
+    runner = StageRunner(stage, dedupe=False)
+    ks: KeyState[int] = KeyState()
+    runner.run("k", ks, [item(5)])
+    writes, _ = runner.run("k", ks, [item(3), item(5)])
+    assert ks.state == 3 and writes == [Upsert("k", 3, {"n": "3"})] and runner.replayed == 0
+    assert ks.applied == {}, "no positions kept"
 
 
 def test_key_state_dumps_and_loads() -> None:
