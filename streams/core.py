@@ -203,6 +203,7 @@ class Stage(Protocol[S, V]):
 
     name: str
     forwards: bool
+    ticks: bool  # whether `advance` does anything
 
     def step(self, key: str, state: S | None, items: Sequence[Item[V]]) -> Stepped[S]:
         """Apply the key's new items (in the order read) to its state."""
@@ -217,11 +218,37 @@ class Stage(Protocol[S, V]):
         this key sees a replay); a writing stage: none."""
         ...
 
+    def advance(self, key: str, state: S, watermark: int) -> list[Write]:
+        """The input's watermark moved on with no item for this key (an engine with timers
+        calls this): what that changes, e.g. windows that turn final."""
+        ...
+
     def dump(self, state: S) -> Any:
         """The state as JSON-able values (engines that serialize state keep this)."""
         ...
 
     def load(self, data: Any) -> S: ...
+
+
+class BaseStage(Generic[S, V]):
+    """The defaults of a writing stage: no next stage, nothing on a bare watermark, the state
+    kept as it is (JSON-able already)."""
+
+    name = "stage"
+    forwards = False
+    ticks = False  # whether `advance` does anything (engines with timers only call it then)
+
+    def downstream(self, key: str, state: S) -> list[str]:
+        return []
+
+    def advance(self, key: str, state: S, watermark: int) -> list[Write]:
+        return []
+
+    def dump(self, state: S) -> Any:
+        return state
+
+    def load(self, data: Any) -> S:
+        return data  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -313,6 +340,10 @@ class StageRunner(Generic[S, V]):
             else:
                 writes = writes + stage.current(key, ks.state)
         return writes, forward
+
+    def advance(self, key: str, ks: KeyState[S], watermark: int) -> list[Write]:
+        """The watermark moved on with no item for `key` (engines with timers)."""
+        return [] if ks.state is None else self.stage.advance(key, ks.state, watermark)
 
 
 class PartitionClock:

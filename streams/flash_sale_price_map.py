@@ -13,7 +13,7 @@ from typing import Any
 from shopstream.domain import event_type
 from shopstream.domain.flash_sales import FlashSale, PriceMap
 from shopstream.domain.typed_events import BadEvent, FlashSaleEnded, FlashSaleStarted
-from streams.core import Item, Projection, Stepped, Upsert, Write
+from streams.core import BaseStage, Item, Projection, Stepped, Upsert, Write
 from streams.settings import FlashSalePriceMapSettings
 
 NAME = "flash_sale_price_map"
@@ -32,7 +32,7 @@ def check(event: SaleEvent) -> None:
         raise BadEvent(f"not a valid sale: {event.sale_id} from {event.starts_at} to {event.ends_at}")
 
 
-class PriceMapStage:
+class PriceMapStage(BaseStage[Any, Any]):
     """Keyed by productId: merge the batch's sale events into the product's map."""
 
     name = "price_map"
@@ -57,9 +57,6 @@ class PriceMapStage:
         sales = json.dumps(state.to_cache(), separators=(",", ":"), sort_keys=True)
         # HSET flash_price:{productId} sales <json> version; PEXPIREAT its last end
         return [Upsert(REDIS_KEY.format(state.product_id), state.version, {"sales": sales}, expires)]
-
-    def downstream(self, key: str, state: Any) -> list[str]:
-        return []
 
     def dump(self, state: PriceMap) -> Any:
         return state.to_state()

@@ -22,7 +22,7 @@ from shopstream.domain.inventory import (
     units_ordered,
 )
 from shopstream.domain.typed_events import BadEvent, StockAdjusted
-from streams.core import Emit, Item, Projection, Rank, Stepped, Upsert, Write
+from streams.core import BaseStage, Emit, Item, Projection, Rank, Stepped, Upsert, Write
 from streams.settings import InventorySnapshotSettings
 
 NAME = "inventory_snapshot"
@@ -56,7 +56,7 @@ class Cause:
     correlation_id: str
 
 
-class SnapshotStage:
+class SnapshotStage(BaseStage[Any, Any]):
     """Keyed by productId: fold the batch's adjustments; write the last snapshot once."""
 
     name = "snapshot"
@@ -81,9 +81,6 @@ class SnapshotStage:
 
     def current(self, key: str, state: ProductStock) -> list[Write]:
         return project(state, "", "")
-
-    def downstream(self, key: str, state: Any) -> list[str]:
-        return []
 
     def dump(self, state: ProductStock) -> Any:
         return {"snapshot": state.snapshot.to_state(), "ordered": state.ordered}

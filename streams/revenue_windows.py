@@ -16,7 +16,7 @@ from typing import Any
 from shopstream.domain import event_type
 from shopstream.domain.revenue import OrderRevenue, RevenueDelta, RevenueWindows, WindowValue, revenue_delta
 from shopstream.domain.typed_events import BadEvent, OrderEvent, OrderPaid
-from streams.core import Emit, Item, Projection, Rank, Stepped, Upsert, Write
+from streams.core import BaseStage, Emit, Item, Projection, Rank, Stepped, Upsert, Write
 from streams.settings import RevenueWindowsSettings
 
 NAME = "revenue_windows"
@@ -38,7 +38,7 @@ def check(event: OrderEvent) -> None:
         raise BadEvent(f"not a payment amount: {event.amount}")
 
 
-class OrderStage:
+class OrderStage(BaseStage[Any, Any]):
     """Keyed by orderId: the revenue changes each event books, forwarded keyed by currency."""
 
     name = "order"
@@ -65,12 +65,13 @@ class OrderStage:
         return OrderRevenue.from_state(data)
 
 
-class WindowStage:
+class WindowStage(BaseStage[Any, Any]):
     """Keyed by currency: book the deltas, then close what the watermark passed; one write per
     changed window (its newest value)."""
 
     name = "windows"
     forwards = False
+    ticks = True
 
     def __init__(self, grace_ms: int, ttl_s: dict[str, int]) -> None:
         self.grace_ms, self.ttl_s = grace_ms, ttl_s
@@ -87,6 +88,9 @@ class WindowStage:
 
     def current(self, key: str, state: RevenueWindows) -> list[Write]:
         return self.project(state.current(), "", "")
+
+    def advance(self, key: str, state: RevenueWindows, watermark: int) -> list[Write]:
+        return self.project(state.advance(watermark), "", "")  # the windows it closed, final
 
     def project(self, values: list[WindowValue], trace_id: str, correlation_id: str) -> list[Write]:
         writes: list[Write] = []
@@ -108,9 +112,6 @@ class WindowStage:
                 Emit(WINDOW, value.version, value.to_record(), value.end, trace_id, correlation_id, NAME),
             ]
         return writes
-
-    def downstream(self, key: str, state: Any) -> list[str]:
-        return []
 
     def dump(self, state: RevenueWindows) -> Any:
         return state.to_state()

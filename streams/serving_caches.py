@@ -21,7 +21,7 @@ from shopstream.domain import OrderStatus, event_type
 from shopstream.domain.orders import STATUS_RANK, is_final
 from shopstream.domain.typed_events import OrderCanceled, OrderCreated, OrderEvent, OrderFulfilled, OrderPaid
 from shopstream.domain.typed_events import ProductUpdated as ProductUpdatedEvent
-from streams.core import Invalidate, Item, Projection, Stepped, Upsert, Write
+from streams.core import BaseStage, Invalidate, Item, Projection, Stepped, Upsert, Write
 from streams.settings import ServingCachesSettings
 
 NAME = "serving_caches"
@@ -42,7 +42,7 @@ STATUS_OF: dict[type[Any], OrderStatus] = {
 }
 
 
-class InvalidationStage:
+class InvalidationStage(BaseStage[Any, Any]):
     """Keyed by productId: the product's cache entries to drop, once per version. Contract 1.0
     records carry no version (0): they predate every cache entry written with one."""
 
@@ -62,12 +62,6 @@ class InvalidationStage:
         # SET product:{id}:floor version; DEL product:{id} gql:product:{id}
         return [Invalidate(FLOOR.format(key), state, tuple(e.format(key) for e in ENTRIES), self.floor_ttl_ms)]
 
-    def downstream(self, key: str, state: Any) -> list[str]:
-        return []
-
-    def dump(self, state: int) -> Any:
-        return state
-
     def load(self, data: Any) -> int:
         return int(data)
 
@@ -83,7 +77,7 @@ class OrderStatusState:
         return STATUS_RANK[OrderStatus(self.status)]
 
 
-class OrderStatusStage:
+class OrderStatusStage(BaseStage[Any, Any]):
     """Keyed by orderId: write-through of the order's status. The rank is the version (PENDING 1 →
     PAID 2 → FULFILLED/CANCELED 3) and the state keeps the highest, so a redelivered or late event
     never moves an order back — not even once a finished order's key has expired."""
@@ -108,9 +102,6 @@ class OrderStatusStage:
         final = is_final(OrderStatus(state.status))
         expire = state.updated_at + TERMINAL_LINGER_MS if final else None
         return [Upsert(f"order_status:{key}", state.rank, fields, expire)]  # HSET order_status:{orderId} …
-
-    def downstream(self, key: str, state: Any) -> list[str]:
-        return []
 
     def dump(self, state: OrderStatusState) -> Any:
         return [state.status, state.user_id, state.updated_at]

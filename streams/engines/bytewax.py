@@ -168,7 +168,7 @@ class BytewaxEngine:
             # Bytewax hands a key its items in order only from the source: later stages see
             # replays as Refresh items, never again as the items themselves
             runner = StageRunner(stage, dedupe=index == 0 or bool(names))
-            results = op.stateful_batch(stage.name, keyed, _builder(runner))  # (key, Out | list[Item])
+            results = op.stateful_batch(stage.name, keyed, _builder(runner, self))  # (key, Out | list[Item])
             if stage.forwards:
                 forwarded = op.flat_map_batch(
                     f"{stage.name}-forward", results, lambda xs: [(i.key, i) for _, items in xs for i in items]
@@ -216,15 +216,31 @@ def _ensure_topic(bootstrap: str, topic: str) -> None:
             raise
 
 
-def _builder(runner: StageRunner[Any, Any]) -> Any:
+def _builder(runner: StageRunner[Any, Any], engine: BytewaxEngine) -> Any:
     stage = runner.stage
+    tick = timedelta(seconds=engine.settings.epoch_interval)
 
     class Logic(StatefulBatchLogic[Item[Any], Any, bytes]):
         def __init__(self, resume: bytes | None) -> None:
-            self.ks: KeyState[Any] = KeyState() if resume is None else KeyState.load(stage, pickle.loads(resume))
+            self.key: str | None = None
+            self.ks: KeyState[Any] = KeyState()
+            if resume is not None:
+                self.key, dumped = pickle.loads(resume)
+                self.ks = KeyState.load(stage, dumped)
+
+        def notify_at(self) -> datetime | None:
+            # a stage that acts on the watermark alone (windows turning final) looks at it again
+            # every epoch, also when no item of its key comes
+            return datetime.now(UTC) + tick if stage.ticks and self.key is not None else None
+
+        def on_notify(self) -> tuple[Iterable[Any], bool]:
+            assert self.key is not None
+            writes = runner.advance(self.key, self.ks, engine.sealed_watermark)
+            return ([Out(writes, dict(engine.sealed))] if writes else []), False
 
         def on_batch(self, values: list[Item[Any]]) -> tuple[Iterable[Any], bool]:
-            writes, forward = runner.run(values[0].key, self.ks, values)
+            self.key = values[0].key
+            writes, forward = runner.run(self.key, self.ks, values)
             discard = self.ks.state is None
             if stage.forwards:
                 return ([forward] if forward else []), discard
@@ -240,7 +256,7 @@ def _builder(runner: StageRunner[Any, Any]) -> Any:
             return [Out(writes, claims)], discard
 
         def snapshot(self) -> bytes:
-            return pickle.dumps(self.ks.dump(stage), protocol=pickle.HIGHEST_PROTOCOL)  # a copy: immutable
+            return pickle.dumps((self.key, self.ks.dump(stage)), protocol=pickle.HIGHEST_PROTOCOL)  # a copy
 
     return Logic
 

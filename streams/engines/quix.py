@@ -132,6 +132,11 @@ class QuixEngine:
             name = partition_name(topic_name, ctx.partition)
             now = time.monotonic_ns() // 1_000_000
             clock.observe(name, event.envelope.occurred_at)
+            # the last record of its partition (as far as the consumer knows): look again now,
+            # or the watermark could stay where it was until the next record
+            _, high = self.app._consumer.get_watermark_offsets(TopicPartition(topic_name, ctx.partition), cached=True)
+            if ctx.offset + 1 >= high:
+                self.caught_up_at = 0
             return inputs.item(event, name, ctx.offset, clock.watermark(self._caught_up(now)))
 
         return sdf.apply(decode, metadata=True).filter(lambda v: v is not None)
