@@ -362,6 +362,11 @@ class Run:
         return self.events / self.seconds if self.seconds > 0 else float("nan")
 
     @property
+    def valid(self) -> bool:
+        """Every record was in: the hash reflects them all, or the end state is right."""
+        return self.covered or self.check is None
+
+    @property
     def cpu_us(self) -> float:
         return self.cpu_s / self.events * 1e6 if self.events else float("nan")
 
@@ -508,6 +513,7 @@ def dataflow_rate(
             if sum(targets.values()) != n:
                 raise BenchError(f"{prefix}*: {sum(targets.values()):,} records on the inputs, not {n:,}")
             progress.update(task, description=f"{name} on {engine}")
+            timeline = [f"{meter.samples[-1][0] - t0:8.3f} s  burst produced"]
             covered_at: tuple[float, float] | None = None
             last_change, last_sum = t0, -1
             repartition_ends: dict[str, int] = {}
@@ -533,6 +539,7 @@ def dataflow_rate(
                     done = sum(min(held.get(p, 0), end) for p, end in targets.items())
                     covered = done >= n
                 total = sum(held.values())
+                timeline.append(f"{now - t0:8.3f} s  cpu {cpu - cpu0:7.2f} s  reflected {done:>9,}  sum {total:>9,}")
                 if total != last_sum:
                     last_change, last_sum = now, total
                     if covered and covered_at is None:
@@ -552,6 +559,8 @@ def dataflow_rate(
                 if time.monotonic() > deadline:
                     raise BenchError(f"{name} on {engine} did not finish in time ({done:,} of {n:,} reflected); {log}")
                 time.sleep(POLL_S)
+            timeline.append(f"{end - t0:8.3f} s  end: {how}")
+            (tmp / f"{name}-{engine}.timeline").write_text("\n".join(timeline) + "\n")
             check = expected.check(store)
             shortfall = {p: end_ - held.get(p, 0) for p, end_ in targets.items() if held.get(p, 0) < end_}
             if foreign:
@@ -868,9 +877,12 @@ def report(
     ceilings: dict[str, tuple[float, float]],
     fresh: Fresh | None,
     prof: Profile | None,
+    loads: tuple[float, float],
 ) -> str:
     defaults = DataflowSettings()
     body = ["## Dataflows (`bench/streams_bench.py`)", "", conditions(), ""]
+    body += [f"Load average (1 min) of the machine: {loads[0]:.1f} at the start, {loads[1]:.1f} at the end "
+             f"({os.cpu_count()} cores, shared with other work during the run).", ""]  # fmt: skip
     body += [
         " ".join(
             [
@@ -906,6 +918,10 @@ def report(
         state = "as expected" if r.check is None else f"**{r.check}**"
         if not r.covered:
             state += f"; progress short of the inputs by {sum(r.shortfall.values()):,} offsets"
+        if not r.valid:
+            body.append(f"| {r.dataflow} | {r.engine} | – (not every record was in) | | {serde_top:,.0f} | | | "
+                        f"{fast_top:,.0f} | {state} |")  # fmt: skip
+            continue
         body.append(
             f"| {r.dataflow} | {r.engine} | {r.rate:,.0f} | {met(r.rate >= GOAL_RATE)} | "
             f"{serde_top:,.0f} | "
@@ -1019,6 +1035,7 @@ def main() -> int:
     tmp = Path(settings.home) / "bench" / f"streams-{uuid.uuid4().hex[:8]}"
     tmp.mkdir(parents=True)
     run_id = uuid.uuid4().hex[:6]
+    load = os.getloadavg()[0]
     runs: list[Run] = []
     ceilings: dict[str, tuple[float, float]] = {}
     fresh: Fresh | None = None
@@ -1077,7 +1094,7 @@ def main() -> int:
         registry.close()
         with contextlib.suppress(redis.RedisError):
             redis.Redis(host=settings.redis.host, port=settings.redis.port, db=BENCH_DB).flushdb()
-    body = report(args, runs, ceilings, fresh, prof)
+    body = report(args, runs, ceilings, fresh, prof, (load, os.getloadavg()[0]))
     if args.report:
         if args.only:
             console.print("[yellow]--only: not writing the report (it is written by complete runs)[/yellow]")

@@ -225,8 +225,10 @@ def _builder(runner: StageRunner[Any, Any], engine: BytewaxEngine) -> Any:
             self.key: str | None = None
             self.ks: KeyState[Any] = KeyState()
             if resume is not None:
-                self.key, dumped = pickle.loads(resume)
-                self.ks = KeyState.load(stage, dumped)
+                snapshot = pickle.loads(resume)
+                if isinstance(snapshot, tuple):  # (key, state); a bare state before the key was kept
+                    self.key, snapshot = snapshot
+                self.ks = KeyState.load(stage, snapshot)
 
         def notify_at(self) -> datetime | None:
             # a stage that acts on the watermark alone (windows turning final) looks at it again
