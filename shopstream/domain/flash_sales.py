@@ -47,7 +47,8 @@ class PriceMap:
 
     product_id: str
     sales: dict[str, FlashSale] = field(default_factory=dict)
-    ended: dict[str, int] = field(default_factory=dict)  # sale id → when it would have ended
+    # sale id → (when it would have ended, whether its started event was merged too)
+    ended: dict[str, tuple[int, bool]] = field(default_factory=dict)
     version: int = 0
     watermark: int = 0  # the highest event time merged: what "over" is measured against
 
@@ -55,7 +56,7 @@ class PriceMap:
         return {
             "product_id": self.product_id,
             "sales": {k: dict(vars(v)) for k, v in self.sales.items()},
-            "ended": self.ended,
+            "ended": {k: list(v) for k, v in self.ended.items()},
             "version": self.version,
             "watermark": self.watermark,
         }
@@ -65,43 +66,52 @@ class PriceMap:
         return cls(
             state["product_id"],
             {k: FlashSale(**v) for k, v in state["sales"].items()},
-            dict(state["ended"]),
+            {k: (v[0], v[1]) if isinstance(v, list) else (v, False) for k, v in state["ended"].items()},
             state["version"],
             state["watermark"],
         )
 
+    # The version counts the distinct events merged (a started and an ended per sale), so it is
+    # the same whatever order the two topics were read in: two engines, or a replay after a
+    # restart, reach the same version with the same map. Pruning (sales whose end passed) does not
+    # count: readers filter by time anyway (`price_at`). Events read only after their sale was
+    # over change nothing and count nothing (so their duplicates cannot count twice).
+
     def started(self, sale: FlashSale, at: int) -> bool:
-        """Merge a sale that started; False when it changes nothing (duplicate, ended, over)."""
+        """Merge a sale that started; False when it is a duplicate."""
         self.watermark = max(self.watermark, at)
-        if sale.sale_id in self.ended or sale.sale_id in self.sales or sale.ends_at <= self.watermark:
-            return self._prune()
-        self.sales[sale.sale_id] = sale
         self._prune()
+        ended = self.ended.get(sale.sale_id)
+        if sale.sale_id in self.sales or (ended is not None and ended[1]):
+            return False  # a duplicate
+        if ended is not None:  # its end was read first: only counted
+            self.ended[sale.sale_id] = (ended[0], True)
+        elif sale.ends_at > self.watermark:
+            self.sales[sale.sale_id] = sale
+        else:
+            return False  # over before it was read: nothing to merge or remember (nor count)
         self.version += 1
         return True
 
     def ended_sale(self, sale_id: str, ends_at: int, at: int) -> bool:
-        """Merge the end of a sale (early or on time); False when it changes nothing."""
+        """Merge the end of a sale (early or on time); False when it is a duplicate."""
         self.watermark = max(self.watermark, at)
-        if sale_id in self.ended or (sale_id not in self.sales and max(ends_at, at) <= self.watermark):
-            return self._prune()
-        self.ended[sale_id] = max(ends_at, at)
-        self.sales.pop(sale_id, None)
         self._prune()
+        if sale_id in self.ended:
+            return False
+        if sale_id not in self.sales and max(ends_at, at) <= self.watermark:
+            return False  # over before it was read: nothing to merge or remember (nor count)
+        started = self.sales.pop(sale_id, None) is not None
+        self.ended[sale_id] = (max(ends_at, at), started)
         self.version += 1
         return True
 
-    def _prune(self) -> bool:
-        """Forget sales (and ended ids) whose end time is past; True when something went."""
-        over = [k for k, s in self.sales.items() if s.ends_at <= self.watermark]
-        done = [k for k, until in self.ended.items() if until <= self.watermark]
-        for k in over:
+    def _prune(self) -> None:
+        """Forget sales (and ended ids) whose end time is past."""
+        for k in [k for k, s in self.sales.items() if s.ends_at <= self.watermark]:
             del self.sales[k]
-        for k in done:
+        for k in [k for k, (until, _) in self.ended.items() if until <= self.watermark]:
             del self.ended[k]
-        if over:
-            self.version += 1
-        return bool(over)
 
     def expires_at(self) -> int | None:
         """When the map entry (and its Redis key) can go: the end of its last sale."""

@@ -69,7 +69,8 @@ def flows() -> Iterator[list[FlowProcess]]:
 
 
 def topics_of_our_own(stack: Stack, what: str) -> str:
-    prefix = f"t-{what}-{uuid.uuid4().hex[:6]}."
+    # short: Quix names its changelog topics after the group and every input topic together
+    prefix = f"t{what[:2]}{uuid.uuid4().hex[:5]}."
     create_event_topics(stack.settings.kafka.bootstrap, prefix)
     return prefix
 
@@ -305,31 +306,40 @@ def test_a_restart_with_a_backlog_on_one_partition_drops_no_on_time_event(
     assert sum(v[1] for k, v in found.items() if k.startswith("1m")) == len(events)
 
 
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[tuple[int, Path]]:
-    """A Redis server of the test's own (it is killed): port, data folder."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    data = tmp_path / "redis"
-    data.mkdir()
-    servers: list[subprocess.Popen[bytes]] = []
+class PrivateRedis:
+    """A Redis server of the test's own (it is killed), RDB snapshots only when told."""
 
-    def start() -> None:
-        argv = [str(REDIS_SERVER), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
-                "--save", "", "--appendonly", "no", "--logfile", str(tmp_path / "redis.log")]  # fmt: skip
-        servers.append(subprocess.Popen(argv))
-        client = redis.Redis(port=port)
+    def __init__(self, tmp: Path) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.data = tmp / "redis"
+        self.data.mkdir()
+        self.log = tmp / "redis.log"
+        self.servers: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> None:
+        argv = [str(REDIS_SERVER), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data),
+                "--save", "", "--appendonly", "no", "--logfile", str(self.log)]  # fmt: skip
+        self.servers.append(subprocess.Popen(argv))
+        client = redis.Redis(port=self.port)
         eventually(lambda: _pings(client), timeout=20, what="the private Redis")
 
-    start()
-    private_redis.start = start  # type: ignore[attr-defined]
-    private_redis.servers = servers  # type: ignore[attr-defined]
-    yield port, data
-    for server in servers:
-        if server.poll() is None:
-            server.kill()
-            server.wait(10)
+    def kill(self) -> None:
+        server = self.servers[-1]
+        server.send_signal(signal.SIGKILL)
+        server.wait(10)
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    server = PrivateRedis(tmp_path)
+    server.start()
+    yield server
+    for process in server.servers:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
 
 
 def _pings(client: redis.Redis) -> bool:
@@ -346,14 +356,14 @@ def test_a_redis_that_comes_back_older_is_repaired_from_the_log(
     serde: AvroSerde,
     tmp_path: Path,
     flows: list[FlowProcess],
-    private_redis: tuple[int, Path],
+    private_redis: PrivateRedis,
     engine: str,
 ) -> None:
     """Redis is killed mid-stream and comes back from a snapshot taken seconds earlier (as a Redis
     with RDB snapshots only did under load: 42 s old, while the dataflows had moved on). The
     dataflow sees the store behind its progress, replays the difference, and every projection
     key ends equal to an uninterrupted run (which writes to the stack's own Redis)."""
-    port, data = private_redis
+    port, data = private_redis.port, private_redis.data
     currency = a_currency()
     start = (int(time.time() * 1000) - DAY) // DAY * DAY
     events = revenue_history(currency, 20_000, start)
@@ -375,11 +385,9 @@ def test_a_redis_that_comes_back_older_is_repaired_from_the_log(
     snapshot = data / "older.rdb"
     shutil.copy(data / "dump.rdb", snapshot)
     time.sleep(3)  # the dataflow moves on, Redis takes its writes
-    [server] = private_redis.servers  # type: ignore[attr-defined]
-    server.send_signal(signal.SIGKILL)
-    server.wait(10)
+    private_redis.kill()
     shutil.copy(snapshot, data / "dump.rdb")
-    private_redis.start()  # type: ignore[attr-defined]
+    private_redis.start()
     # supervisord restarts a dataflow that stopped (a lost connection, or the store found behind)
     deadline = time.monotonic() + 240
     produce_order_event(producer, serde, currency, *closer, prefix=prefix)
@@ -537,7 +545,10 @@ def test_quix_and_bytewax_end_in_the_same_values(
     except AssertionError:
         a, b = values(runs[0]), values(runs[1])
         diff = {k: (a.get(k), b.get(k)) for k in a.keys() | b.keys() if a.get(k) != b.get(k)}
-        raise AssertionError(f"{len(diff)} keys differ, e.g. {dict(list(diff.items())[:3])}") from None
+        sample = json.dumps(dict(list(diff.items())[:2]), indent=1)[:3000]
+        raise AssertionError(
+            f"{len(diff)} of {len(a.keys() | b.keys())} keys differ (quix, bytewax): {sample}"
+        ) from None
     time.sleep(2)  # both idle: nothing more comes
     assert values(runs[0]) == values(runs[1])
     event = PROJECTION_TOPICS.get(dataflow)

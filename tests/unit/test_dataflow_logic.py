@@ -216,6 +216,20 @@ def test_a_late_delta_is_dropped_and_counted_and_a_closed_window_is_final_once()
     ], "current(): the closed window's final value and the running ones"
 
 
+def test_a_delta_within_the_grace_period_after_its_windows_end_still_counts() -> None:
+    w = RevenueWindows("USD", GRACE)
+    w.apply(RevenueDelta("USD", T0 + 1_000, 500, 1, "o1"))
+    assert w.advance(T0 + 60_000 + GRACE - 1) == [], "past the window's end, not past its grace"
+    values = w.apply(RevenueDelta("USD", T0 + 59_999, 100, 1, "o2"))
+    assert [(v.window, v.amount_minor, v.orders, v.final) for v in values] == [
+        ("1m", 600, 2, False),
+        ("1d", 600, 2, False),
+    ]
+    assert w.late == 0
+    finals = w.advance(T0 + 60_000 + GRACE)
+    assert [(v.window, v.start, v.amount_minor, v.final) for v in finals] == [("1m", T0, 600, True)]
+
+
 def test_cancel_of_an_unpaid_order_and_repeated_events_book_nothing() -> None:
     assert on_order_canceled(None, "o1", T0)[1] == []
     state, deltas = on_order_paid(None, "o1", 900, "EUR", T0)

@@ -401,6 +401,24 @@ def test_a_runner_without_dedupe_steps_every_item_it_is_given() -> None:
     assert ks.applied == {}, "no positions kept"
 
 
+def test_a_bare_watermark_turns_windows_final_and_stages_without_ticks_do_nothing_on_it() -> None:
+    projection = revenue_projection()
+    runners = [StageRunner(s) for s in projection.stages]
+    states: list[dict[str, KeyState[Any]]] = [{}, {}]
+    one = Item("A", paid("A", 500, T0 + 2_000, 3), Position(P0, 0), T0 + 2_000, T0 + 2_000, "t3", "c3")
+    run_batch(projection, runners, states, [one])
+    order, windows = runners
+    assert (order.stage.ticks, windows.stage.ticks) == (False, True)
+    assert order.advance("A", states[0]["A"], T0 + 10**9) == [], "the order stage has nothing to close"
+    assert windows.advance("EUR", KeyState(), T0 + 10**9) == [], "a key without state"
+    assert windows.advance("USD", states[1]["USD"], T0 + 60_000 + 9_999) == [], "within the grace period"
+    finals = windows.advance("USD", states[1]["USD"], T0 + 70_000)
+    assert [(w.key, w.fields["final"], w.fields["amountMinor"]) for w in finals if isinstance(w, Upsert)] == [
+        (f"revenue:1m:USD:{T0}", "1", "500")
+    ]
+    assert windows.advance("USD", states[1]["USD"], T0 + 70_000) == [], "final once"
+
+
 def test_key_state_dumps_and_loads() -> None:
     stage = Counter(forwards=False)
     ks: KeyState[int] = KeyState(7, {"t[0]": (9, 2)})

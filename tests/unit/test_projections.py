@@ -73,8 +73,8 @@ PARTITIONS = 2  # of every input topic
 GAP = 1_000  # offsets of a generated log are this far apart: room for the redelivered copies
 GRACE = 10_000
 LATE = 180_000  # ms a record may take to be read in the general histories: beyond the grace period
-PROPERTY = settings(max_examples=40, deadline=None)
-BRUTE = settings(max_examples=60, deadline=None)
+PROPERTY = settings(max_examples=30, deadline=None)
+BRUTE = settings(max_examples=50, deadline=None)
 
 History = list[tuple[Any, int]]  # (typed event, how long it takes to be read, ms), as produced
 
