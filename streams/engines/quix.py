@@ -70,6 +70,7 @@ class QuixEngine:
         self.caught_up: set[str] = set()  # input partitions read to their end
         self.caught_up_at = 0
         self.reading: list[TopicPartition] = []  # the input partitions assigned
+        self.starts: dict[str, int] = {}  # where each was assigned to be read from
         self.app = _Application(
             self,
             broker_address=settings.kafka_bootstrap,
@@ -149,10 +150,13 @@ class QuixEngine:
             positions = consumer.position(self.reading)
             done = set()
             for tp in positions:
+                name = partition_name(tp.topic, tp.partition)
                 low, high = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), cached=True)
-                # nothing read yet (no position) counts only for a partition with nothing in it
-                if (tp.offset >= 0 and 0 <= high <= tp.offset) or (tp.offset < 0 and 0 <= high <= low):
-                    done.add(partition_name(tp.topic, tp.partition))
+                # nothing read since the assignment: it is read from where it was assigned at (the
+                # committed offset), or from its start (then it counts only when empty)
+                at = tp.offset if tp.offset >= 0 else self.starts.get(name, low)
+                if 0 <= high <= at:
+                    done.add(name)
             self.caught_up, self.caught_up_at = done, now
         return self.caught_up
 
@@ -203,6 +207,8 @@ class QuixEngine:
         held = self.redis.progress()
         for tp, c in zip(data, committed, strict=True):
             name = partition_name(tp.topic, tp.partition)
+            if c.offset >= 0:
+                self.starts[name] = c.offset
             start = resume_from(name, c.offset if c.offset >= 0 else None, held)
             if start is not None:
                 log.warning(
@@ -213,7 +219,7 @@ class QuixEngine:
                     c.offset,
                     extra={"dataflow": self.projection.name, "topic": tp.topic},
                 )
-                tp.offset = start
+                tp.offset = self.starts[name] = start
 
     def revoked(self, partitions: list[TopicPartition]) -> None:
         names = [partition_name(tp.topic, tp.partition) for tp in partitions]
