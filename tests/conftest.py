@@ -9,11 +9,17 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+from hypothesis import settings as hypothesis_settings
 
 from shopstream.stack import StackSettings
 from shopstream.stack.installer import install_all
 from shopstream.stack.stack import Stack
 from tests.integration.api_client import Storefront
+
+# no per-example deadline: timings are the benchmarks' business, and a loaded 2-core machine
+# (the whole stack beside the tests) makes them flaky
+hypothesis_settings.register_profile("shopstream", deadline=None)
+hypothesis_settings.load_profile("shopstream")
 
 
 @pytest.fixture(scope="session")
