@@ -87,8 +87,10 @@ GOAL_SHARE = 0.5  # of the serde ceiling
 GOAL_P99_MS = 300.0
 BENCH_DB = 9  # the Redis db of the bench's dataflow runs (flushed before each)
 POLL_S = 0.05  # how often the progress hash is read
-IDLE_CORES = 0.3  # a dataflow process using less CPU than this is idle (polling)
-WINDOW_S = 0.1  # over windows this long (psutil's CPU times tick every 10 ms)
+IDLE_CORES = 0.3  # a dataflow process using less CPU than this is idle (polling), at least
+BUSY_SHARE = 0.6  # busy: more than this share of the run's median CPU rate (`CpuMeter`)
+WINDOW_S = 0.5  # CPU rates over windows this long (psutil's CPU times tick every 10 ms)
+FINE_S = 0.1  # the end of the last busy window, narrowed to windows this long
 QUIET_S = 1.0  # revenue_windows on Quix: the progress stands still this long once it covers the inputs
 SETTLE_S = 8.0  # no progress for this long without covering the inputs: the run is over (flagged)
 # engines whose progress hash lags their writes: Bytewax records the positions sealed when every
@@ -440,7 +442,11 @@ def cpu_seconds(process: psutil.Process) -> float:
 
 
 class CpuMeter:
-    """The dataflow process's CPU time, sampled: how busy it was lately, when it last was busy."""
+    """The dataflow process's CPU time, sampled: how busy it was lately, when it last was busy.
+
+    Busy is relative to the run: more than BUSY_SHARE of its median rate over WINDOW_S windows
+    while it processed (an idle process still spends some CPU: Bytewax wakes every few ms and its
+    ticking stages every epoch, more so with many keys), and never less than IDLE_CORES."""
 
     def __init__(self, process: psutil.Process) -> None:
         self.process = process
@@ -451,29 +457,49 @@ class CpuMeter:
         self.samples.append(s)
         return s
 
-    def idle_for(self) -> float:
-        """Seconds since the end of the last window (≥ WINDOW_S) in which it used more than IDLE_CORES."""
+    def windows(self, after: float, length: float) -> list[tuple[tuple[float, float], tuple[float, float]]]:
+        """Consecutive (start, end) samples at least `length` apart, from `after` on."""
+        points = [s for s in self.samples if s[0] >= after]
+        out = []
+        start = points[0] if points else None
+        for s in points[1:]:
+            assert start is not None
+            if s[0] - start[0] >= length:
+                out.append((start, s))
+                start = s
+        return out
+
+    @staticmethod
+    def rate(window: tuple[tuple[float, float], tuple[float, float]]) -> float:
+        (t0, c0), (t1, c1) = window
+        return (c1 - c0) / (t1 - t0)
+
+    def threshold(self, start: float, end: float) -> float:
+        """Busy above this: BUSY_SHARE of the median rate between `start` and `end` (processing)."""
+        rates = sorted(self.rate(w) for w in self.windows(start, WINDOW_S) if w[1][0] <= end)
+        return max(IDLE_CORES, BUSY_SHARE * rates[len(rates) // 2]) if rates else IDLE_CORES
+
+    def idle_for(self, threshold: float = IDLE_CORES) -> float:
+        """Seconds since the end of the last WINDOW_S window (counted back from now) above `threshold`."""
         samples, i = self.samples, len(self.samples) - 1
         while i > 0:
             j = i - 1
             while j > 0 and samples[i][0] - samples[j][0] < WINDOW_S:
                 j -= 1
-            (t1, c1), (t0, c0) = samples[i], samples[j]
-            if t1 > t0 and (c1 - c0) / (t1 - t0) > IDLE_CORES:
-                return samples[-1][0] - t1
+            if samples[i][0] - samples[j][0] >= WINDOW_S and self.rate((samples[j], samples[i])) > threshold:
+                return samples[-1][0] - samples[i][0]
             i = j
         return samples[-1][0] - samples[0][0]
 
-    def busy_until(self, after: float) -> tuple[float, float]:
-        """(time, CPU s) at the end of the last busy window after `after`."""
-        points = [s for s in self.samples if s[0] >= after] or self.samples[-1:]
-        last = start = points[0]
-        for s in points[1:]:
-            if s[0] - start[0] >= WINDOW_S:
-                if (s[1] - start[1]) / (s[0] - start[0]) > IDLE_CORES:
-                    last = s
-                start = s
-        return last
+    def busy_until(self, after: float, threshold: float) -> tuple[float, float]:
+        """(time, CPU s) where the process was last busy after `after`: the last WINDOW_S window
+        above `threshold`, narrowed to its last FINE_S window above it."""
+        busy = [w for w in self.windows(after, WINDOW_S) if self.rate(w) > threshold]
+        if not busy:
+            return next((s for s in self.samples if s[0] >= after), self.samples[-1])
+        start, end = busy[-1]
+        fine = [w for w in self.windows(start[0], FINE_S) if w[1][0] <= end[0] and self.rate(w) > threshold]
+        return fine[-1][1] if fine else end
 
 
 def wait_ready(name: str, engine: str, store: redis.Redis, warm_key: str, process: subprocess.Popen[bytes],
@@ -574,13 +600,15 @@ def dataflow_rate(
                         end, end_cpu = covered_at
                         how = "progress hash covers the inputs"
                         break
-                    if meter.idle_for() >= 1.0:
-                        end, end_cpu = min(meter.busy_until(t0), covered_at)
+                    busy = meter.threshold(t0, last_change)
+                    if meter.idle_for(busy) >= 1.0:
+                        end, end_cpu = min(meter.busy_until(t0, busy), covered_at)
                         how = "last busy CPU (the progress hash covered the inputs after it)"
                         break
-                worked = last_sum > 0 or meter.busy_until(t0)[0] > t0
-                if worked and quiet >= SETTLE_S and meter.idle_for() >= 2.0:  # it stopped short of the inputs' end
-                    end, end_cpu = meter.busy_until(t0)
+                busy = meter.threshold(t0, last_change if last_sum > 0 else now)
+                worked = last_sum > 0 or meter.busy_until(t0, busy)[0] > t0
+                if worked and quiet >= SETTLE_S and meter.idle_for(busy) >= 2.0:  # it stopped short of the inputs' end
+                    end, end_cpu = meter.busy_until(t0, busy)
                     if engine not in LAGGING and end < last_change:
                         end, end_cpu = last_change, next(c for t, c in meter.samples if t >= last_change)
                     how = "last busy CPU (the progress hash stopped short)"
@@ -933,9 +961,10 @@ def report(
                 "repartition topic's progress reached its end). Bytewax's hash records the positions sealed",
                 "when every partition ended an epoch, carried by records read after it — an epoch or more",
                 "behind, and the last records stay unreflected while nothing follows (below) — so for Bytewax",
-                f"the end is the end of the process's last busy CPU window (> {IDLE_CORES:g} of a core over",
-                f"{WINDOW_S:g} s) once its hash covered the inputs or stood still for {SETTLE_S:g} s. CPU: the",
-                "process's user + system time over the same span (it idled before).",
+                f"the end is the end of the process's last busy CPU window ({WINDOW_S:g} s, narrowed to",
+                f"{FINE_S:g} s; busy: above {BUSY_SHARE:g} of its median rate while processing, and above",
+                f"{IDLE_CORES:g} of a core) once its hash covered the inputs or stood still for {SETTLE_S:g} s.",
+                "CPU: the process's user + system time over the same span (it idled before).",
                 f"Quix: exactly-once, {defaults.commit_interval:g} s commits; Bytewax: {defaults.batch_size:,}",
                 f"records per partition per poll, {defaults.epoch_interval:g} s epochs. Ceiling: a bare",
                 "confluent-kafka consume + decode loop over the same records in one process (the first run's",
