@@ -74,15 +74,12 @@ class Item(Generic[V]):
     watermark: int
     trace_id: str
     correlation_id: str
-    # the input positions (next offset per partition) whose every item was read before this one
-    # and is applied before it, where the engine knows (what a store may record as reflected)
-    sealed: Mapping[str, int] | None = None
 
     def forward(self, key: str, value: Any, sub: int, event_time: int | None = None) -> Item[Any]:
         """An item for the next stage, caused by this one."""
         at = Position(self.at.partition, self.at.offset, self.at.sub * 16 + sub)
         when = self.event_time if event_time is None else event_time
-        return Item(key, value, at, when, self.watermark, self.trace_id, self.correlation_id, self.sealed)
+        return Item(key, value, at, when, self.watermark, self.trace_id, self.correlation_id)
 
 
 # --- writes --------------------------------------------------------------------------------------

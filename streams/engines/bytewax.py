@@ -9,10 +9,10 @@
 
 Bytewax does not keep the order of items between keyed steps (a stage hands on its keys' results
 in any order within an epoch), so an item cannot carry the watermark of the moment it was read: a
-later one could overtake it. Items carry what was *sealed* when every partition had ended an epoch
-instead — the watermark and the input positions of those epoch ends, whose items are all applied
-before any item of a later epoch — so windows close an epoch or two later, never early, and the
-positions the Redis sink records are never ahead of what it holds.
+later one could overtake it. Items carry the watermark *sealed* when every partition had ended an epoch
+instead (items of an epoch are all applied before any of a later one), so windows close an epoch
+or two later, never early; and the sink records the positions of an epoch's end only in its own
+snapshot of that epoch, after writing all of the epoch's items.
 
 Recovery snapshots (every `epoch_interval` s) hold each partition's next offset and each key's
 `KeyState`; a restart resumes from the last snapshot and re-runs what came after it. That output
@@ -26,7 +26,7 @@ import logging
 import pickle
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -34,7 +34,7 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.operators import StatefulBatchLogic
-from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from bytewax.outputs import DynamicSink, FixedPartitionedSink, StatefulSinkPartition, StatelessSinkPartition
 from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.run import cli_main
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
@@ -75,11 +75,9 @@ class Rejected:
 
 @dataclass(slots=True)
 class Out:
-    """A writing stage's result for one key and batch: its writes, and the positions they
-    reflect (next offset per partition)."""
+    """A writing stage's result for one key and batch: its writes."""
 
     writes: list[Write]
-    claims: dict[str, int] = field(default_factory=dict)
 
 
 class BytewaxEngine:
@@ -100,7 +98,7 @@ class BytewaxEngine:
         self.clock = PartitionClock()
         self.caught_up: set[str] = set()  # partitions read to their end (they do not hold the watermark)
         self.sealed_watermark = NEVER  # as of the last epoch every partition has ended
-        self.sealed: dict[str, int] = {}
+        self.sealed: dict[int, dict[str, int]] = {}  # epoch → positions read by its end
         self.epochs: dict[int, dict[str, tuple[int, int, bool]]] = {}  # epoch → partition → its end
         self.partitions = 0  # how many the source has
         self.dead_letter_topic = settings.dead_letter(projection.name)
@@ -124,9 +122,20 @@ class BytewaxEngine:
         behind = [highest for _, highest, caught in ends.values() if not caught]
         watermark = min(behind) if behind else max((h for _, h, _ in ends.values()), default=NEVER)
         self.sealed_watermark = max(self.sealed_watermark, watermark)
-        self.sealed = {p: offset for p, (offset, _, _) in ends.items() if offset >= 0}
+        self.sealed[epoch] = {p: offset for p, (offset, _, _) in ends.items() if offset >= 0}
         for done in [e for e in self.epochs if e <= epoch]:
             del self.epochs[done]
+
+    def reflected(self, epoch: int) -> dict[str, int]:
+        """The positions of the newest epoch up to `epoch` that every partition has ended (what
+        the sink may record once it has written that epoch's items), forgetting older ones."""
+        done = [e for e in self.sealed if e <= epoch]
+        if not done:
+            return {}
+        positions = self.sealed[max(done)]
+        for e in done:
+            del self.sealed[e]
+        return positions
 
     def beat(self) -> None:
         """Touch the heartbeat file, at most once a second (the stack's probe reads it)."""
@@ -238,7 +247,7 @@ def _builder(runner: StageRunner[Any, Any], engine: BytewaxEngine) -> Any:
         def on_notify(self) -> tuple[Iterable[Any], bool]:
             assert self.key is not None
             writes = runner.advance(self.key, self.ks, engine.sealed_watermark)
-            return ([Out(writes, dict(engine.sealed))] if writes else []), False
+            return ([Out(writes)] if writes else []), False
 
         def on_batch(self, values: list[Item[Any]]) -> tuple[Iterable[Any], bool]:
             self.key = values[0].key
@@ -246,16 +255,7 @@ def _builder(runner: StageRunner[Any, Any], engine: BytewaxEngine) -> Any:
             discard = self.ks.state is None
             if stage.forwards:
                 return ([forward] if forward else []), discard
-            claims: dict[str, int] = {}
-            last: Any = None
-            for item in values:  # what was sealed when they were read: applied, whatever the order
-                if item.sealed is last:  # items of one epoch share it
-                    continue
-                last = item.sealed
-                for p, offset in (last or {}).items():
-                    if offset > claims.get(p, -1):
-                        claims[p] = offset
-            return [Out(writes, claims)], discard
+            return [Out(writes)], discard
 
         def snapshot(self) -> bytes:
             return pickle.dumps((self.key, self.ks.dump(stage)), protocol=pickle.HIGHEST_PROTOCOL)  # a copy
@@ -298,8 +298,6 @@ class _Source(FixedPartitionedSource[Any, int]):
         else:
             start = resume_state
         partition = _Partition(engine, for_part, start)
-        if start is not None and start >= 0:
-            engine.sealed.setdefault(for_part, start)
         return partition
 
 
@@ -357,8 +355,8 @@ class _Partition(StatefulSourcePartition[Any, int]):
             clock.observe(name, event.envelope.occurred_at)
             decoded.append((event, offset))
         clock.watermark(engine.caught_up)
-        watermark, sealed = engine.sealed_watermark, engine.sealed
-        out += [inputs.item(event, name, offset, watermark, sealed) for event, offset in decoded]
+        watermark = engine.sealed_watermark
+        out += [inputs.item(event, name, offset, watermark) for event, offset in decoded]
         return out
 
     def next_awake(self) -> datetime | None:
@@ -373,30 +371,40 @@ class _Partition(StatefulSourcePartition[Any, int]):
         self.consumer.close()
 
 
-class _KernelSink(DynamicSink[Any]):
+class _KernelSink(FixedPartitionedSink[Out, None]):
+    """One partition: the writes as they come, and at each epoch's end the positions whose items
+    it has all written (a stateful sink's snapshot comes after its epoch's items)."""
+
     def __init__(self, engine: BytewaxEngine) -> None:
         self.engine = engine
 
-    def build(self, step_id: str, worker_index: int, worker_count: int) -> _KernelSinkPartition:
+    def list_parts(self) -> list[str]:
+        return ["stores"]
+
+    def part_fn(self, item_key: str) -> int:
+        return 0
+
+    def build_part(self, step_id: str, for_part: str, resume_state: None) -> _KernelSinkPartition:
         return _KernelSinkPartition(self.engine)
 
 
-class _KernelSinkPartition(StatelessSinkPartition[Any]):
+class _KernelSinkPartition(StatefulSinkPartition[Out, None]):
     def __init__(self, engine: BytewaxEngine) -> None:
         self.engine = engine
+        self.epoch = 0
 
-    def write_batch(self, items: list[tuple[str, Out]]) -> None:
-        writes: list[Write] = []
-        progress: dict[str, int] = {}
-        for _, out in items:
-            writes += out.writes
-            for p, offset in out.claims.items():
-                if offset > progress.get(p, -1):
-                    progress[p] = offset
+    def write_batch(self, values: list[Out]) -> None:
+        writes = [w for out in values for w in out.writes]
         engine = self.engine
-        if engine.topics.apply(writes, progress):
-            _flush(engine)  # durable before the store records the positions
-        engine.redis.apply(writes, progress)
+        if engine.topics.apply(writes, {}):
+            _flush(engine)
+        engine.redis.apply(writes, {})
+
+    def snapshot(self) -> None:
+        self.epoch += 1
+        positions = self.engine.reflected(self.epoch)
+        if positions:
+            self.engine.redis.apply([], positions)  # the records it wrote are flushed already
 
 
 class _DeadLetterSink(DynamicSink[Rejected]):
