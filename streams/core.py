@@ -74,12 +74,13 @@ class Item(Generic[V]):
     watermark: int
     trace_id: str
     correlation_id: str
+    epoch: int = 0  # the engine's epoch the item was read in (engines with epochs: Bytewax)
 
     def forward(self, key: str, value: Any, sub: int, event_time: int | None = None) -> Item[Any]:
         """An item for the next stage, caused by this one."""
         at = Position(self.at.partition, self.at.offset, self.at.sub * 16 + sub)
         when = self.event_time if event_time is None else event_time
-        return Item(key, value, at, when, self.watermark, self.trace_id, self.correlation_id)
+        return Item(key, value, at, when, self.watermark, self.trace_id, self.correlation_id, self.epoch)
 
 
 # --- writes --------------------------------------------------------------------------------------

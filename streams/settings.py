@@ -87,15 +87,15 @@ class RevenueWindowsSettings(DataflowSettings):
     # how long after a window's end late events still count (event time)
     grace_ms: int = Field(default=10_000, ge=0, le=3_600_000)
     # how long window values stay in Redis (the topic keeps them for good)
-    minute_ttl_s: int = 2 * 86_400
-    day_ttl_s: int = 90 * 86_400
+    minute_ttl_s: int = Field(default=2 * 86_400, ge=1)
+    day_ttl_s: int = Field(default=90 * 86_400, ge=1)
 
 
 class FlashSalePriceMapSettings(DataflowSettings):
     model_config = SettingsConfigDict(env_prefix="SHOPSTREAM_FLASH_SALE_PRICE_MAP__", extra="ignore")
 
     # a product whose sales are all over keeps an empty entry this long (then it expires)
-    empty_ttl_s: int = 3_600
+    empty_ttl_s: int = Field(default=3_600, ge=1)
 
 
 class ServingCachesSettings(DataflowSettings):
@@ -103,4 +103,4 @@ class ServingCachesSettings(DataflowSettings):
 
     # how long a product's floor version outlives its invalidation: at least as long as a
     # cached copy may live (serving_api.services.product_cache.TTL_MS)
-    floor_ttl_s: int = 600
+    floor_ttl_s: int = Field(default=600, ge=1)

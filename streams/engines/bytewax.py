@@ -59,6 +59,7 @@ from streams.sinks import RedisSink, TopicSink
 
 log = logging.getLogger("shopstream.streams")
 IDLE_POLL = timedelta(milliseconds=5)  # how long a partition with nothing to read rests
+KEEP_SEALED = 1_000  # epochs whose sealed positions are kept (a sink idle longer records later)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +79,7 @@ class Out:
     """A writing stage's result for one key and batch: its writes."""
 
     writes: list[Write]
+    epoch: int = 0  # the newest epoch of the items behind them
 
 
 class BytewaxEngine:
@@ -98,7 +100,8 @@ class BytewaxEngine:
         self.clock = PartitionClock()
         self.caught_up: set[str] = set()  # partitions read to their end (they do not hold the watermark)
         self.sealed_watermark = NEVER  # as of the last epoch every partition has ended
-        self.sealed: dict[int, dict[str, int]] = {}  # epoch → positions read by its end
+        # epoch → (positions read by its end, the watermark then), the last KEEP_SEALED epochs
+        self.sealed: dict[int, tuple[dict[str, int], int]] = {}
         self.epochs: dict[int, dict[str, tuple[int, int, bool]]] = {}  # epoch → partition → its end
         self.partitions = 0  # how many the source has
         self.dead_letter_topic = settings.dead_letter(projection.name)
@@ -122,20 +125,24 @@ class BytewaxEngine:
         behind = [highest for _, highest, caught in ends.values() if not caught]
         watermark = min(behind) if behind else max((h for _, h, _ in ends.values()), default=NEVER)
         self.sealed_watermark = max(self.sealed_watermark, watermark)
-        self.sealed[epoch] = {p: offset for p, (offset, _, _) in ends.items() if offset >= 0}
+        # every partition, one not read yet at 0: a store holding a position for each can tell
+        # which partitions it lost writes of
+        self.sealed[epoch] = ({p: max(offset, 0) for p, (offset, _, _) in ends.items()}, self.sealed_watermark)
         for done in [e for e in self.epochs if e <= epoch]:
             del self.epochs[done]
+        for old in [e for e in self.sealed if e <= epoch - KEEP_SEALED]:
+            del self.sealed[old]
 
     def reflected(self, epoch: int) -> dict[str, int]:
         """The positions of the newest epoch up to `epoch` that every partition has ended (what
-        the sink may record once it has written that epoch's items), forgetting older ones."""
+        the sink may record once it has written all items of epochs up to `epoch`)."""
         done = [e for e in self.sealed if e <= epoch]
-        if not done:
-            return {}
-        positions = self.sealed[max(done)]
-        for e in done:
-            del self.sealed[e]
-        return positions
+        return self.sealed[max(done)][0] if done else {}
+
+    def watermark_of(self, epoch: int) -> int:
+        """The watermark sealed at the newest epoch up to `epoch` every partition has ended."""
+        done = [e for e in self.sealed if e <= epoch]
+        return self.sealed[max(done)][1] if done else NEVER
 
     def beat(self) -> None:
         """Touch the heartbeat file, at most once a second (the stack's probe reads it)."""
@@ -232,6 +239,7 @@ def _builder(runner: StageRunner[Any, Any], engine: BytewaxEngine) -> Any:
     class Logic(StatefulBatchLogic[Item[Any], Any, bytes]):
         def __init__(self, resume: bytes | None) -> None:
             self.key: str | None = None
+            self.epoch = 0  # the newest epoch of the items this key has taken
             self.ks: KeyState[Any] = KeyState()
             if resume is not None:
                 snapshot = pickle.loads(resume)
@@ -246,16 +254,20 @@ def _builder(runner: StageRunner[Any, Any], engine: BytewaxEngine) -> Any:
 
         def on_notify(self) -> tuple[Iterable[Any], bool]:
             assert self.key is not None
-            writes = runner.advance(self.key, self.ks, engine.sealed_watermark)
-            return ([Out(writes)] if writes else []), False
+            # the watermark of an epoch all of whose items this key has taken (items of a later
+            # epoch arrived, so every earlier one did): never one that an item still on its way
+            # to this stage could be late for
+            writes = runner.advance(self.key, self.ks, engine.watermark_of(self.epoch - 1))
+            return ([Out(writes, self.epoch - 1)] if writes else []), False
 
         def on_batch(self, values: list[Item[Any]]) -> tuple[Iterable[Any], bool]:
             self.key = values[0].key
+            self.epoch = max(self.epoch, max(item.epoch for item in values))
             writes, forward = runner.run(self.key, self.ks, values)
             discard = self.ks.state is None
             if stage.forwards:
                 return ([forward] if forward else []), discard
-            return [Out(writes)], discard
+            return [Out(writes, self.epoch)], discard
 
         def snapshot(self) -> bytes:
             return pickle.dumps((self.key, self.ks.dump(stage)), protocol=pickle.HIGHEST_PROTOCOL)  # a copy
@@ -355,8 +367,8 @@ class _Partition(StatefulSourcePartition[Any, int]):
             clock.observe(name, event.envelope.occurred_at)
             decoded.append((event, offset))
         clock.watermark(engine.caught_up)
-        watermark = engine.sealed_watermark
-        out += [inputs.item(event, name, offset, watermark) for event, offset in decoded]
+        watermark, epoch = engine.sealed_watermark, self.epoch + 1  # read in the epoch after its last end
+        out += [inputs.item(event, name, offset, watermark, epoch) for event, offset in decoded]
         return out
 
     def next_awake(self) -> datetime | None:
@@ -391,17 +403,18 @@ class _KernelSink(FixedPartitionedSink[Out, None]):
 class _KernelSinkPartition(StatefulSinkPartition[Out, None]):
     def __init__(self, engine: BytewaxEngine) -> None:
         self.engine = engine
-        self.epoch = 0
+        self.epoch = 0  # the newest epoch of what it wrote
 
     def write_batch(self, values: list[Out]) -> None:
         writes = [w for out in values for w in out.writes]
+        self.epoch = max(self.epoch, max((out.epoch for out in values), default=0))
         engine = self.engine
         if engine.topics.apply(writes, {}):
             _flush(engine)
         engine.redis.apply(writes, {})
 
     def snapshot(self) -> None:
-        self.epoch += 1
+        # Bytewax snapshots a sink only in epochs it had items: the epoch is the items' own
         positions = self.engine.reflected(self.epoch)
         if positions:
             self.engine.redis.apply([], positions)  # the records it wrote are flushed already

@@ -48,10 +48,10 @@ class Inputs:
         except DEAD_LETTER_ERRORS as exc:
             raise DeadLetter(f"{type(exc).__name__}: {exc}"[:1000]) from exc
 
-    def item(self, event: DomainEvent, partition: str, offset: int, watermark: int) -> Item[Any]:
+    def item(self, event: DomainEvent, partition: str, offset: int, watermark: int, epoch: int = 0) -> Item[Any]:
         e = event.envelope
         at = Position(partition, offset)
-        return Item(e.partition_key, event, at, e.occurred_at, watermark, e.trace_id, e.correlation_id)
+        return Item(e.partition_key, event, at, e.occurred_at, watermark, e.trace_id, e.correlation_id, epoch)
 
 
 def dead_letter_headers(dataflow: str, topic: str, partition: int, offset: int, reason: str) -> list[tuple[str, bytes]]:

@@ -92,7 +92,8 @@ class QuixEngine:
         self._build()
         # Quix's partition time alignment holds records back until every partition has one
         # buffered; our watermark is the kernel's (per partition), so it is not needed
-        self.app._dataframe_registry._requires_time_alignment = False  # no public switch in 3.28
+        if not settings.time_alignment:
+            self.app._dataframe_registry._requires_time_alignment = False  # no public switch in 3.28
 
     # --- the pipeline ------------------------------------------------------------------------
     def _build(self) -> None:
