@@ -93,8 +93,8 @@ WINDOW_S = 0.5  # CPU rates over windows this long (psutil's CPU times tick ever
 FINE_S = 0.1  # the end of the last busy window, narrowed to windows this long
 QUIET_S = 1.0  # revenue_windows on Quix: the progress stands still this long once it covers the inputs
 SETTLE_S = 8.0  # no progress for this long without covering the inputs: the run is over (flagged)
-# engines whose progress hash lags their writes: Bytewax records the positions sealed when every
-# partition ended an epoch, carried by records read after it (`streams.engines.bytewax`)
+# engines whose progress hash lags their writes: Bytewax records the positions of an epoch's end
+# in its sink's snapshot of that epoch (`streams.engines.bytewax`), an epoch or two behind
 LAGGING = {"bytewax"}
 STARTUP_S = 180.0  # from the process start until it reads its inputs and idles
 
@@ -958,9 +958,8 @@ def report(
                 f"that makes and then used < {IDLE_CORES:g} of a core for 1 s, the records are produced in one",
                 "burst. Rate: from the first record produced to all input offsets reflected in",
                 "`streams:progress:<group>` (revenue_windows on Quix: the group committed the inputs and the",
-                "repartition topic's progress reached its end). Bytewax's hash records the positions sealed",
-                "when every partition ended an epoch, carried by records read after it — an epoch or more",
-                "behind, and the last records stay unreflected while nothing follows (below) — so for Bytewax",
+                "repartition topic's progress reached its end). Bytewax's hash records the positions of an",
+                "epoch's end in its sink's snapshot of that epoch — an epoch or two behind the writes — so for Bytewax",
                 f"the end is the end of the process's last busy CPU window ({WINDOW_S:g} s, narrowed to",
                 f"{FINE_S:g} s; busy: above {BUSY_SHARE:g} of its median rate while processing, and above",
                 f"{IDLE_CORES:g} of a core) once its hash covered the inputs or stood still for {SETTLE_S:g} s.",
