@@ -60,6 +60,7 @@ from streams.sinks import RedisSink, TopicSink
 log = logging.getLogger("shopstream.streams")
 IDLE_POLL = timedelta(milliseconds=5)  # how long a partition with nothing to read rests
 KEEP_SEALED = 1_000  # epochs whose sealed positions are kept (a sink idle longer records later)
+SETTLED_EPOCHS = 3  # a key that took no item for this many epochs has all it was sent before them
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +139,9 @@ class BytewaxEngine:
         the sink may record once it has written all items of epochs up to `epoch`)."""
         done = [e for e in self.sealed if e <= epoch]
         return self.sealed[max(done)][0] if done else {}
+
+    def newest_sealed(self) -> int:
+        return max(self.sealed, default=0)
 
     def watermark_of(self, epoch: int) -> int:
         """The watermark sealed at the newest epoch up to `epoch` every partition has ended."""
@@ -254,11 +258,13 @@ def _builder(runner: StageRunner[Any, Any], engine: BytewaxEngine) -> Any:
 
         def on_notify(self) -> tuple[Iterable[Any], bool]:
             assert self.key is not None
-            # the watermark of an epoch all of whose items this key has taken (items of a later
-            # epoch arrived, so every earlier one did): never one that an item still on its way
-            # to this stage could be late for
-            writes = runner.advance(self.key, self.ks, engine.watermark_of(self.epoch - 1))
-            return ([Out(writes, self.epoch - 1)] if writes else []), False
+            # the watermark of an epoch all of whose items this key has taken: one before the
+            # newest it has seen (items of a later epoch arrived, so every earlier one did), or,
+            # when it saw none for a while, one SETTLED_EPOCHS behind the newest every partition
+            # has ended (an item of that epoch still on its way to this stage would be that late)
+            epoch = max(self.epoch - 1, engine.newest_sealed() - SETTLED_EPOCHS)
+            writes = runner.advance(self.key, self.ks, engine.watermark_of(epoch))
+            return ([Out(writes, epoch)] if writes else []), False
 
         def on_batch(self, values: list[Item[Any]]) -> tuple[Iterable[Any], bool]:
             self.key = values[0].key
