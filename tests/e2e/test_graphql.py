@@ -10,7 +10,7 @@ from typing import Any
 
 import redis
 
-from tests.integration.api_client import Storefront
+from tests.integration.api_client import Storefront, cached_product
 from tests.support import eventually
 
 PRODUCT = """query($id: ID!) { product(id: $id) {
@@ -27,7 +27,7 @@ def gql(shop: Storefront, query: str, **variables: Any) -> dict[str, Any]:
 
 
 def test_a_product_with_its_inventory_and_current_price(shop: Storefront, cache: redis.Redis) -> None:
-    p = shop.product(stock=8, amount="40.00")
+    p = cached_product(shop, cache, stock=8, amount="40.00")
     shop.order("alice", [(p["id"], 3)])
     eventually(lambda: cache.hget(f"inventory:{p['id']}", "reserved") == "3", what="the snapshot")
     ends = (datetime.now(UTC) + timedelta(minutes=5)).isoformat()
@@ -46,7 +46,7 @@ def test_a_product_with_its_inventory_and_current_price(shop: Storefront, cache:
 def test_a_product_update_shows_in_the_next_read_once_its_event_drops_the_caches(
     shop: Storefront, cache: redis.Redis
 ) -> None:
-    p = shop.product(stock=1)
+    p = cached_product(shop, cache, stock=1)
     assert gql(shop, PRODUCT, id=p["id"])["data"]["product"]["name"] == "Test mug"  # cached now
     assert shop.http.get(f"/api/v1/products/{p['id']}").json()["name"] == "Test mug"
     assert cache.exists(f"product:{p['id']}") and cache.exists(f"gql:product:{p['id']}")

@@ -6,9 +6,11 @@ import uuid
 from typing import Any
 
 import httpx
+import redis
 
 from serving_api.auth import issue_token
 from serving_api.settings import ApiSettings
+from tests.support import eventually
 
 
 class Storefront:
@@ -54,3 +56,12 @@ class Storefront:
 
     def stock(self, product_id: str) -> dict[str, Any]:
         return self.http.get(f"/api/v1/products/{product_id}/stock").json()  # type: ignore[no-any-return]
+
+
+def cached_product(shop: Storefront, cache: redis.Redis, **fields: Any) -> dict[str, Any]:
+    """A new product whose own product.updated event has reached serving_caches. That event drops
+    the product's cache entries, so a copy cached before it arrives is dropped again, and a test
+    that checks the cache would race it."""
+    p = shop.product(**fields)
+    eventually(lambda: int(cache.get(f"product:{p['id']}:floor") or 0) >= p["version"], what="the product's own event")
+    return p

@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from shopstream.stack.stack import Stack
-from tests.integration.api_client import Storefront
+from tests.integration.api_client import Storefront, cached_product
 
 PROBLEM = "application/problem+json"
 
@@ -96,7 +96,7 @@ def test_a_category_that_is_not_a_lowercase_slug_is_a_422_problem(shop: Storefro
 
 
 def test_a_cached_product_from_before_categories_is_reloaded_not_served(shop: Storefront, cache: redis.Redis) -> None:
-    p = shop.product(category="grocery")
+    p = cached_product(shop, cache, category="grocery")
     assert shop.http.get(f"/api/v1/products/{p['id']}").json()["category"] == "grocery"  # cached now
     old = {k: v for k, v in json.loads(cache.get(f"product:{p['id']}") or "{}").items() if k != "category"}
     cache.set(f"product:{p['id']}", json.dumps(old), px=60_000)  # as cached before migration 0004
