@@ -6,4 +6,4 @@ WORKDIR /app
 COPY . .
 RUN pip install --no-cache-dir -e '.[stack,events,api,streams,olap,integrations]'
 EXPOSE 8000 8081 8090 8091 8097 8124 9465 50051
-CMD ["python", "-m", "shopstream.registry"]
+CMD ["python", "-m", "registry"]

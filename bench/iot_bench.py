@@ -22,13 +22,13 @@ from rich.console import Console
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import conditions, write_section  # noqa: E402
 
-from ingest.devices import DeviceGateway  # noqa: E402
+from dev.simulators.devices import DeviceGateway  # noqa: E402
+from dev.stack import StackSettings  # noqa: E402
 from ingest.settings import IotIngestSettings  # noqa: E402
-from serving_api.auth import issue_token  # noqa: E402
+from serving_api.auth.tokens import issue_token  # noqa: E402
 from serving_api.settings import ApiSettings  # noqa: E402
 from shopstream.domain import event_type  # noqa: E402
 from shopstream.serde import AvroSerde, RegistryClient  # noqa: E402
-from shopstream.stack import StackSettings  # noqa: E402
 
 console = Console()
 ADJUSTED = event_type("ecommerce.inventory.stock.adjusted.v1")

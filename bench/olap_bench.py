@@ -34,13 +34,13 @@ from rich.console import Console
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import conditions, write_section  # noqa: E402
 
+from dev.stack import StackSettings  # noqa: E402
+from olap.builds import DbtRunner, export_profile_values  # noqa: E402
+from olap.loader import Loader  # noqa: E402
+from olap.settings import OlapSettings  # noqa: E402
+from olap.store import StoreLock, connect, create_raw_tables  # noqa: E402
 from shopstream.domain import envelope, event_type  # noqa: E402
-from shopstream.olap.builds import DbtRunner, export_profile_values  # noqa: E402
-from shopstream.olap.loader import Loader  # noqa: E402
-from shopstream.olap.settings import OlapSettings  # noqa: E402
-from shopstream.olap.store import StoreLock, connect, create_raw_tables  # noqa: E402
 from shopstream.serde import AvroSerde, RegistryClient  # noqa: E402
-from shopstream.stack import StackSettings  # noqa: E402
 
 console = Console()
 PAID = event_type("ecommerce.order.order.paid.v1")

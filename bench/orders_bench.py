@@ -23,9 +23,9 @@ from rich.console import Console
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import conditions, write_section  # noqa: E402
 
-from serving_api.auth import issue_token  # noqa: E402
+from dev.stack import StackSettings  # noqa: E402
+from serving_api.auth.tokens import issue_token  # noqa: E402
 from serving_api.settings import ApiSettings  # noqa: E402
-from shopstream.stack import StackSettings  # noqa: E402
 
 console = Console()
 TOPIC = "ecommerce.order.order.created.v1"
@@ -130,7 +130,7 @@ def component_cpu() -> dict[str, float]:
     """CPU seconds used so far by each running component of the stack (with its children)."""
     import psutil
 
-    from shopstream.stack.stack import Stack
+    from dev.stack.stack import Stack
 
     out = {}
     for status in Stack(StackSettings()).status():

@@ -18,10 +18,10 @@ from rich.console import Console
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import conditions, write_section  # noqa: E402
 
+from dev.stack import StackSettings  # noqa: E402
 from serving_api.payments import PaymentAdapter, build_adapter  # noqa: E402
 from serving_api.settings import ApiSettings  # noqa: E402
 from shopstream.domain import Money  # noqa: E402
-from shopstream.stack import StackSettings  # noqa: E402
 
 console = Console()
 AMOUNT = Money(2500, "USD")

@@ -20,8 +20,8 @@ from rich.console import Console
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import conditions, write_section  # noqa: E402
 
+from dev.stack import StackSettings  # noqa: E402
 from shopstream.contracts.files import find_schema_file  # noqa: E402
-from shopstream.stack import StackSettings  # noqa: E402
 
 console = Console()
 

@@ -21,9 +21,9 @@ from rich.console import Console
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import conditions, write_section  # noqa: E402
 
+from dev.stack import StackSettings  # noqa: E402
 from shopstream.contracts.files import find_schema_file  # noqa: E402
 from shopstream.serde import AvroSerde, RegistryClient  # noqa: E402
-from shopstream.stack import StackSettings  # noqa: E402
 
 console = Console()
 CREATED = find_schema_file("ecommerce.order.order.created.v1")

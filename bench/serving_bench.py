@@ -32,10 +32,10 @@ from rich.console import Console
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import conditions, write_section  # noqa: E402
 
-from serving_api.auth import issue_token  # noqa: E402
+from dev.stack import StackSettings  # noqa: E402
+from dev.stack.stack import Stack  # noqa: E402
+from serving_api.auth.tokens import issue_token  # noqa: E402
 from serving_api.settings import ApiSettings  # noqa: E402
-from shopstream.stack import StackSettings  # noqa: E402
-from shopstream.stack.stack import Stack  # noqa: E402
 
 console = Console()
 QUERY = "query($id: ID!) { product(id: $id) { id name currentPrice { amount } inventory { available } } }"

@@ -25,8 +25,8 @@ from rich.progress import Progress
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import conditions, write_section  # noqa: E402
 
-from shopstream.stack import StackSettings  # noqa: E402
-from shopstream.stack.stack import Stack  # noqa: E402
+from dev.stack import StackSettings  # noqa: E402
+from dev.stack.stack import Stack  # noqa: E402
 
 console = Console()
 SHOPSTREAM = str(Path(sys.prefix) / "bin" / "shopstream")

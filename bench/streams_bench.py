@@ -61,11 +61,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressC
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import conditions, write_section  # noqa: E402
 
+from dev.stack import StackSettings  # noqa: E402
+from dev.stack.components.kafka import create_event_topics  # noqa: E402
 from shopstream.domain import EventType, envelope, event_type  # noqa: E402
 from shopstream.domain.envelope import epoch_ms  # noqa: E402
 from shopstream.serde import AvroSerde, RegistryClient  # noqa: E402
-from shopstream.stack import StackSettings  # noqa: E402
-from shopstream.stack.components.kafka import create_event_topics  # noqa: E402
 from streams.core import parse_partition_name, partition_name  # noqa: E402
 from streams.settings import DataflowSettings  # noqa: E402
 
@@ -812,7 +812,7 @@ class Fresh:
 def stack_engine(settings: StackSettings) -> str:
     """The engine of the stack's running revenue_windows: what its process said at start (its log),
     else the stack's setting."""
-    from shopstream.stack.components.streams import engine_of
+    from dev.stack.components.streams import engine_of
 
     configured = engine_of("revenue_windows", settings)
     log = Path(settings.home) / "logs" / "stream-revenue-windows.log"
@@ -827,7 +827,7 @@ def freshness(settings: StackSettings, seconds: float, rate: float, tmp: Path, p
     """With a simulator of the bench's own running: per payment, the time from its occurredAt to
     the revenue window record it caused (matched by traceId) being readable, and to Redis holding
     that window's value (its version or newer, polled every 20 ms), with the hops in between."""
-    from shopstream.stack.stack import Stack
+    from dev.stack.stack import Stack
 
     status = {s.name: s for s in Stack(settings).status(["stream-revenue-windows"])}
     if not status["stream-revenue-windows"].healthy:

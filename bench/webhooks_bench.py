@@ -28,12 +28,12 @@ from rich.console import Console
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import conditions, write_section  # noqa: E402
 
-from serving_api.webhooks import RetrySchedule, verify  # noqa: E402
-from serving_api.webhooks.subscriptions import create_subscription  # noqa: E402
+from dev.stack import StackSettings  # noqa: E402
+from dev.stack.components.kafka import create_event_topics  # noqa: E402
 from shopstream.domain import envelope, event_type  # noqa: E402
 from shopstream.serde import AvroSerde, RegistryClient  # noqa: E402
-from shopstream.stack import StackSettings  # noqa: E402
-from shopstream.stack.components.kafka import create_event_topics  # noqa: E402
+from webhooks import RetrySchedule, verify  # noqa: E402
+from webhooks.subscriptions import create_subscription  # noqa: E402
 
 console = Console()
 PAID = event_type("ecommerce.order.order.paid.v1")
@@ -120,7 +120,7 @@ async def bench(settings: StackSettings, n: int, concurrency: int, timeout: floa
     logs = Path(tempfile.mkdtemp(prefix="webhooks-bench-"))
     processes = [
         subprocess.Popen(
-            [sys.executable, "-m", f"serving_api.webhooks.{which}"],
+            [sys.executable, "-m", f"webhooks.{which}"],
             env=env,
             stdout=(logs / f"{which}.log").open("w"),
             stderr=subprocess.STDOUT,

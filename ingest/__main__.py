@@ -16,7 +16,7 @@ from ingest.writer import StockWriter, TokenSource
 
 
 async def serve(settings: IotIngestSettings) -> None:
-    from serving_api.auth import issue_token
+    from serving_api.auth.tokens import issue_token
     from serving_api.settings import ApiSettings
 
     api = ApiSettings()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import uvicorn
 
 from serving_api.http.app import create_app
-from serving_api.observability import setup_logging, setup_tracing
 from serving_api.settings import ApiSettings
+from shopstream.runtime.telemetry import setup_logging, setup_tracing
 
 
 def main() -> None:

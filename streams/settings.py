@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shopstream.stack.settings import REPO_ROOT
+from shopstream.runtime.paths import REPO_ROOT
 
 Engine = Literal["quix", "bytewax"]
 

@@ -11,9 +11,9 @@ import pytest
 import redis
 from hypothesis import settings as hypothesis_settings
 
-from shopstream.stack import StackSettings
-from shopstream.stack.installer import install_all
-from shopstream.stack.stack import Stack
+from dev.stack import StackSettings
+from dev.stack.installer import install_all
+from dev.stack.stack import Stack
 from tests.integration.api_client import Storefront
 
 # no per-example deadline: timings are the benchmarks' business, and a loaded 2-core machine

@@ -15,7 +15,7 @@ from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimite
 from strawberry.types import Info
 
 from serving_api.graphql.loaders import Loaders, product_view
-from serving_api.problems import Problem
+from serving_api.http.problems import Problem
 from serving_api.services import catalog
 from shopstream.domain import Money as DomainMoney
 

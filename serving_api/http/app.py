@@ -24,21 +24,21 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.fastapi import GraphQLRouter
 
-from serving_api.auth import Authenticator
-from serving_api.authz import Authorizer
-from serving_api.db import create_pool
+from serving_api.adapters.inventory import InventoryClient
+from serving_api.auth.policy import Authorizer
+from serving_api.auth.tokens import Authenticator
 from serving_api.graphql import schema
 from serving_api.graphql.loaders import Loaders
 from serving_api.http import flash_sales, orders, products, sse, webhooks, ws
 from serving_api.http.deps import Resources, resources
-from serving_api.inventory_client import InventoryClient
-from serving_api.observability import extract
+from serving_api.http.problems import PROBLEM_TYPE, Problem
 from serving_api.payments import build_adapter
-from serving_api.problems import PROBLEM_TYPE, Problem
 from serving_api.settings import ApiSettings
 from serving_api.streaming.flash_sales import FlashSaleFeed
 from serving_api.streaming.orders import OrderFeed, OrderRouter
 from shopstream import __version__
+from shopstream.runtime.postgres import create_pool
+from shopstream.runtime.telemetry import extract
 from shopstream.serde import AvroSerde, RegistryClient
 
 log = logging.getLogger("shopstream.api")

@@ -8,13 +8,13 @@ import asyncpg
 import redis.asyncio as aioredis
 from fastapi import Header, Request
 
-from serving_api.auth import Authenticator, Principal
-from serving_api.authz import Authorizer
-from serving_api.inventory_client import InventoryClient
-from serving_api.observability import current_ids
+from serving_api.adapters.inventory import InventoryClient
+from serving_api.auth.policy import Authorizer
+from serving_api.auth.tokens import Authenticator, Principal
 from serving_api.payments import PaymentAdapter
-from serving_api.services.context import Context
 from serving_api.settings import ApiSettings
+from shopstream.runtime.context import Context
+from shopstream.runtime.telemetry import current_ids
 from shopstream.serde import AvroSerde
 
 

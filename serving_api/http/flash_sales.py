@@ -7,11 +7,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from serving_api.auth import Principal
-from serving_api.db import unit_of_work
+from serving_api.auth.tokens import Principal
 from serving_api.http.deps import context, principal, resources
 from serving_api.http.models import FlashSaleIn, money_or_422
 from serving_api.services import pricing
+from shopstream.runtime.postgres import unit_of_work
 
 router = APIRouter(prefix="/api/v1/flash-sales", tags=["flash sales"])
 Caller = Annotated[Principal, Depends(principal)]

@@ -76,7 +76,7 @@ class FulfillIn(Strict):
 
 
 def money_or_422(price: PriceIn) -> Money:
-    from serving_api.problems import invalid
+    from serving_api.http.problems import invalid
 
     try:
         return price.money()

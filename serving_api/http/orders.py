@@ -8,13 +8,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse
 
-from serving_api.auth import Principal
-from serving_api.db import unit_of_work
+from serving_api.auth.tokens import Principal
 from serving_api.http.deps import context, principal, resources
 from serving_api.http.models import CancelIn, CartItemIn, FulfillIn, OrderIn
+from serving_api.http.problems import Problem
 from serving_api.observability import ORDER_CREATION_LATENCY, ORDERS_CREATED
-from serving_api.problems import Problem
 from serving_api.services import carts, idempotency, orders
+from shopstream.runtime.postgres import unit_of_work
 
 router = APIRouter(tags=["orders"])
 Caller = Annotated[Principal, Depends(principal)]

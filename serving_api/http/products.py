@@ -6,12 +6,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
-from serving_api.auth import Principal
-from serving_api.db import unit_of_work
+from serving_api.auth.tokens import Principal
 from serving_api.http.deps import context, principal, resources
 from serving_api.http.models import PriceIn, ProductIn, ProductPatch, StockAdjustmentIn, money_or_422
-from serving_api.problems import invalid, not_found
+from serving_api.http.problems import invalid, not_found
 from serving_api.services import catalog, idempotency, inventory, product_cache
+from shopstream.runtime.postgres import unit_of_work
 
 router = APIRouter(prefix="/api/v1/products", tags=["products"])
 Caller = Annotated[Principal, Depends(principal)]

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
 
 from serving_api.http.deps import resources
-from serving_api.problems import Problem, invalid
+from serving_api.http.problems import Problem, invalid
 from serving_api.services import dashboard
 from serving_api.streaming.flash_sales import FeedEvent, FlashSaleFeed, decode_position, sse_frame
 

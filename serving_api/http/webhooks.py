@@ -8,12 +8,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import Field
 
-from serving_api.auth import Principal
-from serving_api.db import unit_of_work
+from serving_api.auth.tokens import Principal
 from serving_api.http.deps import principal, resources
 from serving_api.http.models import Strict
-from serving_api.webhooks import SUBSCRIBABLE
-from serving_api.webhooks import subscriptions as subs
+from shopstream.runtime.postgres import unit_of_work
+from webhooks import SUBSCRIBABLE
+from webhooks import subscriptions as subs
 
 router = APIRouter(prefix="/api/v1/webhooks/subscriptions", tags=["webhooks"])
 Caller = Annotated[Principal, Depends(principal)]

@@ -24,9 +24,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 from redis.exceptions import RedisError
 
-from serving_api.auth import Principal
+from serving_api.auth.tokens import Principal
 from serving_api.http.deps import Resources
-from serving_api.problems import Problem
+from serving_api.http.problems import Problem
 from serving_api.services import orders
 from serving_api.streaming.orders import OrderRouter, StatusChange, acknowledge, remember, unacknowledged
 

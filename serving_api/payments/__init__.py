@@ -5,7 +5,7 @@ from __future__ import annotations
 from serving_api.payments.adapter import PaymentAdapter, PaymentOutcome
 from serving_api.payments.legacy_soap import GatewayFailure, LegacySoapGateway, PaymentRefused
 from serving_api.payments.resilience import Backoff, circuit_breaker
-from serving_api.services.payments import RestPaymentGateway
+from serving_api.payments.rest import RestPaymentGateway
 from serving_api.settings import ApiSettings
 
 

@@ -14,10 +14,10 @@ from typing import Literal, Protocol
 import pybreaker
 from prometheus_client import Counter, Histogram
 
+from serving_api.http.problems import Problem
 from serving_api.payments.legacy_soap import GatewayFailure, PaymentRefused
 from serving_api.payments.resilience import Backoff, Clock, Sleep, Uniform
-from serving_api.problems import Problem
-from serving_api.services.payments import PaymentResult
+from serving_api.payments.rest import PaymentResult
 from shopstream.domain import Money
 
 log = logging.getLogger("shopstream.payments")

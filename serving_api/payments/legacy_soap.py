@@ -12,7 +12,7 @@ import zeep
 import zeep.exceptions
 from zeep.transports import AsyncTransport
 
-from serving_api.services.payments import PaymentResult
+from serving_api.payments.rest import PaymentResult
 from shopstream.domain import Money
 
 

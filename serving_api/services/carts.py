@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from serving_api.problems import conflict, invalid, not_found
+from serving_api.http.problems import conflict, invalid, not_found
 
 
 async def create(conn: asyncpg.Connection, user_id: str) -> dict[str, Any]:

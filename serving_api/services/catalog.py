@@ -11,11 +11,11 @@ from typing import Any
 
 import asyncpg
 
-from serving_api.problems import conflict, invalid, not_found
+from serving_api.http.problems import conflict, invalid, not_found
 from serving_api.services import inventory
-from serving_api.services.context import Context
 from shopstream.domain import Money, MoneyError, PriceVersion, event_type
 from shopstream.domain import change_price as scd2_change
+from shopstream.runtime.context import Context
 
 PRODUCT_UPDATED = event_type("ecommerce.product.product.updated.v1")
 

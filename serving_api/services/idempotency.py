@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 
-from serving_api.problems import Problem
+from serving_api.http.problems import Problem
 
 # a claim older than this with no response is abandoned (no request takes that long)
 CLAIM_SECONDS = 120.0

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from serving_api.services.context import Context
 from shopstream.domain import event_type
 from shopstream.domain.inventory import available
+from shopstream.runtime.context import Context
 
 STOCK_ADJUSTED = event_type("ecommerce.inventory.stock.adjusted.v1")
 

@@ -13,15 +13,15 @@ import grpc
 import redis.asyncio as aioredis
 from opentelemetry import trace
 
-from serving_api.db import unit_of_work
-from serving_api.inventory_client import InventoryClient
+from serving_api.adapters.inventory import InventoryClient
+from serving_api.http.problems import Problem, conflict, invalid, not_found
 from serving_api.observability import RESERVATION_FAILURES
 from serving_api.payments import PaymentAdapter
-from serving_api.problems import Problem, conflict, invalid, not_found
 from serving_api.services import carts, inventory, pricing
-from serving_api.services.context import Context
 from shopstream.domain import IllegalTransition, Money, MoneyError, OrderLine, OrderStatus, order_total, transition
 from shopstream.domain import event_type as ev
+from shopstream.runtime.context import Context
+from shopstream.runtime.postgres import unit_of_work
 
 log = logging.getLogger("shopstream.orders")
 tracer = trace.get_tracer("shopstream.orders")

@@ -15,12 +15,12 @@ import asyncpg
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from serving_api.problems import Problem, conflict, invalid, not_found
+from serving_api.http.problems import Problem, conflict, invalid, not_found
 from serving_api.services import catalog
-from serving_api.services.context import Context
 from shopstream.domain import Money, event_type
 from shopstream.domain.envelope import epoch_ms
 from shopstream.domain.flash_sales import price_at
+from shopstream.runtime.context import Context
 
 log = logging.getLogger("shopstream.pricing")
 STARTED = event_type("ecommerce.pricing.flash_sale.started.v1")

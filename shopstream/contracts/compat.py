@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+from shopstream.contracts.compatibility import Level, incompatibilities
 from shopstream.contracts.files import SchemaFile
 from shopstream.contracts.history import previous_versions
-from shopstream.registry.compatibility import Level, incompatibilities
-from shopstream.registry.errors import RegistryError as InvalidSchema
-from shopstream.registry.parsing import parse
+from shopstream.contracts.parsing import InvalidSchema, parse
 from shopstream.serde.registry_client import RegistryClient, RegistryError
 
 

@@ -13,7 +13,7 @@ import pytest
 import redis
 from PIL import Image
 
-from shopstream.stack.stack import Stack
+from dev.stack.stack import Stack
 from tests.e2e.browser import Browser
 from tests.integration.api_client import Storefront
 from tests.support import eventually

@@ -14,7 +14,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from shopstream.stack.stack import Stack
+from dev.stack.stack import Stack
 from tests.integration.api_client import Storefront
 
 TOPICS = {

@@ -15,8 +15,8 @@ import pytest
 import redis
 from confluent_kafka import Consumer, TopicPartition
 
+from dev.stack.stack import Stack
 from shopstream.serde import AvroSerde, RegistryClient
-from shopstream.stack.stack import Stack
 from tests.integration.api_client import Storefront
 from tests.support import eventually
 

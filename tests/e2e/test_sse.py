@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from shopstream.stack.stack import Stack
+from dev.stack.stack import Stack
 from tests.integration.api_client import Storefront
 
 

@@ -13,7 +13,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from shopstream.stack.stack import Stack
+from dev.stack.stack import Stack
 from tests.integration.api_client import Storefront
 
 

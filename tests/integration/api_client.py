@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import redis
 
-from serving_api.auth import issue_token
+from serving_api.auth.tokens import issue_token
 from serving_api.settings import ApiSettings
 from tests.support import eventually
 

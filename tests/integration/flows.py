@@ -17,9 +17,9 @@ from typing import Any
 import redis
 from confluent_kafka import Producer
 
+from dev.stack.stack import Stack
 from shopstream.domain import EventType, envelope
 from shopstream.serde import AvroSerde
-from shopstream.stack.stack import Stack
 
 SHOPSTREAM = str(Path(sys.executable).parent / "shopstream")
 ENGINES = ("quix", "bytewax")

@@ -10,7 +10,7 @@ import httpx
 import pytest
 import redis
 
-from shopstream.stack.stack import Stack
+from dev.stack.stack import Stack
 from tests.integration.api_client import Storefront, cached_product
 
 PROBLEM = "application/problem+json"

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
+from dev.stack.stack import Stack
 from shopstream.domain import EventType, envelope
 from shopstream.serde import AvroSerde, RegistryClient
-from shopstream.stack.stack import Stack
 from streams import flash_sale_price_map as flash
 from streams import inventory_snapshot as inv
 from streams import revenue_windows as rev

@@ -25,11 +25,11 @@ import pytest
 import redis
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from dev.stack.components.kafka import create_event_topics
+from dev.stack.components.redis import REDIS_SERVER
+from dev.stack.stack import Stack
 from shopstream.domain import event_type
 from shopstream.serde import AvroSerde, RegistryClient
-from shopstream.stack.components.kafka import create_event_topics
-from shopstream.stack.components.redis import REDIS_SERVER
-from shopstream.stack.stack import Stack
 from tests.integration.flows import ENGINES, SHOPSTREAM, FlowProcess, produce
 from tests.support import eventually, stock_adjusted
 

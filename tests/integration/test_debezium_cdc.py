@@ -15,8 +15,8 @@ import pytest
 from confluent_kafka import Consumer
 
 from connectors import ApplyResult, ConnectClient, ConnectError, ConnectorConfig, ConnectorFailed, load_config
-from shopstream.stack import StackSettings
-from shopstream.stack.stack import Stack
+from dev.stack import StackSettings
+from dev.stack.stack import Stack
 
 CONFIG = Path(__file__).parent / "connectors" / "cdc-smoke.json"
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 import subprocess
 
+from dev.stack import StackSettings
+from dev.stack.installer import setup_flink_env
+from dev.stack.paths import StackPaths
 from shopstream.domain import EVENT_TYPES
-from shopstream.stack import StackSettings
-from shopstream.stack.installer import setup_flink_env
-from shopstream.stack.paths import StackPaths
 
 PROBE = """
 import importlib.metadata as md, json

@@ -10,9 +10,9 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from dev.stack.stack import Stack
 from serving_api.gen.shopstream.inventory.v1 import inventory_pb2 as pb
 from serving_api.gen.shopstream.inventory.v1 import inventory_pb2_grpc as pb_grpc
-from shopstream.stack.stack import Stack
 from tests.integration.api_client import Storefront
 
 
@@ -93,7 +93,7 @@ def test_orphaned_reservations_are_swept(stack: Stack, channel: grpc.Channel, sh
     import asyncpg
 
     from serving_api.services import inventory
-    from serving_api.services.context import Context
+    from shopstream.runtime.context import Context
     from shopstream.serde import AvroSerde, RegistryClient
 
     stub = pb_grpc.InventoryStub(channel)

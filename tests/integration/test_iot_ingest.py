@@ -17,10 +17,10 @@ import pytest
 import redis
 from confluent_kafka import Consumer
 
-from ingest.devices import DeviceGateway
+from dev.simulators.devices import DeviceGateway
+from dev.stack.stack import Stack
 from ingest.payload import topic_for
 from ingest.settings import IotIngestSettings
-from shopstream.stack.stack import Stack
 from tests.integration.api_client import Storefront
 from tests.support import eventually
 

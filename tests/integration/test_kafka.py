@@ -8,7 +8,7 @@ import uuid
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from shopstream.stack.stack import Stack
+from dev.stack.stack import Stack
 
 
 def test_produce_and_consume_keeps_per_key_order(stack: Stack) -> None:

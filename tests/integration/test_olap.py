@@ -18,10 +18,10 @@ import httpx
 import pytest
 from confluent_kafka import Producer
 
-from shopstream.olap.client import OlapClient
-from shopstream.olap.store import StoreBusy, StoreLock
-from shopstream.simulator import run as simulate
-from shopstream.stack.stack import Stack
+from dev.simulators.storefront import run as simulate
+from dev.stack.stack import Stack
+from olap.client import OlapClient
+from olap.store import StoreBusy, StoreLock
 from streams.catalog import DATAFLOWS
 from streams.status import dataflow_status
 from tests.support import eventually

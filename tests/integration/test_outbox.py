@@ -14,10 +14,10 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from serving_api.outbox import add_event
+from dev.stack.stack import Stack
 from shopstream.domain import event_type
+from shopstream.runtime.outbox import add_event
 from shopstream.serde import AvroSerde, RegistryClient
-from shopstream.stack.stack import Stack
 
 CREATED = event_type("ecommerce.order.order.created.v1")
 

@@ -21,11 +21,11 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from prometheus_client import REGISTRY
 
+from dev.stack.stack import Stack
+from serving_api.http.problems import Problem
 from serving_api.payments import Backoff, LegacySoapGateway, PaymentAdapter, PaymentRefused, circuit_breaker
-from serving_api.problems import Problem
-from serving_api.services.payments import RestPaymentGateway
+from serving_api.payments.rest import RestPaymentGateway
 from shopstream.domain import Money
-from shopstream.stack.stack import Stack
 from tests.integration.api_client import Storefront
 from tests.support import FakeClock, eventually
 

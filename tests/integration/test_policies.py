@@ -6,7 +6,7 @@ import subprocess
 
 import httpx
 
-from shopstream.stack.stack import Stack
+from dev.stack.stack import Stack
 
 
 def test_rego_policies_pass_their_own_tests(stack: Stack) -> None:

@@ -19,10 +19,10 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerialize
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
 
+from dev.stack.stack import Stack
 from shopstream.contracts.files import find_schema_file
 from shopstream.contracts.topic_audit import audit_topic
 from shopstream.serde import AvroSerde, RegistryClient, frame
-from shopstream.stack.stack import Stack
 
 CREATED = find_schema_file("ecommerce.order.order.created.v1")
 PAID = find_schema_file("ecommerce.order.order.paid.v1")
@@ -219,7 +219,7 @@ def test_audit_topic_finds_every_corrupted_record_among_good_ones(stack: Stack, 
         (8, f"schema id {other_id} is not registered under subject {topic}-value"),
     ]
     cli = subprocess.run(
-        [sys.executable, "-m", "shopstream.cli", "schemas", "audit-topic", topic, "--from-beginning"],
+        [sys.executable, "-m", "dev.stack.cli.main", "schemas", "audit-topic", topic, "--from-beginning"],
         capture_output=True,
         text=True,
         check=False,
@@ -232,7 +232,7 @@ def test_audit_topic_finds_every_corrupted_record_among_good_ones(stack: Stack, 
 def test_schemas_check_and_register_against_the_live_registry(stack: Stack) -> None:
     for args in (["check"], ["register"], ["check"]):
         cli = subprocess.run(
-            [sys.executable, "-m", "shopstream.cli", "schemas", *args],
+            [sys.executable, "-m", "dev.stack.cli.main", "schemas", *args],
             capture_output=True,
             text=True,
             check=False,

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from shopstream.stack import StackError, StackSettings
-from shopstream.stack.stack import ComponentStatus, Stack
+from dev.stack import StackError, StackSettings
+from dev.stack.stack import ComponentStatus, Stack
 
 
 def by_name(statuses: list[ComponentStatus]) -> dict[str, ComponentStatus]:
@@ -31,7 +31,7 @@ def wait_for(stack: Stack, name: str, state: str, timeout: float = 60) -> Compon
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "shopstream.cli", *args],
+        [sys.executable, "-m", "dev.stack.cli.main", *args],
         capture_output=True,
         text=True,
         env={**os.environ, "COLUMNS": "200", **(env or {})},

@@ -29,13 +29,13 @@ import asyncpg
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from serving_api.webhooks import RetrySchedule, delivery_id, verify
+from dev.stack.components.kafka import create_event_topics
+from dev.stack.stack import Stack
 from shopstream.domain import envelope, event_type
 from shopstream.serde import AvroSerde, RegistryClient
-from shopstream.stack.components.kafka import create_event_topics
-from shopstream.stack.stack import Stack
 from tests.integration.api_client import Storefront
 from tests.support import eventually
+from webhooks import RetrySchedule, delivery_id, verify
 
 PYTHON = sys.executable
 PAID = event_type("ecommerce.order.order.paid.v1")
@@ -302,7 +302,7 @@ class Webhooks:
 
     def start(self, which: str) -> None:
         with (self.tmp / f"{which}.log").open("a") as log:
-            argv = [PYTHON, "-m", f"serving_api.webhooks.{which}"]
+            argv = [PYTHON, "-m", f"webhooks.{which}"]
             self.processes[which] = subprocess.Popen(argv, env=self.env, stdout=log, stderr=log)
 
     def stop(self, which: str, sig: int = signal.SIGTERM) -> None:

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from shopstream.registry import RegistryError, SchemaStore
-from shopstream.registry.store import MemoryLog
+from registry import RegistryError, SchemaStore
+from registry.store import MemoryLog
 
 
 def record(*fields: dict[str, Any]) -> str:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from shopstream.stack import StackSettings
-from shopstream.stack.components import build_components
+from dev.stack import StackSettings
+from dev.stack.components import build_components
 
 COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
 

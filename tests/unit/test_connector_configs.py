@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from connectors import load_config
-from shopstream.stack import StackSettings
+from dev.stack import StackSettings
 
 
 def write(tmp_path: Path, body: object) -> Path:

@@ -13,8 +13,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from serving_api.auth import Authenticator
-from serving_api.problems import Problem
+from serving_api.auth.tokens import Authenticator
+from serving_api.http.problems import Problem
 from serving_api.settings import ApiSettings
 
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)

@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shopstream.olap.builds import BadInvocation, DbtRunner, check_args
-from shopstream.olap.reconcile import compare
-from shopstream.olap.settings import OlapSettings
-from shopstream.olap.tables import (
+from olap.builds import BadInvocation, DbtRunner, check_args
+from olap.reconcile import compare
+from olap.settings import OlapSettings
+from olap.tables import (
     CDC_COLUMNS,
     COLUMNS,
     EVENT_COLUMNS,

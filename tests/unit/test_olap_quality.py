@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd  # type: ignore[import-untyped,unused-ignore]  # no pandas-stubs in the dev extra
 import pytest
 
-from shopstream.olap.quality import ExpectationOutcome, QualityReport, SourceTruth, run_quality
+from olap.quality import ExpectationOutcome, QualityReport, SourceTruth, run_quality
 
 TRUTH = SourceTruth(
     orders=4,

@@ -9,9 +9,9 @@ import pybreaker
 import pytest
 from prometheus_client import REGISTRY
 
+from serving_api.http.problems import Problem
 from serving_api.payments import Backoff, GatewayFailure, PaymentAdapter, PaymentRefused, circuit_breaker
-from serving_api.problems import Problem
-from serving_api.services.payments import PaymentResult
+from serving_api.payments.rest import PaymentResult
 from shopstream.domain import Money
 from tests.support import FakeClock
 

@@ -12,10 +12,10 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
+from dev.simulators.storefront import CATEGORIES, Storefront
 from serving_api.http.models import ProductIn, ProductPatch
-from serving_api.problems import Problem
+from serving_api.http.problems import Problem
 from serving_api.services import catalog
-from shopstream.simulator import CATEGORIES, Storefront
 
 GOOD = ("general", "apparel", "home-decor", "toys_2", "x", "a" * 40)
 BAD = ("", "Apparel", "9lives", "-x", "_x", "home decor", "a" * 41, "caf\u00e9", "toys!")

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from shopstream.registry import RegistryError, SchemaStore
-from shopstream.registry.store import MemoryLog
+from registry import RegistryError, SchemaStore
+from registry.store import MemoryLog
 
 A = json.dumps({"type": "record", "name": "A", "fields": [{"name": "x", "type": "int"}]})
 A_SPACED = json.dumps({"type": "record", "name": "A", "fields": [{"name": "x", "type": "int"}]}, indent=4)

@@ -7,8 +7,8 @@ import subprocess
 from pathlib import Path
 
 from shopstream.contracts.compat import against_history
+from shopstream.contracts.compatibility import Level
 from shopstream.contracts.files import SchemaFile
-from shopstream.registry.compatibility import Level
 
 
 def git(repo: Path, *args: str) -> None:

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from shopstream.stack import StackSettings
-from shopstream.stack.component import Component, MavenArtifacts, Port
-from shopstream.stack.components import build_components
-from shopstream.stack.installer import _java_major, stale_maven
-from shopstream.stack.paths import StackPaths
-from shopstream.stack.supervisor import _program_section
+from dev.stack import StackSettings
+from dev.stack.component import Component, MavenArtifacts, Port
+from dev.stack.components import build_components
+from dev.stack.installer import _java_major, stale_maven
+from dev.stack.paths import StackPaths
+from dev.stack.supervisor import _program_section
 
 
 def test_ports_come_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -104,7 +104,7 @@ def test_dependencies_are_waited_for_and_users_and_artifacts_recorded(tmp_path: 
     )
     lines = _program_section(c, StackPaths(tmp_path))
     command = next(line for line in lines if line.startswith("command="))
-    assert "-m shopstream.stack.waitfor 127.0.0.1:9092 -- /bin/thing" in command
+    assert "-m dev.stack.waitfor 127.0.0.1:9092 -- /bin/thing" in command
     assert "user=postgres" in lines
     env = next(line for line in lines if line.startswith("environment="))
     pom.write_text("<project><!-- changed --></project>")

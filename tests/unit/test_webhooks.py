@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from serving_api.problems import Problem
-from serving_api.webhooks import (
+from serving_api.http.problems import Problem
+from webhooks import (
     SEED_SCHEDULE,
     SUBSCRIBABLE,
     Delivery,
@@ -25,7 +25,7 @@ from serving_api.webhooks import (
     sign,
     verify,
 )
-from serving_api.webhooks.subscriptions import _check
+from webhooks.subscriptions import _check
 
 secrets_ = st.text(min_size=1, max_size=64)
 bodies = st.binary(max_size=2048)
@@ -169,13 +169,13 @@ def test_a_subscription_needs_a_partner_an_http_url_known_event_types_and_a_long
      ("192.168.0.7", True), ("224.0.0.1", True), ("8.8.8.8", False), ("2001:4860:4860::8888", False)],
 )  # fmt: skip
 def test_webhook_targets_on_internal_addresses_are_recognised(host: str, internal: bool) -> None:
-    from serving_api.webhooks.subscriptions import _internal_address
+    from webhooks.subscriptions import _internal_address
 
     assert (asyncio.run(_internal_address(host)) is not None) is internal
 
 
 def test_a_webhook_url_the_client_cannot_send_to_is_invalid() -> None:
-    from serving_api.webhooks.subscriptions import _valid_target
+    from webhooks.subscriptions import _valid_target
 
     assert _valid_target("https://partner.example/hooks")
     for url in ("http://example.com:abc/", "ftp://partner.example/", "http://:80/", "not a url"):

@@ -1,0 +1,1 @@
+"""The gRPC edge: the inventory service (`python -m serving_api.grpc`)."""
