@@ -62,6 +62,7 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 ## bench: every figure into bench/RESULTS.md (a throw-away stack for start-up and memory, then
 ## serde, registry, order, dataflow, serving and OLAP figures against the running stack)

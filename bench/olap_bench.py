@@ -279,8 +279,8 @@ def main() -> int:
             base = OlapSettings(
                 path=root / "landing",
                 dbt_work_dir=root / "landing-dbt",
-                kafka_bootstrap=stack.kafka.bootstrap,
-                registry_url=stack.registry.url,
+                kafka={"bootstrap": stack.kafka.bootstrap},
+                registry={"url": stack.registry.url},
                 topic_prefix=f"bench-olap-{uuid.uuid4().hex[:6]}.",
                 consumer_group=f"bench-olap-{uuid.uuid4().hex[:6]}",
             )

@@ -71,7 +71,8 @@ def main() -> int:
     args = parser.parse_args()
     api = StackSettings().api
     settings = ApiSettings(
-        payment_host=api.host, payment_port=api.payment_port, soap_payment_port=api.soap_payment_port
+        payment_gateway={"host": api.host, "port": api.payment_port},
+        legacy_payment_gateway={"host": api.host, "port": api.soap_payment_port},
     )
     with console.status("payments: measuring"):
         results = asyncio.run(measure(settings, args.calls, args.exhausted_calls))

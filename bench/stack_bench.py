@@ -70,7 +70,7 @@ def main() -> int:
         "SHOPSTREAM_KAFKA__PORT": str(9092 + o),
         "SHOPSTREAM_KAFKA__CONTROLLER_PORT": str(9093 + o),
         "SHOPSTREAM_CONNECT__PORT": str(8083 + o),
-        "SHOPSTREAM_REGISTRY__PORT": str(8081 + o),
+        "SHOPSTREAM_STACK__REGISTRY__PORT": str(8081 + o),
         "MAVEN_OPTS": f"-Dmaven.repo.local={m2}",  # cold: nothing cached
     }
     settings = StackSettings(
@@ -79,7 +79,7 @@ def main() -> int:
         redis={"port": 6379 + o},
         kafka={"port": 9092 + o, "controller_port": 9093 + o},
         connect={"port": 8083 + o},
-        registry={"port": 8081 + o},
+        stack={"registry": {"port": 8081 + o}},
     )
     stack = Stack(settings)
     try:

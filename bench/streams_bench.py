@@ -407,7 +407,7 @@ class Run:
 def flow_env(name: str, engine: str, group: str, prefix: str, state: Path, redis_url: str) -> dict[str, str]:
     env_prefix = f"SHOPSTREAM_{name.upper()}__"
     return {**os.environ, env_prefix + "TOPIC_PREFIX": prefix, env_prefix + "CONSUMER_GROUP": group,
-            env_prefix + "STATE_DIR": str(state), env_prefix + "REDIS_URL": redis_url,
+            env_prefix + "STATE_DIR": str(state), env_prefix + "REDIS__URL": redis_url,
             env_prefix + "DEAD_LETTER_TOPIC": f"{prefix}dlq.{name}.{engine}", env_prefix + "ENGINE": engine,
             env_prefix + "LOG_LEVEL": "WARNING"}  # fmt: skip
 

@@ -105,17 +105,22 @@ async def bench(settings: StackSettings, n: int, concurrency: int, timeout: floa
     receiver.secret = sub["secret"]
     create_event_topics(settings.kafka.bootstrap, prefix + ".")
     await asyncio.to_thread(produce, settings, f"{prefix}.{PAID.topic}", n)
+    own = {
+        "POSTGRES__DSN": settings.postgres.dsn,
+        "KAFKA__BOOTSTRAP": settings.kafka.bootstrap,
+        "REGISTRY__URL": settings.registry.url,
+        "RABBITMQ__URL": settings.rabbitmq.url,
+        "QUEUE_PREFIX": prefix,
+        "TOPIC_PREFIX": prefix + ".",
+        "CONSUMER_GROUP": prefix,
+        "METRICS__PORT": "0",
+        "CONCURRENCY": str(concurrency),
+    }
     env = {
         **os.environ,
-        "SHOPSTREAM_WEBHOOKS__POSTGRES_DSN": settings.postgres.dsn,
-        "SHOPSTREAM_WEBHOOKS__KAFKA_BOOTSTRAP": settings.kafka.bootstrap,
-        "SHOPSTREAM_WEBHOOKS__REGISTRY_URL": settings.registry.url,
-        "SHOPSTREAM_WEBHOOKS__RABBITMQ_URL": settings.rabbitmq.url,
-        "SHOPSTREAM_WEBHOOKS__QUEUE_PREFIX": prefix,
-        "SHOPSTREAM_WEBHOOKS__TOPIC_PREFIX": prefix + ".",
-        "SHOPSTREAM_WEBHOOKS__CONSUMER_GROUP": prefix,
-        "SHOPSTREAM_WEBHOOKS__METRICS_PORT": "0",
-        "SHOPSTREAM_WEBHOOKS__CONCURRENCY": str(concurrency),
+        **{
+            p + k: v for p in ("SHOPSTREAM_WEBHOOK_FANOUT__", "SHOPSTREAM_WEBHOOK_DISPATCHER__") for k, v in own.items()
+        },
     }
     logs = Path(tempfile.mkdtemp(prefix="webhooks-bench-"))
     processes = [

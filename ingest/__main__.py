@@ -8,11 +8,11 @@ import signal
 
 import httpx
 
-from ingest.dead_letters import DeadLetters
 from ingest.health import serve_health
 from ingest.mqtt_stock import StockIngest
 from ingest.settings import IotIngestSettings
 from ingest.writer import StockWriter, TokenSource
+from shopstream.runtime.dead_letters import DeadLetterWriter
 
 
 async def serve(settings: IotIngestSettings) -> None:
@@ -24,16 +24,18 @@ async def serve(settings: IotIngestSettings) -> None:
         settings.api_token.get_secret_value(),
         lambda ttl: issue_token(api, settings.service_user, ["ADMIN"], ttl),
     )
-    dead_letters = DeadLetters(settings.kafka_bootstrap, settings.dead_letter_topic)
+    dead_letters = DeadLetterWriter(
+        settings.kafka.bootstrap, settings.dead_letter_topic, client_id="iot-ingest", partitions=3
+    )
     await asyncio.to_thread(dead_letters.ensure_topic)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     limits = httpx.Limits(max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency)
-    async with httpx.AsyncClient(base_url=settings.api_url, timeout=settings.api_timeout_s, limits=limits) as http:
+    async with httpx.AsyncClient(base_url=settings.api.url, timeout=settings.api_timeout_s, limits=limits) as http:
         ingest = StockIngest(settings, StockWriter(http, tokens), dead_letters)
-        health = serve_health(settings.host, settings.port, lambda: ingest.tally.as_json(ingest.buffered))
+        health = serve_health(settings.listen.host, settings.listen.port, lambda: ingest.tally.as_json(ingest.buffered))
         try:
             await ingest.run(stop)
         finally:

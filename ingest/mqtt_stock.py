@@ -24,12 +24,13 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from ingest.dead_letters import DeadLetterFailed, DeadLetters
 from ingest.payload import Rejected, StockDelta, parse_delta
 from ingest.settings import IotIngestSettings
 from ingest.writer import ApiUnavailable, StockWriter
+from shopstream.runtime.dead_letters import DeadLetter, DeadLetterFailed, DeadLetterWriter
 
 log = logging.getLogger(__name__)
+SOURCE = "iot_ingest"  # dlq.dataflow of its dead letters
 UNKNOWN_SKU = "unknown-sku"
 REJECTED = "rejected"  # valid, but the writers refuse it (e.g. on hand would drop below reserved)
 BAD_LANE = ""  # bad payloads have no SKU: their own lane
@@ -75,7 +76,7 @@ class Tally:
 
 
 class StockIngest:
-    def __init__(self, settings: IotIngestSettings, writer: StockWriter, dead_letters: DeadLetters) -> None:
+    def __init__(self, settings: IotIngestSettings, writer: StockWriter, dead_letters: DeadLetterWriter) -> None:
         self.settings = settings
         self.writer = writer
         self.dead_letters = dead_letters
@@ -120,8 +121,8 @@ class StockIngest:
         self.tally.connected, self.tally.session_present = True, bool(flags.session_present)
         log.info(
             "MQTT connected to %s:%s (session %s), subscribed to %s",
-            self.settings.mqtt_host,
-            self.settings.mqtt_port,
+            self.settings.mqtt.host,
+            self.settings.mqtt.port,
             "resumed" if flags.session_present else "new",
             self.settings.topic_filter,
         )
@@ -210,7 +211,8 @@ class StockIngest:
             await self._dead_letter(item, parsed.sku, written.outcome, written.detail)
 
     async def _dead_letter(self, item: Inbound, key: str, reason: str, detail: str) -> None:
-        await self.dead_letters.send(key, item.payload, item.topic, reason, detail)
+        letter = DeadLetter(SOURCE, reason, item.payload, key.encode(), detail=detail, extra={"mqtt.topic": item.topic})
+        await self.dead_letters.send(letter)
         self.tally.dead_letters[reason] += 1
 
     def _ack(self, item: Inbound) -> None:
@@ -224,7 +226,7 @@ class StockIngest:
         """Consume until `stop` is set; then finish what is in hand (briefly) and disconnect.
         Anything not acknowledged stays in the broker's session for the next start."""
         self._loop = asyncio.get_running_loop()
-        self.client.connect_async(self.settings.mqtt_host, self.settings.mqtt_port, self.settings.keepalive_s)
+        self.client.connect_async(self.settings.mqtt.host, self.settings.mqtt.port, self.settings.keepalive_s)
         self.client.loop_start()
         try:
             await stop.wait()

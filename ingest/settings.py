@@ -6,16 +6,18 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from ingest.payload import TOPIC_FILTER
+from shopstream.runtime.settings import Api, DeployableSettings, IotIngestEndpoint, Kafka, Mqtt
 
 
-class IotIngestSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SHOPSTREAM_IOT_INGEST__", extra="ignore")
+class IotIngestSettings(DeployableSettings):
+    """`shopstream ingest run`, e.g. `SHOPSTREAM_IOT_INGEST__MQTT__HOST=mosquitto`."""
 
-    mqtt_host: str = "127.0.0.1"
-    mqtt_port: int = 1883
+    model_config = SettingsConfigDict(env_prefix="SHOPSTREAM_IOT_INGEST__")
+
+    mqtt: Mqtt = Mqtt()
     # the persistent session's name: the broker keeps its subscription and queues QoS 1 messages
     # for it while the ingest is away; two ingests with one id would take the session from each other
     client_id: str = "shopstream-iot-ingest"
@@ -23,7 +25,7 @@ class IotIngestSettings(BaseSettings):
     keepalive_s: int = Field(default=15, ge=5)
 
     # the writers: stock adjustments go through the REST API (never to Postgres directly)
-    api_url: str = "http://127.0.0.1:8000"
+    api: Api = Api()
     # a bearer token with the ADMIN role; empty: a service token is issued with the API's dev
     # secret (SHOPSTREAM_API__JWT_SECRET) for the subject below, renewed before it expires
     api_token: SecretStr = SecretStr("")
@@ -35,14 +37,14 @@ class IotIngestSettings(BaseSettings):
     retry_min_s: float = Field(default=0.2, gt=0)
     retry_max_s: float = Field(default=5.0, gt=0)
 
-    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka: Kafka = Kafka()
     dead_letter_topic: str = "shopstream.dlq.iot_ingest"
 
     # /health (JSON counters) and /metrics (Prometheus)
-    host: str = "127.0.0.1"
-    port: int = 8097
+    listen: IotIngestEndpoint = IotIngestEndpoint()
     log_level: Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"] = "INFO"
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        """Where the ingest's /health answers."""
+        return self.listen.url

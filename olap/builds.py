@@ -17,7 +17,7 @@ from typing import Any
 from olap import dbt_chdb
 from olap.settings import OlapSettings
 
-log = logging.getLogger("olap.dbt")
+log = logging.getLogger("shopstream.olap.dbt")
 
 # the dbt commands the service runs, and their flags: the project, profile, target and paths are
 # the service's (and `show --inline`, `--vars`, `docs serve` would run SQL or servers of a caller's)
@@ -98,10 +98,10 @@ def export_profile_values(settings: OlapSettings) -> None:
     """profiles.yml reads the store's location from the variables the service's settings come
     from; called once at start, before any thread exists (the environment is process-wide)."""
     os.environ["SHOPSTREAM_OLAP__PATH"] = str(settings.path)
-    os.environ["SHOPSTREAM_OLAP__CLICKHOUSE_HOST"] = settings.clickhouse_host
-    os.environ["SHOPSTREAM_OLAP__CLICKHOUSE_PORT"] = str(settings.clickhouse_port)
-    os.environ["SHOPSTREAM_OLAP__CLICKHOUSE_USER"] = settings.clickhouse_user
-    os.environ["SHOPSTREAM_OLAP__CLICKHOUSE_PASSWORD"] = settings.clickhouse_password.get_secret_value()
+    os.environ["SHOPSTREAM_OLAP__CLICKHOUSE__HOST"] = settings.clickhouse.host
+    os.environ["SHOPSTREAM_OLAP__CLICKHOUSE__PORT"] = str(settings.clickhouse.port)
+    os.environ["SHOPSTREAM_OLAP__CLICKHOUSE__USER"] = settings.clickhouse.user
+    os.environ["SHOPSTREAM_OLAP__CLICKHOUSE__PASSWORD"] = settings.clickhouse.password.get_secret_value()
 
 
 @dataclass

@@ -29,7 +29,6 @@ from confluent_kafka import (
     KafkaError,
     KafkaException,
     Message,
-    Producer,
     TopicPartition,
 )
 from confluent_kafka.admin import AdminClient, OffsetSpec
@@ -48,10 +47,12 @@ from olap.tables import (
     event_row,
     revenue_window_row,
 )
+from shopstream.runtime.dead_letters import DeadLetter, DeadLetterWriter
 from shopstream.serde import AvroSerde
 from shopstream.serde.errors import SerdeError
 
-log = logging.getLogger("olap.loader")
+log = logging.getLogger("shopstream.olap.loader")
+SOURCE = "olap_loader"  # dlq.dataflow of its dead letters
 
 Batch = dict[str, list[tuple[Any, ...]]]  # raw table -> rows
 
@@ -113,7 +114,7 @@ class Loader:
         self._event_topics = {self.prefix + t for t in EVENT_TOPICS}
         self._consumer = Consumer(
             {
-                "bootstrap.servers": settings.kafka_bootstrap,
+                "bootstrap.servers": settings.kafka.bootstrap,
                 "group.id": settings.consumer_group,
                 "enable.auto.commit": False,
                 "auto.offset.reset": settings.auto_offset_reset,
@@ -123,8 +124,8 @@ class Loader:
                 "fetch.max.bytes": 64 * 1024 * 1024,
             }
         )
-        self._admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
-        self._producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "enable.idempotence": True})
+        self._admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap})
+        self._dead_letters = DeadLetterWriter(settings.kafka.bootstrap, settings.dlq_topic, client_id="olap-loader")
 
     def subscriptions(self) -> list[str]:
         """The topics landed: every CDC topic (a pattern), the outbox events, the revenue windows."""
@@ -171,7 +172,7 @@ class Loader:
                     stop.wait(1.0)
         finally:
             self._consumer.close()
-            self._producer.flush(10)
+            self._dead_letters.close()
 
     def replay(self) -> None:
         """Land every assigned partition again from its beginning (asked from another thread)."""
@@ -252,7 +253,7 @@ class Loader:
         # dead letters only once the batch is in (a retried batch would send them twice), and
         # delivered before the offsets move past them
         if bad:
-            self._dead_letters(bad)
+            self._write_dead_letters(bad)
         try:
             self._consumer.commit(offsets=_next_offsets(messages), asynchronous=False)
         except KafkaException as exc:
@@ -278,31 +279,20 @@ class Loader:
         )
         return batch
 
-    def _dead_letters(self, bad: list[tuple[Message, str]]) -> None:
-        failures: list[str] = []
-
-        def delivered(err: KafkaError | None, _: Message) -> None:
-            if err is not None:
-                failures.append(str(err))
-
-        for msg, reason in bad:
-            headers = [
-                ("dlq.reason", reason.encode()),
-                ("dlq.dataflow", b"olap_loader"),
-                ("dlq.topic", (msg.topic() or "").encode()),
-                ("dlq.partition", str(msg.partition()).encode()),
-                ("dlq.offset", str(msg.offset()).encode()),
+    def _write_dead_letters(self, bad: list[tuple[Message, str]]) -> None:
+        self._dead_letters.write(
+            [
+                DeadLetter(
+                    SOURCE,
+                    reason,
+                    msg.value(),
+                    msg.key(),
+                    (msg.topic() or "", msg.partition() or 0, msg.offset() or 0),
+                    headers=msg.headers() or [],
+                )
+                for msg, reason in bad
             ]
-            self._producer.produce(
-                self.settings.dlq_topic,
-                key=msg.key(),
-                value=msg.value(),
-                headers=[*(msg.headers() or []), *headers],
-                on_delivery=delivered,
-            )
-            log.warning("dead letter: %s[%s]@%s: %s", msg.topic(), msg.partition(), msg.offset(), reason)
-        if self._producer.flush(30) or failures:
-            raise RuntimeError(f"dead letters not delivered to {self.settings.dlq_topic}: {failures or 'timeout'}")
+        )
         self.stats.dead_letters += len(bad)
 
     def _rewind(self, messages: list[Message]) -> None:

@@ -35,7 +35,7 @@ from olap.store import StoreLock, connect, create_raw_tables
 from shopstream import __version__
 from shopstream.serde import AvroSerde, RegistryClient
 
-log = logging.getLogger("olap")
+log = logging.getLogger("shopstream.olap")
 
 PROBLEM = "application/problem+json"
 # query results analysts can ask for: ClickHouse's own output formats
@@ -86,7 +86,7 @@ class OlapService:
         export_profile_values(s)
         admin = connect(s)
         new_store = create_raw_tables(admin)
-        self.loader = Loader(s, connect(s), AvroSerde(RegistryClient(s.registry_url)))
+        self.loader = Loader(s, connect(s), AvroSerde(RegistryClient(s.registry.url)))
         if new_store:  # the consumer group may remember offsets of a store that is gone
             log.info("a new store: landing every topic from its beginning")
             self.loader.replay()
@@ -95,7 +95,7 @@ class OlapService:
         if s.build_interval_s > 0:
             self._spawn("olap-builder", self._build_periodically)
         log.info(
-            "OLAP service on %s (%s store %s)", s.url, s.target, s.path if s.target == "local" else s.clickhouse_host
+            "OLAP service on %s (%s store %s)", s.url, s.target, s.path if s.target == "local" else s.clickhouse.host
         )
 
     def close(self) -> None:
@@ -155,7 +155,7 @@ class OlapService:
         return {
             "version": __version__,
             "target": s.target,
-            "store": str(s.path) if s.target == "local" else f"{s.clickhouse_host}:{s.clickhouse_port}",
+            "store": str(s.path) if s.target == "local" else s.clickhouse.address,
             "engine": self.reader().server_version,
             "loader": self.loader.stats.as_dict() if self.loader else None,
             "dbt": self.dbt.last.as_dict() if self.dbt and self.dbt.last else None,
@@ -282,4 +282,4 @@ def main() -> None:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s"
     )
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+    uvicorn.run(create_app(settings), host=settings.listen.host, port=settings.listen.port, log_level="warning")

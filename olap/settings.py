@@ -6,30 +6,29 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 
 from shopstream.runtime.paths import REPO_ROOT
+from shopstream.runtime.settings import ClickHouse, DeployableSettings, Kafka, OlapEndpoint, Registry
 
 
-class OlapSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SHOPSTREAM_OLAP__", extra="ignore")
+class OlapSettings(DeployableSettings):
+    """`shopstream olap serve`, e.g. `SHOPSTREAM_OLAP__CLICKHOUSE__HOST=clickhouse`."""
+
+    model_config = SettingsConfigDict(env_prefix="SHOPSTREAM_OLAP__")
 
     # `local`: the embedded engine (chdb) on `path`, owned by this process; `server`: a ClickHouse
     # server over HTTP (docker-compose). The dbt target of the same name is used for builds.
     target: Literal["local", "server"] = "local"
     path: Path = REPO_ROOT / ".local" / "data" / "olap"
-    clickhouse_host: str = "127.0.0.1"
-    clickhouse_port: int = 8123
-    clickhouse_user: str = "default"
-    clickhouse_password: SecretStr = SecretStr("")
+    clickhouse: ClickHouse = ClickHouse()
 
     # the service's own HTTP API (status, queries, dbt) and ClickHouse-compatible query endpoint
-    host: str = "127.0.0.1"
-    port: int = 8124
+    listen: OlapEndpoint = OlapEndpoint()
 
-    kafka_bootstrap: str = "127.0.0.1:9092"
-    registry_url: str = "http://127.0.0.1:8081"
+    kafka: Kafka = Kafka()
+    registry: Registry = Registry()
     consumer_group: str = "shopstream-olap-loader"
     # put before every topic name the loader reads: a loader of its own topics (benchmarks)
     topic_prefix: str = ""
@@ -53,4 +52,5 @@ class OlapSettings(BaseSettings):
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        """Where the service's HTTP API answers."""
+        return self.listen.url

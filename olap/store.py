@@ -65,10 +65,10 @@ def connect(olap: OlapSettings, **kwargs: Any) -> Client:
     if olap.target == "local":
         return clickhouse_connect.get_client(interface="chdb", path=str(olap.path), **kwargs)
     return clickhouse_connect.get_client(
-        host=olap.clickhouse_host,
-        port=olap.clickhouse_port,
-        username=olap.clickhouse_user,
-        password=olap.clickhouse_password.get_secret_value(),
+        host=olap.clickhouse.host,
+        port=olap.clickhouse.port,
+        username=olap.clickhouse.user,
+        password=olap.clickhouse.password.get_secret_value(),
         **kwargs,
     )
 

@@ -15,8 +15,8 @@ def main() -> None:
     setup_tracing("order-service", settings.traces_file)
     uvicorn.run(
         create_app(settings),
-        host=settings.host,
-        port=settings.port,
+        host=settings.listen.host,
+        port=settings.listen.port,
         log_level="warning",
         access_log=False,
         # per-message deflate keeps a compressor per socket (most of an idle WebSocket's memory);

@@ -7,21 +7,23 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from shopstream.runtime.paths import REPO_ROOT
+from shopstream.runtime.settings import DeployableSettings, Kafka, Redis, Registry
 
 Engine = Literal["quix", "bytewax"]
 
 
-class DataflowSettings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore")
+class DataflowSettings(DeployableSettings):
+    """What every dataflow has (`SHOPSTREAM_<DATAFLOW>__KAFKA__BOOTSTRAP`, `..__REDIS__URL`, ...);
+    each dataflow's class below has its own prefix."""
 
     # which engine runs the dataflow (`streams.engines`); each dataflow's class has its default
     engine: Engine = "bytewax"
-    kafka_bootstrap: str = "127.0.0.1:9092"
-    registry_url: str = "http://127.0.0.1:8081"
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    kafka: Kafka = Kafka()
+    registry: Registry = Registry()
+    redis: Redis = Redis()
     # where Quix keeps the dataflow's local state (RocksDB); its changelog topics are the backup
     state_dir: Path = REPO_ROOT / ".local" / "data" / "streams"
     # empty: shopstream-<dataflow>
@@ -78,11 +80,11 @@ class DataflowSettings(BaseSettings):
 
 
 class InventorySnapshotSettings(DataflowSettings):
-    model_config = SettingsConfigDict(env_prefix="SHOPSTREAM_INVENTORY_SNAPSHOT__", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="SHOPSTREAM_INVENTORY_SNAPSHOT__")
 
 
 class RevenueWindowsSettings(DataflowSettings):
-    model_config = SettingsConfigDict(env_prefix="SHOPSTREAM_REVENUE_WINDOWS__", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="SHOPSTREAM_REVENUE_WINDOWS__")
 
     # how long after a window's end late events still count (event time)
     grace_ms: int = Field(default=10_000, ge=0, le=3_600_000)
@@ -92,14 +94,14 @@ class RevenueWindowsSettings(DataflowSettings):
 
 
 class FlashSalePriceMapSettings(DataflowSettings):
-    model_config = SettingsConfigDict(env_prefix="SHOPSTREAM_FLASH_SALE_PRICE_MAP__", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="SHOPSTREAM_FLASH_SALE_PRICE_MAP__")
 
     # a product whose sales are all over keeps an empty entry this long (then it expires)
     empty_ttl_s: int = Field(default=3_600, ge=1)
 
 
 class ServingCachesSettings(DataflowSettings):
-    model_config = SettingsConfigDict(env_prefix="SHOPSTREAM_SERVING_CACHES__", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="SHOPSTREAM_SERVING_CACHES__")
 
     # how long a product's floor version outlives its invalidation: at least as long as a
     # cached copy may live (serving_api.services.product_cache.TTL_MS)

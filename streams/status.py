@@ -36,11 +36,11 @@ def dataflow_status(spec: DataflowSpec, settings: DataflowSettings) -> dict[str,
     try:
         positions = _recorded(settings, name)
         if settings.engine == "quix":
-            for tp in _committed(settings.kafka_bootstrap, group):
+            for tp in _committed(settings.kafka.bootstrap, group):
                 positions.setdefault(partition_name(tp.topic, tp.partition), max(tp.offset, 0))
         consumer = Consumer(
             {
-                "bootstrap.servers": settings.kafka_bootstrap,
+                "bootstrap.servers": settings.kafka.bootstrap,
                 "group.id": group + "-status",
                 "isolation.level": "read_committed",
             }
@@ -61,7 +61,7 @@ def dataflow_status(spec: DataflowSpec, settings: DataflowSettings) -> dict[str,
 
 
 def _recorded(settings: DataflowSettings, name: str) -> dict[str, int]:
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, decode_responses=True)
+    client = redis.Redis.from_url(settings.redis.url, socket_timeout=5, decode_responses=True)
     try:
         held: dict[str, str] = client.hgetall(settings.progress_key(name))  # type: ignore[assignment]
         return {k: int(v) for k, v in held.items()}

@@ -4,7 +4,7 @@ webhook.delivery.failed through the outbox)."""
 
 from webhooks.deliveries import SUBSCRIBABLE, Delivery, delivery_id, webhook_body
 from webhooks.schedule import RetrySchedule, delay_name
-from webhooks.settings import SEED_SCHEDULE, WebhookSettings
+from webhooks.settings import SEED_SCHEDULE, WebhookDispatcherSettings, WebhookFanoutSettings, WebhookSettings
 from webhooks.signature import sign, verify
 
 __all__ = [
@@ -12,6 +12,8 @@ __all__ = [
     "SUBSCRIBABLE",
     "Delivery",
     "RetrySchedule",
+    "WebhookDispatcherSettings",
+    "WebhookFanoutSettings",
     "WebhookSettings",
     "delay_name",
     "delivery_id",

@@ -37,7 +37,7 @@ from shopstream.serde import AvroSerde, RegistryClient
 from webhooks import broker, metrics
 from webhooks.deliveries import Delivery
 from webhooks.schedule import RetrySchedule
-from webhooks.settings import WebhookSettings
+from webhooks.settings import WebhookDispatcherSettings
 from webhooks.signature import (
     ATTEMPT_HEADER,
     DELIVERY_HEADER,
@@ -233,17 +233,17 @@ class Dispatcher:
             await asyncio.wait(set(self.in_flight), timeout=timeout)
 
 
-async def run(settings: WebhookSettings) -> None:
+async def run(settings: WebhookDispatcherSettings) -> None:
     schedule = RetrySchedule(settings.retry_schedule, settings.queue_prefix)
-    registry = RegistryClient(settings.registry_url)
+    registry = RegistryClient(settings.registry.url)
     serde = AvroSerde(registry)
-    pool = await create_pool(settings.postgres_dsn.get_secret_value(), settings.pool_size)
+    pool = await create_pool(settings.postgres.dsn.get_secret_value(), settings.postgres.pool_size)
     http = httpx.AsyncClient(
         timeout=settings.request_timeout,
         follow_redirects=False,
         limits=httpx.Limits(max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency),
     )
-    connection = await broker.connect(settings.rabbitmq_url.get_secret_value())
+    connection = await broker.connect(settings.rabbitmq.url.get_secret_value())
     publishing = await connection.channel(publisher_confirms=True, on_return_raises=True)
     await broker.declare(publishing, schedule)
     consuming = await connection.channel()
@@ -254,8 +254,8 @@ async def run(settings: WebhookSettings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    if settings.metrics_port:
-        start_http_server(settings.metrics_port, settings.metrics_host)
+    if settings.metrics.port:
+        start_http_server(settings.metrics.port, settings.metrics.host)
     tag = await queue.consume(dispatcher.on_message)
     metrics.CONSUMING.set(1)
     # the robust connection reconnects (and consumes again) by itself; health follows it
@@ -277,7 +277,7 @@ async def run(settings: WebhookSettings) -> None:
 
 def main() -> None:
     setup_logging()
-    asyncio.run(run(WebhookSettings()))
+    asyncio.run(run(WebhookDispatcherSettings()))
 
 
 if __name__ == "__main__":

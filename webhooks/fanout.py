@@ -25,7 +25,7 @@ from shopstream.serde import AvroSerde, RegistryClient, SerdeError
 from webhooks import broker
 from webhooks.deliveries import SUBSCRIBABLE, Delivery
 from webhooks.schedule import RetrySchedule
-from webhooks.settings import WebhookSettings
+from webhooks.settings import WebhookFanoutSettings
 from webhooks.subscriptions import subscribers
 
 log = logging.getLogger("shopstream.webhooks.fanout")
@@ -61,17 +61,17 @@ async def fan_out(pool: asyncpg.Pool, work: AbstractExchange, events: list[dict[
     return len(deliveries)
 
 
-async def run(settings: WebhookSettings) -> None:
+async def run(settings: WebhookFanoutSettings) -> None:
     schedule = RetrySchedule(settings.retry_schedule, settings.queue_prefix)
-    registry = RegistryClient(settings.registry_url)
+    registry = RegistryClient(settings.registry.url)
     serde = AvroSerde(registry)
-    pool = await create_pool(settings.postgres_dsn.get_secret_value(), settings.pool_size)
-    connection = await broker.connect(settings.rabbitmq_url.get_secret_value())
+    pool = await create_pool(settings.postgres.dsn.get_secret_value(), settings.postgres.pool_size)
+    connection = await broker.connect(settings.rabbitmq.url.get_secret_value())
     channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
     work = await broker.declare(channel, schedule)
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.kafka_bootstrap,
+            "bootstrap.servers": settings.kafka.bootstrap,
             "group.id": settings.consumer_group,
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
@@ -103,7 +103,7 @@ async def run(settings: WebhookSettings) -> None:
 
 def main() -> None:
     setup_logging()
-    asyncio.run(run(WebhookSettings()))
+    asyncio.run(run(WebhookFanoutSettings()))
 
 
 if __name__ == "__main__":

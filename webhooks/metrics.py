@@ -1,5 +1,5 @@
 """Prometheus metrics of the partner-webhook-dispatcher (served by the dispatcher on
-`SHOPSTREAM_WEBHOOKS__METRICS_PORT`, default 9465)."""
+`SHOPSTREAM_WEBHOOK_DISPATCHER__METRICS__PORT`, default 9465)."""
 
 from __future__ import annotations
 

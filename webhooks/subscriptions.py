@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from serving_api.http.problems import invalid, not_found
+from shopstream.domain import Invalid, NotFound
 from webhooks.deliveries import SUBSCRIBABLE
 
 PARTNER_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -83,7 +83,7 @@ def _check(partner_id: str, url: str, event_types: list[str], secret: str | None
     if secret is not None and len(secret) < MIN_SECRET:
         problems.append({"name": "secret", "reason": f"at least {MIN_SECRET} characters"})
     if problems:
-        raise invalid(f"{len(problems)} invalid field(s)", problems)
+        raise Invalid(f"{len(problems)} invalid field(s)", invalid_params=problems)
 
 
 async def create_subscription(
@@ -103,8 +103,9 @@ async def create_subscription(
     if not allow_private_targets:
         internal = await _internal_address(httpx.URL(url).host)
         if internal:
-            raise invalid(
-                "1 invalid field(s)", [{"name": "url", "reason": f"targets an internal address ({internal})"}]
+            raise Invalid(
+                "1 invalid field(s)",
+                invalid_params=[{"name": "url", "reason": f"targets an internal address ({internal})"}],
             )
     secret = secret or "whsec_" + secrets.token_urlsafe(32)
     row = await conn.fetchrow(
@@ -132,7 +133,7 @@ async def list_subscriptions(conn: asyncpg.Connection, partner_id: str | None) -
 async def get_subscription(conn: asyncpg.Connection, subscription_id: str) -> dict[str, Any]:
     row = await conn.fetchrow(f"SELECT {COLUMNS} FROM webhook_subscriptions WHERE id = $1", subscription_id)
     if row is None:
-        raise not_found("Subscription", subscription_id)
+        raise NotFound("Subscription", subscription_id)
     return _json(row)
 
 
@@ -146,7 +147,7 @@ async def delete_subscription(conn: asyncpg.Connection, user_id: str, subscripti
         user_id,
     )
     if row is None:
-        raise not_found("Subscription", subscription_id)
+        raise NotFound("Subscription", subscription_id)
 
 
 async def list_attempts(conn: asyncpg.Connection, subscription_id: str, limit: int) -> list[dict[str, Any]]:

@@ -10,7 +10,8 @@ So tests and benchmarks can provoke every outcome, it can be told how to behave,
     decline: every payment declined ("declined by the legacy gateway"), not remembered;
     times: the mode holds for that many requests, then it is back to normal.
   GET /admin/mode -> the mode and `requests`, the ProcessPayment requests served so far.
-`python -m dev.simulators.legacy_gateway` (threaded WSGI server; port SHOPSTREAM_API__SOAP_PAYMENT_PORT)."""
+`python -m dev.simulators.legacy_gateway` (threaded WSGI server; port
+SHOPSTREAM_LEGACY_PAYMENT_GATEWAY__LISTEN__PORT)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from dev.simulators.payment_gateway import CURRENCIES, PaymentRequest, decide
-from serving_api.settings import ApiSettings
+from dev.simulators.settings import LegacyPaymentGatewaySettings
 
 with warnings.catch_warnings():  # spyne 2.14 imports `cgi` and has an old-style namespace package
     warnings.simplefilter("ignore")
@@ -174,12 +175,12 @@ class QuietHandler(WSGIRequestHandler):
 
 
 def main() -> None:
-    settings = ApiSettings()
+    listen = LegacyPaymentGatewaySettings().listen
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("spyne.application").setLevel(logging.CRITICAL)  # a simulated fault is no error here
     with make_server(
-        settings.soap_payment_host,
-        settings.soap_payment_port,
+        listen.host,
+        listen.port,
         create_app(),
         server_class=ThreadingServer,
         handler_class=QuietHandler,

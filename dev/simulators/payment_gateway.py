@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from serving_api.settings import ApiSettings
+from dev.simulators.settings import PaymentGatewaySettings
 
 CURRENCIES = {"USD", "EUR", "GBP", "JPY"}
 LIMIT_MINOR = 5_000_000
@@ -62,10 +62,8 @@ def create_app() -> FastAPI:
 
 
 def main() -> None:
-    settings = ApiSettings()
-    uvicorn.run(
-        create_app(), host=settings.payment_host, port=settings.payment_port, log_level="warning", access_log=False
-    )
+    listen = PaymentGatewaySettings().listen
+    uvicorn.run(create_app(), host=listen.host, port=listen.port, log_level="warning", access_log=False)
 
 
 if __name__ == "__main__":

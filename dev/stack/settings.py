@@ -1,4 +1,8 @@
-"""Settings of the local stack, from the environment (`SHOPSTREAM_<COMPONENT>__<FIELD>`)."""
+"""Settings of the local stack, from the environment: the infrastructure it runs
+(`SHOPSTREAM_<COMPONENT>__<FIELD>`, e.g. `SHOPSTREAM_KAFKA__PORT`; no deployable uses these
+prefixes) and where it runs our deployables (`SHOPSTREAM_STACK__<DEPLOYABLE>__<FIELD>`, e.g.
+`SHOPSTREAM_STACK__API__PORT`: the deployables' own prefixes, `SHOPSTREAM_API__...`, are theirs).
+The stack hands each process its settings under the process's own names (`dev/stack/components`)."""
 
 from __future__ import annotations
 
@@ -8,15 +12,32 @@ from typing import Literal
 from pydantic import BaseModel, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from olap.settings import OlapSettings
 from shopstream.runtime.paths import REPO_ROOT
+from shopstream.runtime.settings import (
+    LOCAL_DATABASE,
+    LOCAL_PASSWORD,
+    LOCAL_USER,
+    ApiEndpoint,
+    ConnectEndpoint,
+    InventoryGrpcEndpoint,
+    KafkaEndpoint,
+    LegacyPaymentGatewayEndpoint,
+    Mqtt,
+    OlapEndpoint,
+    OpaEndpoint,
+    PaymentGatewayEndpoint,
+    PostgresEndpoint,
+    RabbitMQEndpoint,
+    RedisEndpoint,
+    RegistryEndpoint,
+)
 
 
-class PostgresSettings(BaseModel):
-    host: str = "127.0.0.1"
-    port: int = 5432
-    user: str = "shopstream"
-    password: SecretStr = SecretStr("shopstream")
-    database: str = "shopstream"
+class PostgresSettings(PostgresEndpoint):
+    user: str = LOCAL_USER
+    password: SecretStr = SecretStr(LOCAL_PASSWORD)
+    database: str = LOCAL_DATABASE
 
     @property
     def dsn(self) -> str:
@@ -24,106 +45,69 @@ class PostgresSettings(BaseModel):
         return f"postgresql://{self.user}:{secret}@{self.host}:{self.port}/{self.database}"
 
 
-class RedisSettings(BaseModel):
-    host: str = "127.0.0.1"
-    port: int = 6379
-
+class RedisSettings(RedisEndpoint):
     @property
     def url(self) -> str:
-        return f"redis://{self.host}:{self.port}/0"
+        return f"redis://{self.address}/0"
 
 
-class KafkaSettings(BaseModel):
-    host: str = "127.0.0.1"
-    port: int = 9092
+class KafkaSettings(KafkaEndpoint):
     controller_port: int = 9093
     heap: str = "512m"
 
     @property
     def bootstrap(self) -> str:
-        return f"{self.host}:{self.port}"
+        return self.address
 
 
-class ConnectSettings(BaseModel):
-    host: str = "127.0.0.1"
-    port: int = 8083
+class ConnectSettings(ConnectEndpoint):
     heap: str = "512m"
     group_id: str = "shopstream-connect"
     # How the Connect worker reaches Postgres, when not as `postgres.host` (docker compose: "postgres").
     postgres_host: str | None = None
 
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
 
+class RegistryPorts(RegistryEndpoint):
+    """Where the stack runs our schema registry, and the topic of its state."""
 
-class RegistrySettings(BaseModel):
-    host: str = "127.0.0.1"
-    port: int = 8081
     topic: str = "_schemas"
 
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+
+class OpaSettings(OpaEndpoint):
+    pass
 
 
-class OpaSettings(BaseModel):
-    host: str = "127.0.0.1"
-    port: int = 8181
+class ApiPorts(ApiEndpoint):
+    """Where the stack runs the writers (all on `host`): REST API, gRPC inventory, simulated
+    payment gateways (REST, and the legacy SOAP one)."""
 
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-
-class ApiPorts(BaseModel):
-    """Where the writers listen: REST API, gRPC inventory, simulated payment gateways (REST, and
-    the legacy SOAP one)."""
-
-    host: str = "127.0.0.1"
-    port: int = 8000
-    grpc_port: int = 50051
-    payment_port: int = 8090
-    soap_payment_port: int = 8091
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+    grpc_port: int = InventoryGrpcEndpoint().port
+    payment_port: int = PaymentGatewayEndpoint().port
+    soap_payment_port: int = LegacyPaymentGatewayEndpoint().port
 
 
-class RabbitMQSettings(BaseModel):
+class RabbitMQSettings(RabbitMQEndpoint):
     """RabbitMQ (Debian): the partner webhooks' retry schedule."""
 
-    host: str = "127.0.0.1"
-    port: int = 5672
     # Erlang distribution port of the node (rabbitmqctl talks to it)
     dist_port: int = 25672
-    user: str = "shopstream"
-    password: SecretStr = SecretStr("shopstream")
+    user: str = LOCAL_USER
+    password: SecretStr = SecretStr(LOCAL_PASSWORD)
 
     @property
     def url(self) -> str:
-        return f"amqp://{self.user}:{self.password.get_secret_value()}@{self.host}:{self.port}/"
+        return f"amqp://{self.user}:{self.password.get_secret_value()}@{self.address}/"
 
 
-class MosquittoSettings(BaseModel):
+class MosquittoSettings(Mqtt):
     """Mosquitto (Debian): the MQTT broker of the IoT stock ingest."""
 
-    host: str = "127.0.0.1"
-    port: int = 1883
 
+class OlapPorts(OlapEndpoint):
+    """Where the stack runs the OLAP service, and how often it rebuilds the marts by itself."""
 
-class OlapPorts(BaseModel):
-    """Where the OLAP service listens, and how often it rebuilds the marts by itself."""
-
-    host: str = "127.0.0.1"
-    port: int = 8124
     # seconds between dbt builds when new rows have landed (0: only `shopstream olap dbt build`)
-    build_interval_s: float = 300.0
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+    build_interval_s: float = OlapSettings.model_fields["build_interval_s"].default
 
 
 class StreamsSettings(BaseModel):
@@ -133,9 +117,19 @@ class StreamsSettings(BaseModel):
     engines: dict[str, Literal["quix", "bytewax"]] = {}
 
 
+class Deployables(BaseModel):
+    """Where the stack runs our deployables, under a prefix of the stack's own
+    (`SHOPSTREAM_STACK__REGISTRY__PORT`): a deployable's own prefix is the deployable's."""
+
+    registry: RegistryPorts = RegistryPorts()
+    api: ApiPorts = ApiPorts()
+    olap: OlapPorts = OlapPorts()
+
+
 class StackSettings(BaseSettings):
     """Where the stack lives and which ports it takes; every field is overridable by environment,
-    e.g. `SHOPSTREAM_KAFKA__PORT=19092`, `SHOPSTREAM_HOME=/data/shopstream`."""
+    e.g. `SHOPSTREAM_KAFKA__PORT=19092`, `SHOPSTREAM_HOME=/data/shopstream`,
+    `SHOPSTREAM_STACK__API__PORT=18000`."""
 
     model_config = SettingsConfigDict(env_prefix="SHOPSTREAM_", env_nested_delimiter="__", extra="ignore")
 
@@ -151,13 +145,24 @@ class StackSettings(BaseSettings):
     redis: RedisSettings = RedisSettings()
     kafka: KafkaSettings = KafkaSettings()
     connect: ConnectSettings = ConnectSettings()
-    registry: RegistrySettings = RegistrySettings()
     opa: OpaSettings = OpaSettings()
-    api: ApiPorts = ApiPorts()
-    olap: OlapPorts = OlapPorts()
     rabbitmq: RabbitMQSettings = RabbitMQSettings()
     mosquitto: MosquittoSettings = MosquittoSettings()
     streams: StreamsSettings = StreamsSettings()
+    # our deployables (`SHOPSTREAM_STACK__API__PORT`): `settings.api`, `.registry`, `.olap` below
+    stack: Deployables = Deployables()
+
+    @property
+    def registry(self) -> RegistryPorts:
+        return self.stack.registry
+
+    @property
+    def api(self) -> ApiPorts:
+        return self.stack.api
+
+    @property
+    def olap(self) -> OlapPorts:
+        return self.stack.olap
 
     @field_validator("home", "repo")
     @classmethod
@@ -180,4 +185,5 @@ class StackSettings(BaseSettings):
 
     def env_name(self, *path: str) -> str:
         """The environment variable that sets a field, for error messages: ('kafka', 'port')."""
-        return "SHOPSTREAM_" + "__".join(p.upper() for p in path)
+        nested = ("stack",) if path[0] in Deployables.model_fields else ()
+        return "SHOPSTREAM_" + "__".join(p.upper() for p in (*nested, *path))

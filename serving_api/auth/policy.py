@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 
 from serving_api.auth.tokens import Principal
-from serving_api.http.problems import Problem
+from shopstream.domain import Forbidden, Unavailable
 
 
 class Authorizer:
@@ -18,7 +18,7 @@ class Authorizer:
         await self._http.aclose()
 
     async def require(self, principal: Principal, action: str, resource: dict[str, Any] | None = None) -> None:
-        """Raise a 403 problem with OPA's reasons unless the policy allows `action`."""
+        """Raise Forbidden with OPA's reasons unless the policy allows `action`."""
         body = {
             "input": {
                 "action": action,
@@ -32,12 +32,8 @@ class Authorizer:
             decision = response.json().get("result") or {}
         except (httpx.HTTPError, ValueError) as exc:
             # fail closed: no decision, no access
-            raise Problem(503, "authorization-unavailable", "Authorization service unavailable", str(exc)) from exc
+            raise Unavailable(
+                str(exc), code="authorization-unavailable", title="Authorization service unavailable"
+            ) from exc
         if decision.get("allow") is not True:
-            raise Problem(
-                403,
-                "forbidden",
-                "Not allowed",
-                "; ".join(decision.get("reasons") or ["denied by policy"]),
-                action=action,
-            )
+            raise Forbidden("; ".join(decision.get("reasons") or ["denied by policy"]), action=action)

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import jwt
 
-from serving_api.http.problems import Problem
 from serving_api.settings import ApiSettings
+from shopstream.domain import Unauthenticated
 
 ROLES = {"CUSTOMER", "ADMIN"}
 
@@ -24,10 +24,6 @@ class Principal:
         return "ADMIN" in self.roles
 
 
-def unauthorized(detail: str) -> Problem:
-    return Problem(401, "unauthorized", "Authentication required", detail)
-
-
 class Authenticator:
     def __init__(self, settings: ApiSettings) -> None:
         self.settings = settings
@@ -35,7 +31,7 @@ class Authenticator:
 
     def principal(self, authorization: str | None) -> Principal:
         if not authorization or not authorization.lower().startswith("bearer "):
-            raise unauthorized("send `Authorization: Bearer <JWT>`")
+            raise Unauthenticated("send `Authorization: Bearer <JWT>`")
         token = authorization[7:].strip()
         try:
             key = (
@@ -51,10 +47,10 @@ class Authenticator:
                 options={"require": ["sub", "exp", "iss"]},
             )
         except jwt.PyJWTError as exc:
-            raise unauthorized(f"invalid token: {exc}") from exc
+            raise Unauthenticated(f"invalid token: {exc}") from exc
         roles = claims.get("roles", [])
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
-            raise unauthorized("the token's roles claim must be a list of strings")
+            raise Unauthenticated("the token's roles claim must be a list of strings")
         return Principal(str(claims["sub"]), frozenset(r for r in roles if r in ROLES))
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from redis.exceptions import RedisError
 from strawberry.dataloader import DataLoader
 
-from serving_api.http.deps import Resources
+from serving_api.resources import Resources
 from serving_api.services import pricing, product_cache
 from shopstream.domain.inventory import available
 

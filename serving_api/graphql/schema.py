@@ -14,17 +14,12 @@ from graphql import GraphQLError
 from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 from strawberry.types import Info
 
+from serving_api.graphql.errors import DomainErrorCodes, unexpected
 from serving_api.graphql.loaders import Loaders, product_view
-from serving_api.http.problems import Problem
 from serving_api.services import catalog
 from shopstream.domain import Money as DomainMoney
 
 MAX_DEPTH = 6
-
-
-def _error(problem: Problem) -> GraphQLError:
-    codes = {404: "NOT_FOUND", 422: "BAD_USER_INPUT", 503: "UNAVAILABLE"}
-    return GraphQLError(problem.detail or problem.title, extensions={"code": codes.get(problem.status, "INTERNAL")})
 
 
 @strawberry.type(description="An amount of money: a decimal string (never a float) and its ISO 4217 currency.")
@@ -82,10 +77,7 @@ class Product:
         return Inventory(**stock) if stock else None
 
     async def _flash_sale(self, info: Info) -> FlashSale | None:
-        try:
-            sale = await _loaders(info).flash.load(self.id)
-        except Problem as problem:
-            raise _error(problem) from problem
+        sale = await _loaders(info).flash.load(self.id)
         if not sale:
             return None
         return FlashSale(
@@ -133,11 +125,7 @@ def _loaders(info: Info) -> Loaders:
 class Query:
     @strawberry.field(description="One product with its inventory (cached 30 s) and current price.")
     async def product(self, info: Info, id: strawberry.ID) -> Product | None:  # noqa: A002 (GraphQL's name)
-        loaders = _loaders(info)
-        try:
-            view = await product_view(loaders, str(id))
-        except Problem as problem:
-            raise _error(problem) from problem
+        view = await product_view(_loaders(info), str(id))
         if view is None:
             raise GraphQLError(f"no product {id}", extensions={"code": "NOT_FOUND"})
         return Product.of(view)
@@ -153,20 +141,16 @@ class Query:
         if not 1 <= first <= 100:
             raise GraphQLError("`first` is between 1 and 100", extensions={"code": "BAD_USER_INPUT"})
         f = filter or ProductFilter()
-        loaders = _loaders(info)
-        try:
-            async with loaders.res.pool.acquire() as conn:
-                found, cursor = await catalog.search(
-                    conn,
-                    q=f.q,
-                    active=f.active,
-                    min_minor=f.min_price_minor,
-                    max_minor=f.max_price_minor,
-                    limit=first,
-                    cursor=after,
-                )
-        except Problem as problem:
-            raise _error(problem) from problem
+        async with _loaders(info).res.pool.acquire() as conn:
+            found, cursor = await catalog.search(
+                conn,
+                q=f.q,
+                active=f.active,
+                min_minor=f.min_price_minor,
+                max_minor=f.max_price_minor,
+                limit=first,
+                cursor=after,
+            )
         return ProductPage(items=[Product.of({"product": p.to_json()}) for p in found], next_cursor=cursor)
 
     @strawberry.field(description="A product's stock, from the inventory snapshot.")
@@ -177,18 +161,16 @@ class Query:
         return Inventory(**stock)
 
 
-def _unexpected(error: GraphQLError) -> bool:
-    return error.original_error is not None and not isinstance(error.original_error, GraphQLError)
-
-
 schema = strawberry.Schema(
     query=Query,
     extensions=[  # factories: a fresh extension per request
         lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
         lambda: MaxAliasesLimiter(max_alias_count=20),
         lambda: MaxTokensLimiter(max_token_count=2_000),
-        # an exception that is not a GraphQL error (a bug, an outage) reads "Unexpected error."
-        lambda: MaskErrors(should_mask_error=_unexpected),
+        # a domain error gets its code (graphql/errors.py); any other exception that is not a
+        # GraphQL error (a bug) reads "Unexpected error."
+        lambda: MaskErrors(should_mask_error=unexpected),
+        DomainErrorCodes,
     ],
 )
 

@@ -1,5 +1,6 @@
 """The gRPC inventory service (shopstream.inventory.v1.Inventory) over Postgres, with health
-checking and reflection. `python -m serving_api.grpc`."""
+checking and reflection; the domain errors of its use cases end calls with the codes of
+`grpc/errors.py`. `python -m serving_api.grpc`."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from opentelemetry import trace
 
 from serving_api.gen.shopstream.inventory.v1 import inventory_pb2 as pb
 from serving_api.gen.shopstream.inventory.v1 import inventory_pb2_grpc as pb_grpc
+from serving_api.grpc.errors import DomainErrorStatus
 from serving_api.services import inventory
-from serving_api.settings import ApiSettings
+from serving_api.settings import InventoryGrpcSettings
 from shopstream.runtime.context import Context
 from shopstream.runtime.postgres import create_pool, unit_of_work
 from shopstream.runtime.telemetry import current_ids, extract, setup_logging, setup_tracing
@@ -61,12 +63,6 @@ class InventoryServicer(pb_grpc.InventoryServicer):
                 except asyncpg.UniqueViolationError:
                     if attempt:  # a concurrent call for the same order won; the retry sees its reservation
                         raise
-                except inventory.InsufficientStock as exc:
-                    await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
-                except inventory.UnknownProduct as exc:
-                    await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
-                except inventory.ReservationConflict as exc:
-                    await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
             log.info("reserved", extra={"orderId": request.order_id, "traceId": current_ids()[0]})
             return pb.ReserveResponse(
                 order_id=result.order_id,
@@ -85,12 +81,8 @@ class InventoryServicer(pb_grpc.InventoryServicer):
     async def QueryStock(self, request: pb.StockQuery, context: grpc.aio.ServicerContext) -> pb.StockStatus:  # noqa: N802
         if not request.product_id:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "product_id is required")
-        try:
-            async with self.pool.acquire() as conn:
-                return _status(await inventory.query(conn, request.product_id))
-        except inventory.UnknownProduct as exc:
-            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
-            raise
+        async with self.pool.acquire() as conn:
+            return _status(await inventory.query(conn, request.product_id))
 
 
 ORPHAN_AGE_SECONDS = 300.0
@@ -112,20 +104,20 @@ async def sweep_orphans(pool: asyncpg.Pool, serde: AvroSerde) -> None:
             log.exception("orphan sweep failed")
 
 
-async def serve(settings: ApiSettings) -> None:
-    pool = await create_pool(settings.postgres_dsn.get_secret_value(), settings.pool_size)
-    serde = AvroSerde(RegistryClient(settings.registry_url))
-    server = grpc.aio.server()
+async def serve(settings: InventoryGrpcSettings) -> None:
+    pool = await create_pool(settings.postgres.dsn.get_secret_value(), settings.postgres.pool_size)
+    serde = AvroSerde(RegistryClient(settings.registry.url))
+    server = grpc.aio.server(interceptors=[DomainErrorStatus()])
     pb_grpc.add_InventoryServicer_to_server(InventoryServicer(pool, serde), server)  # type: ignore[no-untyped-call]
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     service_name = pb.DESCRIPTOR.services_by_name["Inventory"].full_name
     reflection.enable_server_reflection([service_name, reflection.SERVICE_NAME, health.SERVICE_NAME], server)
-    server.add_insecure_port(settings.grpc_target)
+    server.add_insecure_port(settings.listen.address)
     await server.start()
     await health_servicer.set(service_name, health_pb2.HealthCheckResponse.SERVING)
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    log.info("inventory gRPC serving on %s", settings.grpc_target)
+    log.info("inventory gRPC serving on %s", settings.listen.address)
     sweeper = asyncio.create_task(sweep_orphans(pool, serde))
     try:
         await server.wait_for_termination()
@@ -135,7 +127,7 @@ async def serve(settings: ApiSettings) -> None:
 
 
 def main() -> None:
-    settings = ApiSettings()
+    settings = InventoryGrpcSettings()
     setup_logging()
     setup_tracing("inventory-service", settings.traces_file)
     asyncio.run(serve(settings))

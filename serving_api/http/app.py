@@ -30,13 +30,15 @@ from serving_api.auth.tokens import Authenticator
 from serving_api.graphql import schema
 from serving_api.graphql.loaders import Loaders
 from serving_api.http import flash_sales, orders, products, sse, webhooks, ws
-from serving_api.http.deps import Resources, resources
-from serving_api.http.problems import PROBLEM_TYPE, Problem
+from serving_api.http.deps import resources
+from serving_api.http.problems import Problem, internal, problem_for
 from serving_api.payments import build_adapter
+from serving_api.resources import Resources
 from serving_api.settings import ApiSettings
 from serving_api.streaming.flash_sales import FlashSaleFeed
 from serving_api.streaming.orders import OrderFeed, OrderRouter
 from shopstream import __version__
+from shopstream.domain import DomainError
 from shopstream.runtime.postgres import create_pool
 from shopstream.runtime.telemetry import extract
 from shopstream.serde import AvroSerde, RegistryClient
@@ -86,20 +88,20 @@ async def _graphql_context(request: Request) -> dict[str, Any]:
 def create_app(settings: ApiSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = await create_pool(settings.postgres_dsn.get_secret_value(), settings.pool_size)
-        registry = RegistryClient(settings.registry_url)
+        pool = await create_pool(settings.postgres.dsn.get_secret_value(), settings.postgres.pool_size)
+        registry = RegistryClient(settings.registry.url)
         res = Resources(
             settings,
             pool,
             AvroSerde(registry),
-            InventoryClient(settings.grpc_target),
+            InventoryClient(settings.inventory.address),
             Authenticator(settings),
-            Authorizer(settings.opa_url),
+            Authorizer(settings.opa.url),
             build_adapter(settings),
             aioredis.Redis.from_url(
-                settings.redis_url,
-                socket_timeout=settings.redis_timeout,
-                socket_connect_timeout=settings.redis_timeout,
+                settings.redis.url,
+                socket_timeout=settings.redis.timeout,
+                socket_connect_timeout=settings.redis.timeout,
                 # a pooled connection that a Redis restart closed gets one immediate reconnect, so
                 # it is not mistaken for an outage; an outage still fails in milliseconds (refused)
                 health_check_interval=1,
@@ -108,9 +110,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
             ),
         )
         app.state.resources = res
-        app.state.flash_feed = FlashSaleFeed(settings.kafka_bootstrap, res.serde)
+        app.state.flash_feed = FlashSaleFeed(settings.kafka.bootstrap, res.serde)
         app.state.flash_feed.start()
-        app.state.order_feed = OrderFeed(settings.kafka_bootstrap, res.serde)
+        app.state.order_feed = OrderFeed(settings.kafka.bootstrap, res.serde)
         app.state.order_router = OrderRouter()
         app.state.order_feed.listen(asyncio.get_running_loop(), app.state.order_router.dispatch)
         app.state.order_feed.start()
@@ -148,14 +150,24 @@ def create_app(settings: ApiSettings) -> FastAPI:
         log.exception(
             "unhandled error", exc_info=exc, extra={"correlationId": getattr(request.state, "correlation_id", None)}
         )
-        return problem_response(
-            500,
-            {"type": PROBLEM_TYPE + "internal", "title": "Internal error", "status": 500, "instance": request.url.path},
-        )
+        return problem_response(500, internal().body(request.url.path))
 
     @app.exception_handler(Problem)
     async def on_problem(request: Request, exc: Problem) -> Response:
         return problem_response(exc.status, exc.body(request.url.path))
+
+    @app.exception_handler(DomainError)
+    async def on_domain_error(request: Request, exc: DomainError) -> Response:
+        # the one place a use case's refusal becomes an HTTP answer (the table: problems.STATUS)
+        problem = problem_for(exc)
+        if problem.status == 500:
+            log.error(
+                "unmapped domain error %s",
+                type(exc).__name__,
+                exc_info=exc,
+                extra={"correlationId": getattr(request.state, "correlation_id", None)},
+            )
+        return problem_response(problem.status, problem.body(request.url.path))
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, exc: RequestValidationError) -> Response:

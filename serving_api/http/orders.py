@@ -11,9 +11,10 @@ from fastapi.responses import JSONResponse
 from serving_api.auth.tokens import Principal
 from serving_api.http.deps import context, principal, resources
 from serving_api.http.models import CancelIn, CartItemIn, FulfillIn, OrderIn
-from serving_api.http.problems import Problem
+from serving_api.http.problems import Problem, problem_for
 from serving_api.observability import ORDER_CREATION_LATENCY, ORDERS_CREATED
 from serving_api.services import carts, idempotency, orders
+from shopstream.domain import DomainError
 from shopstream.runtime.postgres import unit_of_work
 
 router = APIRouter(tags=["orders"])
@@ -35,7 +36,9 @@ async def _idempotent(request: Request, who: Principal, key: str | None, body: A
         )
     try:
         order = await create()
-    except Problem as problem:
+    except (Problem, DomainError) as exc:
+        # the answer the handler will give, kept for the key's replays when the client caused it
+        problem = exc if isinstance(exc, Problem) else problem_for(exc)
         if problem.status < 500:
             await idempotency.finish(res.pool, who.user_id, key or "", problem.status, problem.body(request.url.path))
         else:

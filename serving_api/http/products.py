@@ -9,8 +9,9 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from serving_api.auth.tokens import Principal
 from serving_api.http.deps import context, principal, resources
 from serving_api.http.models import PriceIn, ProductIn, ProductPatch, StockAdjustmentIn, money_or_422
-from serving_api.http.problems import invalid, not_found
+from serving_api.http.problems import invalid
 from serving_api.services import catalog, idempotency, inventory, product_cache
+from shopstream.domain import NotFound
 from shopstream.runtime.postgres import unit_of_work
 
 router = APIRouter(prefix="/api/v1/products", tags=["products"])
@@ -69,7 +70,7 @@ async def get_product(product_id: str, request: Request) -> dict[str, Any]:
     res = resources(request)
     found = await product_cache.products(res.pool, res.cache, [product_id])
     if product_id not in found:
-        raise not_found("Product", product_id)
+        raise NotFound("Product", product_id)
     return found[product_id]
 
 
@@ -113,10 +114,7 @@ async def price_history(product_id: str, request: Request) -> dict[str, Any]:
 @router.get("/{product_id}/stock")
 async def get_stock(product_id: str, request: Request) -> dict[str, Any]:
     async with resources(request).pool.acquire() as conn:
-        try:
-            stock = await inventory.query(conn, product_id)
-        except inventory.UnknownProduct as exc:
-            raise not_found("Product", product_id) from exc
+        stock = await inventory.query(conn, product_id)
     return {
         "productId": stock.product_id,
         "onHand": stock.on_hand,
@@ -150,14 +148,7 @@ async def adjust_stock(
             if replay is not None:
                 response.headers["Idempotent-Replayed"] = "true"
                 return replay.body  # type: ignore[no-any-return]
-        try:
-            stock = await inventory.adjust(
-                conn, context(request, "inventory-service"), product_id, body.delta, body.reason
-            )
-        except inventory.UnknownProduct as exc:
-            raise not_found("Product", product_id) from exc
-        except inventory.InsufficientStock as exc:
-            raise invalid(f"on-hand stock cannot go below what is reserved: {exc}") from exc
+        stock = await inventory.adjust(conn, context(request, "inventory-service"), product_id, body.delta, body.reason)
         answer = {
             "productId": stock.product_id,
             "onHand": stock.on_hand,

@@ -25,10 +25,11 @@ from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 from redis.exceptions import RedisError
 
 from serving_api.auth.tokens import Principal
-from serving_api.http.deps import Resources
-from serving_api.http.problems import Problem
+from serving_api.http.problems import problem_for
+from serving_api.resources import Resources
 from serving_api.services import orders
 from serving_api.streaming.orders import OrderRouter, StatusChange, acknowledge, remember, unacknowledged
+from shopstream.domain import DomainError
 
 router = APIRouter()
 log = logging.getLogger("shopstream.ws")
@@ -45,9 +46,9 @@ async def order_updates(
     router: OrderRouter = ws.app.state.order_router
     try:
         who = res.authn.principal(f"Bearer {token}" if token else ws.headers.get("authorization"))
-    except Problem as problem:
+    except DomainError as refused:
         # closed before the handshake completes: the client sees an HTTP 403
-        await ws.close(code=4401, reason=problem.detail[:120])
+        await ws.close(code=4401, reason=refused.detail[:120])
         return
     await ws.accept()
     await OrderSession(ws, who, res, router, heartbeat).run()
@@ -100,7 +101,9 @@ class OrderSession:
                 continue
             try:
                 await self._handle(frame)
-            except Problem as problem:
+            except DomainError as refused:
+                # the REST edge's table: a frame is refused as the same request over HTTP would be
+                problem = problem_for(refused)
                 self._error(PROBLEM_CODES.get(problem.status, "ERROR"), problem.detail or problem.title)
             except RedisError:
                 log.exception("ws: Redis unavailable")

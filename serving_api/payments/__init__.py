@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from serving_api.payments.adapter import PaymentAdapter, PaymentOutcome
-from serving_api.payments.legacy_soap import GatewayFailure, LegacySoapGateway, PaymentRefused
+from serving_api.payments.legacy_soap import GatewayFailure, LegacySoapGateway
 from serving_api.payments.resilience import Backoff, circuit_breaker
 from serving_api.payments.rest import RestPaymentGateway
 from serving_api.settings import ApiSettings
+from shopstream.domain import PaymentRefused
 
 
 def build_adapter(settings: ApiSettings) -> PaymentAdapter:
     """The adapter as the API runs it, from `SHOPSTREAM_API__*` settings."""
     return PaymentAdapter(
-        LegacySoapGateway(settings.soap_payment_wsdl, settings.payment_soap_timeout),
-        RestPaymentGateway(settings.payment_url, settings.payment_rest_timeout),
+        LegacySoapGateway(settings.legacy_payment_gateway.wsdl, settings.payment_soap_timeout),
+        RestPaymentGateway(settings.payment_gateway.url, settings.payment_rest_timeout),
         circuit_breaker(
             LegacySoapGateway.name,
             settings.payment_breaker_fail_max,

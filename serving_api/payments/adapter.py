@@ -1,6 +1,6 @@
 """The payment adapter (seed: payment-adapter-service): the legacy SOAP gateway first, retried with
 backoff behind a circuit breaker; the REST gateway when the circuit is open or SOAP is exhausted.
-A decline is an answer (no retry, no fallback); a refusal of the request itself is a 422."""
+A decline is an answer (no retry, no fallback); a refusal of the request itself is PaymentRefused."""
 
 from __future__ import annotations
 
@@ -14,11 +14,10 @@ from typing import Literal, Protocol
 import pybreaker
 from prometheus_client import Counter, Histogram
 
-from serving_api.http.problems import Problem
-from serving_api.payments.legacy_soap import GatewayFailure, PaymentRefused
+from serving_api.payments.legacy_soap import GatewayFailure
 from serving_api.payments.resilience import Backoff, Clock, Sleep, Uniform
 from serving_api.payments.rest import PaymentResult
-from shopstream.domain import Money
+from shopstream.domain import Money, PaymentRefused, Unavailable
 
 log = logging.getLogger("shopstream.payments")
 
@@ -102,9 +101,9 @@ class PaymentAdapter:
             except pybreaker.CircuitBreakerError:
                 fallback = "circuit-open"
                 break
-            except PaymentRefused as exc:
+            except PaymentRefused:
                 PAYMENT_ATTEMPTS.labels(SOAP, "refused").inc()
-                raise Problem(422, "payment-refused", "Payment refused", str(exc)) from exc
+                raise
             except GatewayFailure as exc:
                 PAYMENT_ATTEMPTS.labels(SOAP, exc.kind).inc()
                 failures.append(str(exc))
@@ -134,10 +133,10 @@ class PaymentAdapter:
         log.warning("payment falls back to REST: %s", soap_said, extra={"orderId": order_id})
         try:
             result = await self.rest.capture(order_id, amount)
-        except Problem as exc:
-            if exc.status == 422:  # the request itself was refused
-                PAYMENT_ATTEMPTS.labels(REST, "refused").inc()
-                raise
+        except PaymentRefused:  # the request itself was refused
+            PAYMENT_ATTEMPTS.labels(REST, "refused").inc()
+            raise
+        except Unavailable as exc:
             PAYMENT_ATTEMPTS.labels(REST, "failed").inc()
             PAYMENT_LATENCY.labels("none").observe((self._clock() - started) * 1000)
             log.error("payment failed on both paths", extra={"orderId": order_id})

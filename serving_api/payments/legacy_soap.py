@@ -13,7 +13,7 @@ import zeep.exceptions
 from zeep.transports import AsyncTransport
 
 from serving_api.payments.rest import PaymentResult
-from shopstream.domain import Money
+from shopstream.domain import Money, PaymentRefused
 
 
 class GatewayFailure(Exception):
@@ -23,11 +23,6 @@ class GatewayFailure(Exception):
     def __init__(self, kind: str, detail: str) -> None:
         super().__init__(detail)
         self.kind = kind
-
-
-class PaymentRefused(Exception):
-    """The gateway refused the request itself (a Client fault, e.g. an unsupported currency): the
-    same request would be refused again, anywhere; neither retried nor a failure of the gateway."""
 
 
 class LegacySoapGateway:

@@ -6,8 +6,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from serving_api.http.problems import Problem
-from shopstream.domain import Money
+from shopstream.domain import Money, PaymentRefused, Unavailable
 
 
 @dataclass(frozen=True)
@@ -28,16 +27,19 @@ class RestPaymentGateway:
         await self._http.aclose()
 
     async def capture(self, order_id: str, amount: Money) -> PaymentResult:
+        """One request; raises Unavailable (no answer, or an error answer) or PaymentRefused."""
         try:
             response = await self._http.post(
                 "/v1/payments",
                 json={"orderId": order_id, "amountMinor": amount.amount_minor, "currency": amount.currency},
             )
         except httpx.HTTPError as exc:
-            raise Problem(503, "payment-unavailable", "Payment gateway unavailable", str(exc)) from exc
+            raise Unavailable(str(exc), code="payment-unavailable", title="Payment gateway unavailable") from exc
         if response.status_code == 422:
-            raise Problem(422, "payment-refused", "Payment refused", response.json().get("error", response.text))
+            raise PaymentRefused(response.json().get("error", response.text))
         if response.is_error:
-            raise Problem(502, "payment-gateway-error", "Payment gateway error", f"HTTP {response.status_code}")
+            raise Unavailable(
+                f"HTTP {response.status_code}", code="payment-gateway-error", title="Payment gateway error"
+            )
         body = response.json()
         return PaymentResult(body["paymentId"], body["status"] == "APPROVED", body.get("reason"), self.name)

@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from serving_api.http.problems import conflict, invalid, not_found
+from shopstream.domain import Conflict, Invalid, NotFound
 
 
 async def create(conn: asyncpg.Connection, user_id: str) -> dict[str, Any]:
@@ -20,13 +20,13 @@ def _cart_id(cart_id: str) -> uuid.UUID:
     try:
         return uuid.UUID(cart_id)
     except ValueError as exc:
-        raise not_found("Cart", cart_id) from exc
+        raise NotFound("Cart", cart_id) from exc
 
 
 async def owner(conn: asyncpg.Connection, cart_id: str) -> dict[str, str]:
     row = await conn.fetchrow("SELECT user_id, status FROM carts WHERE id = $1", _cart_id(cart_id))
     if row is None:
-        raise not_found("Cart", cart_id)
+        raise NotFound("Cart", cart_id)
     return {"owner": row["user_id"], "status": row["status"]}
 
 
@@ -36,7 +36,7 @@ async def get(conn: asyncpg.Connection, cart_id: str) -> dict[str, Any]:
         "SELECT id, user_id, status, order_id, created_at, updated_at FROM carts WHERE id = $1", cid
     )
     if row is None:
-        raise not_found("Cart", cart_id)
+        raise NotFound("Cart", cart_id)
     items = await conn.fetch(
         "SELECT ci.product_id, ci.qty, h.amount_minor, h.currency FROM cart_items ci "
         "JOIN product_price_history h ON h.product_id = ci.product_id AND h.valid_to IS NULL "
@@ -71,7 +71,10 @@ async def set_item(conn: asyncpg.Connection, cart_id: str, product_id: str, qty:
     else:
         active = await conn.fetchval("SELECT active FROM products WHERE id = $1", product_id)
         if not active:
-            raise invalid(f"unknown or withdrawn product {product_id}", [{"name": "productId", "reason": "unknown"}])
+            raise Invalid(
+                f"unknown or withdrawn product {product_id}",
+                invalid_params=[{"name": "productId", "reason": "unknown"}],
+            )
         await conn.execute(
             "INSERT INTO cart_items (cart_id, product_id, qty) VALUES ($1, $2, $3) "
             "ON CONFLICT (cart_id, product_id) DO UPDATE SET qty = EXCLUDED.qty",
@@ -88,12 +91,12 @@ async def lines_for_checkout(conn: asyncpg.Connection, cart_id: str) -> list[tup
     cid = _cart_id(cart_id)
     status = await conn.fetchval("SELECT status FROM carts WHERE id = $1", cid)
     if status is None:
-        raise not_found("Cart", cart_id)
+        raise NotFound("Cart", cart_id)
     if status != "OPEN":
-        raise conflict("cart-checked-out", "Cart already checked out", f"cart {cart_id} is {status}")
+        raise _checked_out(f"cart {cart_id} is {status}")
     rows = await conn.fetch("SELECT product_id, qty FROM cart_items WHERE cart_id = $1 ORDER BY product_id", cid)
     if not rows:
-        raise invalid("the cart is empty")
+        raise Invalid("the cart is empty")
     return [(r["product_id"], r["qty"]) for r in rows]
 
 
@@ -106,12 +109,16 @@ async def checked_out(conn: asyncpg.Connection, cart_id: str, order_id: str) -> 
         order_id,
     )
     if not done:
-        raise conflict("cart-checked-out", "Cart already checked out", f"cart {cart_id} is not open")
+        raise _checked_out(f"cart {cart_id} is not open")
+
+
+def _checked_out(detail: str) -> Conflict:
+    return Conflict(detail, code="cart-checked-out", title="Cart already checked out")
 
 
 async def _open(conn: asyncpg.Connection, cid: uuid.UUID, cart_id: str) -> None:
     status = await conn.fetchval("SELECT status FROM carts WHERE id = $1 FOR UPDATE", cid)
     if status is None:
-        raise not_found("Cart", cart_id)
+        raise NotFound("Cart", cart_id)
     if status != "OPEN":
-        raise conflict("cart-checked-out", "Cart already checked out", f"cart {cart_id} is {status}")
+        raise _checked_out(f"cart {cart_id} is {status}")

@@ -11,9 +11,8 @@ from typing import Any
 
 import asyncpg
 
-from serving_api.http.problems import conflict, invalid, not_found
 from serving_api.services import inventory
-from shopstream.domain import Money, MoneyError, PriceVersion, event_type
+from shopstream.domain import Conflict, Invalid, Money, MoneyError, NotFound, PriceVersion, event_type
 from shopstream.domain import change_price as scd2_change
 from shopstream.runtime.context import Context
 
@@ -28,11 +27,11 @@ _CATEGORY = re.compile(CATEGORY_PATTERN)
 
 
 def check_category(category: str) -> str:
-    """`category` when it follows the rule; a 422 problem otherwise."""
+    """`category` when it follows the rule; Invalid otherwise."""
     if not _CATEGORY.fullmatch(category):
-        raise invalid(
+        raise Invalid(
             f"category must match {CATEGORY_PATTERN}",
-            [{"name": "category", "reason": "not a lowercase slug"}],
+            invalid_params=[{"name": "category", "reason": "not a lowercase slug"}],
         )
     return category
 
@@ -91,7 +90,7 @@ def _product(row: asyncpg.Record) -> Product:
 async def get(conn: asyncpg.Connection, product_id: str, *, lock: bool = False) -> Product:
     row = await conn.fetchrow(PRODUCT_SELECT + " WHERE p.id = $1" + (" FOR UPDATE OF p" if lock else ""), product_id)
     if row is None:
-        raise not_found("Product", product_id)
+        raise NotFound("Product", product_id)
     return _product(row)
 
 
@@ -124,7 +123,7 @@ async def create(
             check_category(category),
         )
     except asyncpg.UniqueViolationError as exc:
-        raise conflict("duplicate-sku", "SKU already exists", f"a product with SKU {sku!r} exists") from exc
+        raise Conflict(f"a product with SKU {sku!r} exists", code="duplicate-sku", title="SKU already exists") from exc
     await conn.execute(
         "INSERT INTO product_price_history (product_id, version, amount_minor, currency, valid_from, changed_by) "
         "VALUES ($1, 1, $2, $3, now(), $4)",
@@ -170,7 +169,7 @@ async def change_price(conn: asyncpg.Connection, ctx: Context, user_id: str, pro
     try:
         change = scd2_change(open_version, price, max(row["now"], row["valid_from"] + timedelta(microseconds=1)))
     except MoneyError as exc:
-        raise invalid(str(exc)) from exc
+        raise Invalid(str(exc)) from exc
     if change is None:
         return current
     closed, opened = change
@@ -226,7 +225,9 @@ def decode_cursor(cursor: str) -> str:
     except (ValueError, UnicodeDecodeError):
         decoded = ""
     if not decoded.startswith("P-"):
-        raise invalid("the cursor is not one this API gave out", [{"name": "cursor", "reason": "malformed"}])
+        raise Invalid(
+            "the cursor is not one this API gave out", invalid_params=[{"name": "cursor", "reason": "malformed"}]
+        )
     return decoded
 
 

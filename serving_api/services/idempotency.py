@@ -1,5 +1,5 @@
 """Idempotency-Key (domain spec §9): the key, scoped by user, with a hash of the request. The same
-key and body within 24 h replays the first response; the same key with another body is a 422;
+key and body within 24 h replays the first response; the same key with another body is refused;
 concurrent duplicates wait for the first and get its response, so one order is made."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 
-from serving_api.http.problems import Problem
+from shopstream.domain import Conflict, Invalid, Malformed
 
 # a claim older than this with no response is abandoned (no request takes that long)
 CLAIM_SECONDS = 120.0
@@ -33,7 +33,7 @@ async def _take(
     conn: asyncpg.Connection, user_id: str, key: str, digest: str, hours: int
 ) -> tuple[bool, asyncpg.Record | None]:
     """(True, None) when the key is now ours; else (False, the key's row, None if it expired meanwhile).
-    A row of another request body is refused (422)."""
+    A row of another request body is refused (Invalid)."""
     await conn.execute(
         "DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND expires_at < now()", user_id, key
     )
@@ -51,13 +51,16 @@ async def _take(
         "SELECT request_hash, status_code, response FROM idempotency_keys WHERE user_id = $1 AND key = $2", user_id, key
     )
     if row is not None and row["request_hash"] != digest:
-        raise Problem(
-            422,
-            "idempotency-key-reused",
-            "Idempotency-Key reused with a different request",
+        raise Invalid(
             f"the key {key!r} was first used with another body; use a new key for a new request",
+            code="idempotency-key-reused",
+            title="Idempotency-Key reused with a different request",
         )
     return False, row
+
+
+def _in_progress(detail: str) -> Conflict:
+    return Conflict(detail, code="idempotency-in-progress", title="Request in progress")
 
 
 async def claim(
@@ -65,11 +68,10 @@ async def claim(
 ) -> Replay | None:
     """None: the caller owns the key and must `finish` it. A Replay: answer with that instead."""
     if not key or len(key) > 200:
-        raise Problem(
-            400,
-            "idempotency-key",
-            "Idempotency-Key header required",
+        raise Malformed(
             "send a unique Idempotency-Key (1-200 characters) with every POST that creates something",
+            code="idempotency-key",
+            title="Idempotency-Key header required",
         )
     deadline = asyncio.get_running_loop().time() + wait_seconds
     while True:
@@ -82,12 +84,7 @@ async def claim(
         if row["status_code"] is not None:
             return Replay(row["status_code"], json.loads(row["response"]))
         if asyncio.get_running_loop().time() > deadline:
-            raise Problem(
-                409,
-                "idempotency-in-progress",
-                "Request in progress",
-                f"a request with the key {key!r} is still being processed; retry later",
-            )
+            raise _in_progress(f"a request with the key {key!r} is still being processed; retry later")
         await asyncio.sleep(0.05)
 
 
@@ -99,12 +96,14 @@ async def claim_in_transaction(
     same key waits on the row until the first commits, then replays it. None: the caller owns the
     key and must `finish_in_transaction` it before committing."""
     if not key or len(key) > 200:
-        raise Problem(400, "idempotency-key", "Idempotency-Key too long", "an Idempotency-Key has 1-200 characters")
+        raise Malformed(
+            "an Idempotency-Key has 1-200 characters", code="idempotency-key", title="Idempotency-Key too long"
+        )
     ours, row = await _take(conn, user_id, key, digest, hours)
     if ours:
         return None
     if row is None or row["status_code"] is None:
-        raise Problem(409, "idempotency-in-progress", "Request in progress", f"the key {key!r} is in use; retry later")
+        raise _in_progress(f"the key {key!r} is in use; retry later")
     return Replay(row["status_code"], json.loads(row["response"]))
 
 

@@ -1,5 +1,7 @@
 """Stock: reservation (atomic, all or nothing, idempotent per order), release, commit on
-fulfilment and adjustments; every change leaves a stock.adjusted event through the outbox."""
+fulfilment and adjustments; every change leaves a stock.adjusted event through the outbox.
+Refusals are domain errors: NotFound (unknown products), InsufficientStock, Conflict (the order's
+reservation was released or differs), Invalid (an adjustment below what is reserved)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from shopstream.domain import event_type
+from shopstream.domain import Conflict, InsufficientStock, Invalid, NotFound, event_type
 from shopstream.domain.inventory import available
 from shopstream.runtime.context import Context
 
@@ -27,25 +29,19 @@ class Stock:
         return available(self.on_hand, self.reserved)
 
 
-class InventoryError(Exception):
-    pass
+def _unknown(product_ids: list[str]) -> NotFound:
+    ids = ", ".join(product_ids)
+    return NotFound("Product", ids, f"unknown product(s): {ids}")
 
 
-class UnknownProduct(InventoryError):
-    def __init__(self, product_ids: list[str]) -> None:
-        super().__init__(f"unknown product(s): {', '.join(product_ids)}")
-        self.product_ids = product_ids
+def _shortage(short: dict[str, tuple[int, int]]) -> str:
+    """`{product: (wanted, available)}` in words: "insufficient stock (P-1: wanted 3, available 1)"."""
+    return "insufficient stock ({})".format(", ".join(f"{p}: wanted {w}, available {a}" for p, (w, a) in short.items()))
 
 
-class InsufficientStock(InventoryError):
-    def __init__(self, short: dict[str, tuple[int, int]]) -> None:
-        detail = ", ".join(f"{p}: wanted {w}, available {a}" for p, (w, a) in short.items())
-        super().__init__(f"insufficient stock ({detail})")
-        self.short = short
-
-
-class ReservationConflict(InventoryError):
+def _reservation_conflict(detail: str) -> Conflict:
     """The order already holds a different (or released) reservation."""
+    return Conflict(detail, code="reservation-conflict", title="Reservation conflict")
 
 
 @dataclass(frozen=True)
@@ -69,7 +65,7 @@ async def query(conn: asyncpg.Connection, product_id: str) -> Stock:
         "SELECT product_id, on_hand, reserved, version FROM inventory_stock WHERE product_id = $1", product_id
     )
     if row is None:
-        raise UnknownProduct([product_id])
+        raise _unknown([product_id])
     return Stock(**dict(row))
 
 
@@ -79,7 +75,7 @@ async def reserve(conn: asyncpg.Connection, ctx: Context, order_id: str, lines: 
     wanted = _merge(lines)
     await _lock_order(conn, order_id)
     if await conn.fetchval("SELECT 1 FROM inventory_released_orders WHERE order_id = $1", order_id):
-        raise ReservationConflict(f"the reservation of {order_id} was released; it cannot reserve again")
+        raise _reservation_conflict(f"the reservation of {order_id} was released; it cannot reserve again")
     existing = await conn.fetch(
         "SELECT product_id, qty, status FROM inventory_reservations WHERE order_id = $1 ORDER BY product_id FOR UPDATE",
         order_id,
@@ -87,9 +83,9 @@ async def reserve(conn: asyncpg.Connection, ctx: Context, order_id: str, lines: 
     if existing:
         held = {r["product_id"]: r["qty"] for r in existing}
         if any(r["status"] != "RESERVED" for r in existing):
-            raise ReservationConflict(f"the reservation of {order_id} was already released or committed")
+            raise _reservation_conflict(f"the reservation of {order_id} was already released or committed")
         if held != wanted:
-            raise ReservationConflict(f"{order_id} already holds a different reservation")
+            raise _reservation_conflict(f"{order_id} already holds a different reservation")
         return Reservation(order_id, True, [await query(conn, p) for p in held])
     rows = await conn.fetch(
         "SELECT product_id, on_hand, reserved, version FROM inventory_stock WHERE product_id = ANY($1::text[]) "
@@ -99,10 +95,10 @@ async def reserve(conn: asyncpg.Connection, ctx: Context, order_id: str, lines: 
     found = {r["product_id"]: Stock(**dict(r)) for r in rows}
     missing = [p for p in wanted if p not in found]
     if missing:
-        raise UnknownProduct(missing)
+        raise _unknown(missing)
     short = {p: (q, found[p].available) for p, q in wanted.items() if found[p].available < q}
     if short:
-        raise InsufficientStock(short)
+        raise InsufficientStock(_shortage(short))
     after = []
     for product_id, qty in wanted.items():
         row = await conn.fetchrow(
@@ -196,8 +192,9 @@ async def adjust(conn: asyncpg.Connection, ctx: Context, product_id: str, delta:
         delta,
     )
     if row is None:
-        await query(conn, product_id)  # UnknownProduct when there is none
-        raise InsufficientStock({product_id: (-delta, 0)})
+        await query(conn, product_id)  # NotFound when there is none
+        shortage = _shortage({product_id: (-delta, 0)})
+        raise Invalid(f"on-hand stock cannot go below what is reserved: {shortage}")
     stock = Stock(**dict(row))
     await _adjusted(conn, ctx, stock, delta, reason, None)
     return stock

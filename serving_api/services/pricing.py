@@ -15,9 +15,8 @@ import asyncpg
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from serving_api.http.problems import Problem, conflict, invalid, not_found
 from serving_api.services import catalog
-from shopstream.domain import Money, event_type
+from shopstream.domain import Conflict, Invalid, Money, NotFound, Unavailable, event_type
 from shopstream.domain.envelope import epoch_ms
 from shopstream.domain.flash_sales import price_at
 from shopstream.runtime.context import Context
@@ -79,19 +78,19 @@ async def start_sale(
     if ends_at - starts > MAX_LENGTH:
         problems.append({"name": "endsAt", "reason": f"a flash sale lasts at most {MAX_LENGTH.days} days"})
     if problems:
-        raise invalid("the sale's time window is not valid", problems)
+        raise Invalid("the sale's time window is not valid", invalid_params=problems)
     product = await catalog.get(conn, product_id, lock=True)
     if not product.active:
-        raise conflict("product-withdrawn", "Product withdrawn", f"{product_id} is not for sale")
+        raise Conflict(f"{product_id} is not for sale", code="product-withdrawn", title="Product withdrawn")
     if price.currency != product.price.currency:
-        raise invalid(
+        raise Invalid(
             f"the product is priced in {product.price.currency}",
-            [{"name": "salePrice.currency", "reason": f"must be {product.price.currency}"}],
+            invalid_params=[{"name": "salePrice.currency", "reason": f"must be {product.price.currency}"}],
         )
     if price.amount_minor >= product.price.amount_minor:
-        raise invalid(
+        raise Invalid(
             f"a sale price is below the regular price {product.price}",
-            [{"name": "salePrice.amount", "reason": f"must be below {product.price.decimal()}"}],
+            invalid_params=[{"name": "salePrice.amount", "reason": f"must be below {product.price.decimal()}"}],
         )
     sale_id = f"SALE-{uuid.uuid4().hex[:12]}"
     row = await conn.fetchrow(
@@ -122,14 +121,14 @@ async def start_sale(
 
 
 async def end_sale(conn: asyncpg.Connection, ctx: Context, user_id: str, sale_id: str) -> dict[str, Any]:
-    """End a sale before its time; ending one that is over is a 409."""
+    """End a sale before its time; ending one that is over is a Conflict."""
     now = datetime.now(UTC)
     row = await conn.fetchrow(SALE_SELECT + " WHERE id = $1 FOR UPDATE", sale_id)
     if row is None:
-        raise not_found("Flash sale", sale_id)
+        raise NotFound("Flash sale", sale_id)
     if row["ended_at"] is not None or row["ends_at"] <= now:
-        raise conflict(
-            "sale-over", "Flash sale already over", f"{sale_id} ended at {row['ended_at'] or row['ends_at']}"
+        raise Conflict(
+            f"{sale_id} ended at {row['ended_at'] or row['ends_at']}", code="sale-over", title="Flash sale already over"
         )
     row = await conn.fetchrow(
         "UPDATE flash_sales SET ended_at = $2, ended_by = $3 WHERE id = $1 RETURNING *", sale_id, now, user_id
@@ -151,7 +150,7 @@ async def end_sale(conn: asyncpg.Connection, ctx: Context, user_id: str, sale_id
 async def get_sale(conn: asyncpg.Connection, sale_id: str) -> dict[str, Any]:
     row = await conn.fetchrow(SALE_SELECT + " WHERE id = $1", sale_id)
     if row is None:
-        raise not_found("Flash sale", sale_id)
+        raise NotFound("Flash sale", sale_id)
     return _sale_json(row, datetime.now(UTC))
 
 
@@ -169,7 +168,7 @@ async def list_sales(conn: asyncpg.Connection, product_id: str | None, include_o
 
 async def flash_prices(cache: aioredis.Redis, product_ids: list[str], at: datetime) -> dict[str, dict[str, Any]]:
     """The sale each product sells at now, from the price map; products without one are absent.
-    One round trip, no retry: an unreachable cache is a 503 for the caller."""
+    One round trip, no retry: an unreachable cache is Unavailable for the caller."""
     try:
         async with cache.pipeline(transaction=False) as pipe:
             for product_id in product_ids:
@@ -177,8 +176,10 @@ async def flash_prices(cache: aioredis.Redis, product_ids: list[str], at: dateti
             cached = await pipe.execute()
     except (RedisError, OSError) as exc:
         log.warning("flash-sale price map unreadable: %s", exc)
-        raise Problem(
-            503, "flash-prices-unavailable", "Flash-sale prices unavailable", "the price map cannot be read; retry"
+        raise Unavailable(
+            "the price map cannot be read; retry",
+            code="flash-prices-unavailable",
+            title="Flash-sale prices unavailable",
         ) from exc
     now = epoch_ms(at)
     out = {}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from shopstream.domain.errors import IllegalTransition
 from shopstream.domain.money import Money
 
 
@@ -37,13 +38,6 @@ _ALLOWED: dict[OrderStatus, frozenset[OrderStatus]] = {
     OrderStatus.FULFILLED: frozenset(),
     OrderStatus.CANCELED: frozenset(),
 }
-
-
-class IllegalTransition(Exception):
-    def __init__(self, current: OrderStatus, target: OrderStatus) -> None:
-        super().__init__(f"an order that is {current.value} cannot become {target.value}")
-        self.current = current
-        self.target = target
 
 
 def transition(current: OrderStatus, target: OrderStatus) -> OrderStatus:

@@ -40,6 +40,7 @@ from bytewax.run import cli_main
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from shopstream.runtime.dead_letters import DeadLetter, DeadLetterWriter
 from shopstream.serde import AvroSerde, RegistryClient
 from streams.core import (
     NEVER,
@@ -53,7 +54,7 @@ from streams.core import (
     partition_name,
     resume_from,
 )
-from streams.engines.inputs import DeadLetter, Inputs, dead_letter_headers
+from streams.engines.inputs import Inputs, Unreadable
 from streams.settings import DataflowSettings
 from streams.sinks import RedisSink, TopicSink
 
@@ -61,18 +62,6 @@ log = logging.getLogger("shopstream.streams")
 IDLE_POLL = timedelta(milliseconds=5)  # how long a partition with nothing to read rests
 KEEP_SEALED = 1_000  # epochs whose sealed positions are kept (a sink idle longer records later)
 SETTLED_EPOCHS = 3  # a key that took no item for this many epochs has all it was sent before them
-
-
-@dataclass(frozen=True, slots=True)
-class Rejected:
-    """A record for the dead-letter topic."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]]
 
 
 @dataclass(slots=True)
@@ -88,12 +77,12 @@ class BytewaxEngine:
 
     def __init__(self, projection: Projection, settings: DataflowSettings) -> None:
         self.projection, self.settings = projection, settings
-        self.registry = RegistryClient(settings.registry_url)
+        self.registry = RegistryClient(settings.registry.url)
         self.serde = AvroSerde(self.registry)
         self.inputs = Inputs(projection, self.serde, settings.topic_prefix)
-        self.redis = RedisSink(settings.redis_url, settings.progress_key(projection.name))
+        self.redis = RedisSink(settings.redis.url, settings.progress_key(projection.name))
         self.producer = Producer(
-            {"bootstrap.servers": settings.kafka_bootstrap, "enable.idempotence": True, "linger.ms": 5}
+            {"bootstrap.servers": settings.kafka.bootstrap, "enable.idempotence": True, "linger.ms": 5}
         )
         self.topics = TopicSink(self.serde, self._produce, settings.topic_prefix)
         for event in projection.emits:
@@ -105,9 +94,10 @@ class BytewaxEngine:
         self.sealed: dict[int, tuple[dict[str, int], int]] = {}
         self.epochs: dict[int, dict[str, tuple[int, int, bool]]] = {}  # epoch → partition → its end
         self.partitions = 0  # how many the source has
-        self.dead_letter_topic = settings.dead_letter(projection.name)
-        _ensure_topic(settings.kafka_bootstrap, self.dead_letter_topic)
-        self.dead_letters = 0
+        self.dead_letters = DeadLetterWriter(
+            settings.kafka.bootstrap, settings.dead_letter(projection.name), client_id=f"bytewax-{projection.name}"
+        )
+        self.dead_letters.ensure_topic()  # one partition, as Quix makes it
         self.held = self.redis.progress()  # what the store reflects, read once at start
         self.flow = self._build()
         self.heartbeat = settings.heartbeat(projection.name)
@@ -170,8 +160,8 @@ class BytewaxEngine:
     # --- the dataflow --------------------------------------------------------------------------
     def _build(self) -> Dataflow:
         flow = Dataflow(self.projection.name)
-        records = op.input("kafka", flow, _Source(self))  # Item | Rejected, per partition batch
-        rejected = op.flat_map_batch("rejected", records, lambda xs: [x for x in xs if type(x) is Rejected])
+        records = op.input("kafka", flow, _Source(self))  # Item | DeadLetter, per partition batch
+        rejected = op.flat_map_batch("rejected", records, lambda xs: [x for x in xs if type(x) is DeadLetter])
         op.output("dead-letters", rejected, _DeadLetterSink(self))
         written: list[Stream[Any]] = []
         forwarded: Stream[Any] | None = None
@@ -219,21 +209,6 @@ class BytewaxEngine:
         self.producer.flush(30)
         self.redis.close()
         self.registry.close()
-
-
-def _ensure_topic(bootstrap: str, topic: str) -> None:
-    """The dead-letter topic, made as Quix makes it (one partition) when it does not exist."""
-    from confluent_kafka import KafkaError, KafkaException
-    from confluent_kafka.admin import NewTopic
-
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    if topic in admin.list_topics(timeout=30).topics:
-        return
-    try:
-        admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result(timeout=30)
-    except KafkaException as exc:
-        if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-            raise
 
 
 def _builder(runner: StageRunner[Any, Any], engine: BytewaxEngine) -> Any:
@@ -289,7 +264,7 @@ class _Source(FixedPartitionedSource[Any, int]):
         self.engine = engine
 
     def list_parts(self) -> list[str]:
-        admin = AdminClient({"bootstrap.servers": self.engine.settings.kafka_bootstrap})
+        admin = AdminClient({"bootstrap.servers": self.engine.settings.kafka.bootstrap})
         metadata = admin.list_topics(timeout=30)
         parts = []
         for topic in self.engine.inputs.topics:
@@ -326,7 +301,7 @@ class _Partition(StatefulSourcePartition[Any, int]):
         self.next = OFFSET_BEGINNING if start is None else start
         self.consumer = Consumer(
             {
-                "bootstrap.servers": engine.settings.kafka_bootstrap,
+                "bootstrap.servers": engine.settings.kafka.bootstrap,
                 "group.id": engine.settings.group(engine.projection.name),  # never joined: assigned
                 "enable.auto.commit": False,
                 "auto.offset.reset": engine.settings.auto_offset_reset,
@@ -363,12 +338,10 @@ class _Partition(StatefulSourcePartition[Any, int]):
             offset = msg.offset()
             try:
                 event = inputs.event(self.topic, msg.value(), msg.key())
-            except DeadLetter as exc:
-                headers = [
-                    *(msg.headers() or []),
-                    *dead_letter_headers(engine.projection.name, self.topic, self.partition, offset, str(exc)),
-                ]
-                out.append(Rejected(self.topic, self.partition, offset, msg.key(), msg.value(), headers))
+            except Unreadable as exc:
+                origin, headers = (self.topic, self.partition, offset), msg.headers() or []
+                letter = DeadLetter(engine.projection.name, str(exc), msg.value(), msg.key(), origin, headers=headers)
+                out.append(letter)
                 continue
             clock.observe(name, event.envelope.occurred_at)
             decoded.append((event, offset))
@@ -426,7 +399,7 @@ class _KernelSinkPartition(StatefulSinkPartition[Out, None]):
             self.engine.redis.apply([], positions)  # the records it wrote are flushed already
 
 
-class _DeadLetterSink(DynamicSink[Rejected]):
+class _DeadLetterSink(DynamicSink[DeadLetter]):
     def __init__(self, engine: BytewaxEngine) -> None:
         self.engine = engine
 
@@ -434,26 +407,12 @@ class _DeadLetterSink(DynamicSink[Rejected]):
         return _DeadLetterPartition(self.engine)
 
 
-class _DeadLetterPartition(StatelessSinkPartition[Rejected]):
+class _DeadLetterPartition(StatelessSinkPartition[DeadLetter]):
     def __init__(self, engine: BytewaxEngine) -> None:
         self.engine = engine
 
-    def write_batch(self, items: list[Rejected]) -> None:
-        engine = self.engine
-        for r in items:
-            engine.producer.produce(
-                engine.dead_letter_topic, value=r.value, key=r.key, headers=r.headers, on_delivery=engine._delivered
-            )
-            log.warning(
-                "dead letter: %s[%s]@%s: %s",
-                r.topic,
-                r.partition,
-                r.offset,
-                dict(r.headers).get("dlq.reason", b"").decode(),
-                extra={"dataflow": engine.projection.name, "topic": r.topic, "offset": r.offset},
-            )
-        engine.dead_letters += len(items)
-        _flush(engine)
+    def write_batch(self, items: list[DeadLetter]) -> None:
+        self.engine.dead_letters.write(items)  # acknowledged before the epoch's snapshot
 
 
 def _flush(engine: BytewaxEngine) -> None:

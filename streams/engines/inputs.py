@@ -14,8 +14,9 @@ from streams.core import Item, Position, Projection
 DEAD_LETTER_ERRORS = (SerdeError, BadEvent, ValueError, KeyError, TypeError)
 
 
-class DeadLetter(Exception):
-    """A record no stage can take; `reason` goes into the dead letter's headers."""
+class Unreadable(Exception):
+    """A record no stage can take; its message is the dead letter's reason
+    (`shopstream.runtime.dead_letters`)."""
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class Inputs:
         return [self.topic_prefix + e.topic for e in self.projection.inputs]
 
     def event(self, topic: str, raw: bytes | None, key: bytes | None) -> DomainEvent:
-        """The typed event of a record, or DeadLetter."""
+        """The typed event of a record, or Unreadable."""
         expected = self._by_topic[topic]  # type: ignore[attr-defined]
         try:
             _, record = self.serde.decode(raw)
@@ -46,19 +47,9 @@ class Inputs:
             self.projection.check(event)
             return event
         except DEAD_LETTER_ERRORS as exc:
-            raise DeadLetter(f"{type(exc).__name__}: {exc}"[:1000]) from exc
+            raise Unreadable(f"{type(exc).__name__}: {exc}"[:1000]) from exc
 
     def item(self, event: DomainEvent, partition: str, offset: int, watermark: int, epoch: int = 0) -> Item[Any]:
         e = event.envelope
         at = Position(partition, offset)
         return Item(e.partition_key, event, at, e.occurred_at, watermark, e.trace_id, e.correlation_id, epoch)
-
-
-def dead_letter_headers(dataflow: str, topic: str, partition: int, offset: int, reason: str) -> list[tuple[str, bytes]]:
-    return [
-        ("dlq.reason", reason.encode()),
-        ("dlq.dataflow", dataflow.encode()),
-        ("dlq.topic", topic.encode()),
-        ("dlq.partition", str(partition).encode()),
-        ("dlq.offset", str(offset).encode()),
-    ]

@@ -25,6 +25,7 @@ from quixstreams.models.serializers import Deserializer, SerializationContext, S
 from quixstreams.sinks import BatchingSink, SinkBatch
 
 from shopstream.domain.revenue import RevenueDelta
+from shopstream.runtime.dead_letters import DeadLetter
 from shopstream.serde import AvroSerde, RegistryClient
 from streams.core import (
     Item,
@@ -38,7 +39,7 @@ from streams.core import (
     partition_name,
     resume_from,
 )
-from streams.engines.inputs import DeadLetter, Inputs, dead_letter_headers
+from streams.engines.inputs import Inputs, Unreadable
 from streams.settings import DataflowSettings
 from streams.sinks import RedisSink, TopicSink
 
@@ -62,10 +63,10 @@ class QuixEngine:
     def __init__(self, projection: Projection, settings: DataflowSettings) -> None:
         self.projection, self.settings = projection, settings
         self.group = settings.group(projection.name)
-        self.registry = RegistryClient(settings.registry_url)
+        self.registry = RegistryClient(settings.registry.url)
         self.serde = AvroSerde(self.registry)
         self.inputs = Inputs(projection, self.serde, settings.topic_prefix)
-        self.redis = RedisSink(settings.redis_url, settings.progress_key(projection.name))
+        self.redis = RedisSink(settings.redis.url, settings.progress_key(projection.name))
         self.clock = PartitionClock()
         self.caught_up: set[str] = set()  # input partitions read to their end
         self.caught_up_at = 0
@@ -73,7 +74,7 @@ class QuixEngine:
         self.starts: dict[str, int] = {}  # where each was assigned to be read from
         self.app = _Application(
             self,
-            broker_address=settings.kafka_bootstrap,
+            broker_address=settings.kafka.bootstrap,
             consumer_group=self.group,
             processing_guarantee="exactly-once" if settings.exactly_once else "at-least-once",
             commit_interval=settings.commit_interval,
@@ -128,7 +129,7 @@ class QuixEngine:
             ctx = message_context()
             try:
                 event = inputs.event(topic_name, raw, key)
-            except DeadLetter as exc:
+            except Unreadable as exc:
                 self._dead_letter(producer, topic_name, ctx.partition, ctx.offset, raw, key, headers, str(exc))
                 return None
             name = partition_name(topic_name, ctx.partition)
@@ -181,17 +182,10 @@ class QuixEngine:
         self, producer: Any, topic: str, partition: int, offset: int, raw: Any, key: Any, headers: Any, reason: str
     ) -> None:
         """The record as it came, with why and from where, in the same transaction."""
-        extra = dead_letter_headers(self.projection.name, topic, partition, offset, reason)
-        producer.produce(topic=self.dlq.name, value=raw, key=key, headers=[*(headers or []), *extra])
+        letter = DeadLetter(self.projection.name, reason, raw, key, (topic, partition, offset), headers=headers or [])
+        producer.produce(topic=self.dlq.name, value=raw, key=key, headers=letter.kafka_headers())
         self.dead_letters += 1
-        log.warning(
-            "dead letter: %s[%s]@%s: %s",
-            topic,
-            partition,
-            offset,
-            reason,
-            extra={"dataflow": self.projection.name, "topic": topic, "offset": offset},
-        )
+        letter.log()
 
     def _produce(self, topic: str, key: bytes, value: bytes) -> None:
         self.app._producer.produce(topic=topic, key=key, value=value)  # in the checkpoint's transaction

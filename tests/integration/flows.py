@@ -78,7 +78,7 @@ class FlowProcess:
             env_prefix + "TOPIC_PREFIX": prefix,
             env_prefix + "STATE_DIR": str(tmp / f"state-{self.group}"),
             env_prefix + "DEAD_LETTER_TOPIC": f"{prefix}dlq.{name}.{run_id}",
-            env_prefix + "REDIS_URL": f"redis://{stack.settings.redis.host}:{port}/{db}",
+            env_prefix + "REDIS__URL": f"redis://{stack.settings.redis.host}:{port}/{db}",
             **{env_prefix + k.upper(): v for k, v in settings.items()},
         }
         self.dead_letter_topic = self.env[env_prefix + "DEAD_LETTER_TOPIC"]

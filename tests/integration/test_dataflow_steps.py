@@ -20,7 +20,7 @@ from streams import flash_sale_price_map as flash
 from streams import inventory_snapshot as inv
 from streams import revenue_windows as rev
 from streams.core import NEVER, Emit, Invalidate, KeyState, Projection, Rank, StageRunner, Upsert, Write, run_batch
-from streams.engines.inputs import DeadLetter, Inputs
+from streams.engines.inputs import Inputs, Unreadable
 from streams.settings import FlashSalePriceMapSettings, InventorySnapshotSettings, RevenueWindowsSettings
 from tests.support import stock_adjusted
 
@@ -61,7 +61,7 @@ class Steps:
         self.offset += 1
         try:
             typed = self.inputs.event(event.topic, raw, key)
-        except DeadLetter as exc:
+        except Unreadable as exc:
             self.dead_letters.append(str(exc))
             return []
         item = self.inputs.item(typed, f"{event.topic}[0]", self.offset, watermark)

@@ -22,7 +22,7 @@ from confluent_kafka import Consumer, TopicPartition
 from prometheus_client import REGISTRY
 
 from dev.stack.stack import Stack
-from serving_api.http.problems import Problem
+from serving_api.http.problems import problem_for
 from serving_api.payments import Backoff, LegacySoapGateway, PaymentAdapter, PaymentRefused, circuit_breaker
 from serving_api.payments.rest import RestPaymentGateway
 from shopstream.domain import Money
@@ -155,9 +155,9 @@ def test_soap_down_and_refusals(stack: Stack, legacy: Legacy) -> None:
         try:
             out = await down.capture(oid(), USD)
             assert (out.gateway, out.soap_attempts, out.fallback) == ("rest-sim", 5, "soap-exhausted")
-            with pytest.raises(Problem) as refused:  # a Client fault: the request, not the gateway
+            with pytest.raises(PaymentRefused) as refused:  # a Client fault: the request, not the gateway
                 await ok.capture(oid(), Money(100, "XYZ"))
-            assert refused.value.status == 422 and "XYZ" in refused.value.detail
+            assert problem_for(refused.value).status == 422 and "XYZ" in refused.value.detail
             assert ok.breaker.fail_counter == 0
             legacy.mode("decline")
             out = await ok.capture(oid(), USD)

@@ -282,18 +282,25 @@ class Webhooks:
     def __init__(self, stack: Stack, tmp: Path) -> None:
         self.prefix = f"test-wh-{uuid.uuid4().hex[:8]}"
         self.schedule = RetrySchedule(SCHEDULE, self.prefix)
+        own = {
+            "POSTGRES__DSN": stack.settings.postgres.dsn,
+            "KAFKA__BOOTSTRAP": stack.settings.kafka.bootstrap,
+            "REGISTRY__URL": stack.settings.registry.url,
+            "RABBITMQ__URL": stack.settings.rabbitmq.url,
+            "RETRY_SCHEDULE": json.dumps(SCHEDULE),
+            "QUEUE_PREFIX": self.prefix,
+            "TOPIC_PREFIX": self.prefix + ".",
+            "CONSUMER_GROUP": self.prefix,
+            "METRICS__PORT": "0",
+            "REQUEST_TIMEOUT": "2",
+        }
         self.env = {
             **os.environ,
-            "SHOPSTREAM_WEBHOOKS__POSTGRES_DSN": stack.settings.postgres.dsn,
-            "SHOPSTREAM_WEBHOOKS__KAFKA_BOOTSTRAP": stack.settings.kafka.bootstrap,
-            "SHOPSTREAM_WEBHOOKS__REGISTRY_URL": stack.settings.registry.url,
-            "SHOPSTREAM_WEBHOOKS__RABBITMQ_URL": stack.settings.rabbitmq.url,
-            "SHOPSTREAM_WEBHOOKS__RETRY_SCHEDULE": json.dumps(SCHEDULE),
-            "SHOPSTREAM_WEBHOOKS__QUEUE_PREFIX": self.prefix,
-            "SHOPSTREAM_WEBHOOKS__TOPIC_PREFIX": self.prefix + ".",
-            "SHOPSTREAM_WEBHOOKS__CONSUMER_GROUP": self.prefix,
-            "SHOPSTREAM_WEBHOOKS__METRICS_PORT": "0",
-            "SHOPSTREAM_WEBHOOKS__REQUEST_TIMEOUT": "2",
+            **{
+                p + k: v
+                for p in ("SHOPSTREAM_WEBHOOK_FANOUT__", "SHOPSTREAM_WEBHOOK_DISPATCHER__")
+                for k, v in own.items()
+            },
         }
         self.tmp = tmp
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
@@ -420,6 +427,9 @@ def test_a_dispatcher_restarted_mid_schedule_loses_nothing(
 
 
 def test_the_stack_runs_the_seed_schedule(stack: Stack) -> None:
-    for name in ("webhook-fanout", "webhook-dispatcher"):
+    for name, prefix in (
+        ("webhook-fanout", "SHOPSTREAM_WEBHOOK_FANOUT__"),
+        ("webhook-dispatcher", "SHOPSTREAM_WEBHOOK_DISPATCHER__"),
+    ):
         env = {c.name: c.environment for c in stack.components}[name]
-        assert json.loads(env["SHOPSTREAM_WEBHOOKS__RETRY_SCHEDULE"]) == [30, 120, 300, 900, 1800]
+        assert json.loads(env[prefix + "RETRY_SCHEDULE"]) == [30, 120, 300, 900, 1800]

@@ -15,6 +15,7 @@ from ingest.mqtt_stock import Inbound, StockIngest
 from ingest.payload import Rejected, StockDelta, parse_delta, topic_for
 from ingest.settings import IotIngestSettings
 from ingest.writer import ApiUnavailable, Written
+from shopstream.runtime.dead_letters import DeadLetter
 
 REASONS = {
     p.BAD_TOPIC,
@@ -147,8 +148,8 @@ class FakeDeadLetters:
     def __init__(self) -> None:
         self.sent: list[tuple[str, str]] = []
 
-    async def send(self, key: str, payload: bytes, mqtt_topic: str, reason: str, detail: str) -> None:
-        self.sent.append((mqtt_topic, reason))
+    async def send(self, letter: DeadLetter) -> None:
+        self.sent.append((letter.extra["mqtt.topic"], letter.reason))
 
 
 class FakeClient:

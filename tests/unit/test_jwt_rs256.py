@@ -14,8 +14,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from serving_api.auth.tokens import Authenticator
-from serving_api.http.problems import Problem
+from serving_api.http.problems import problem_for
 from serving_api.settings import ApiSettings
+from shopstream.domain import Unauthenticated
 
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 OTHER = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -55,9 +56,9 @@ def test_rs256_tokens_are_verified_against_the_jwks(jwks_url: str) -> None:
     who = auth.principal(f"Bearer {token(KEY)}")
     assert who.user_id == "USER-rs" and who.roles == frozenset({"CUSTOMER"})
     for bad in (token(OTHER), token(KEY, exp=int(time.time()) - 10), token(KEY, iss="someone-else")):
-        with pytest.raises(Problem) as refused:
+        with pytest.raises(Unauthenticated) as refused:
             auth.principal(f"Bearer {bad}")
-        assert refused.value.status == 401
+        assert problem_for(refused.value).status == 401
 
 
 def test_settings_refuse_rs256_without_jwks_and_the_dev_secret_outside_dev() -> None:

@@ -9,17 +9,17 @@ import pybreaker
 import pytest
 from prometheus_client import REGISTRY
 
-from serving_api.http.problems import Problem
+from serving_api.http.problems import problem_for
 from serving_api.payments import Backoff, GatewayFailure, PaymentAdapter, PaymentRefused, circuit_breaker
 from serving_api.payments.rest import PaymentResult
-from shopstream.domain import Money
+from shopstream.domain import Money, Unavailable
 from tests.support import FakeClock
 
 USD = Money(2500, "USD")
 
 
 class FakeGateway:
-    """Answers from a script: 'ok', 'declined', 'fail', 'timeout', 'refused', 'down' (a 503 Problem, as
+    """Answers from a script: 'ok', 'declined', 'fail', 'timeout', 'refused', 'down' (Unavailable, as
     the REST client raises it)."""
 
     def __init__(self, name: str, script: list[str] | str = "ok") -> None:
@@ -40,7 +40,7 @@ class FakeGateway:
         if step == "refused":
             raise PaymentRefused("currency XYZ not supported")
         if step == "down":
-            raise Problem(503, "payment-unavailable", "Payment gateway unavailable", "connection refused")
+            raise Unavailable("connection refused", code="payment-unavailable", title="Payment gateway unavailable")
         return PaymentResult(
             f"{self.name}-{order_id}", step == "ok", None if step == "ok" else "card declined", self.name
         )
@@ -108,9 +108,10 @@ def test_a_decline_is_an_answer_not_a_failure() -> None:
 def test_a_refused_request_is_a_422_without_retry_fallback_or_breaker_failure() -> None:
     clock, soap, rest = FakeClock(), FakeGateway("soap-legacy", "refused"), FakeGateway("rest-sim")
     a = adapter(soap, rest, clock)
-    with pytest.raises(Problem) as raised:
+    with pytest.raises(PaymentRefused) as raised:
         asyncio.run(a.capture("ORD-4", USD))
-    assert raised.value.status == 422 and soap.calls == 1 and rest.calls == 0 and a.breaker.fail_counter == 0
+    assert problem_for(raised.value).status == 422
+    assert soap.calls == 1 and rest.calls == 0 and a.breaker.fail_counter == 0
 
 
 def test_soap_exhausted_falls_back_to_rest_and_opens_the_breaker() -> None:

@@ -14,8 +14,9 @@ from pydantic import ValidationError
 
 from dev.simulators.storefront import CATEGORIES, Storefront
 from serving_api.http.models import ProductIn, ProductPatch
-from serving_api.http.problems import Problem
+from serving_api.http.problems import problem_for
 from serving_api.services import catalog
+from shopstream.domain import Invalid
 
 GOOD = ("general", "apparel", "home-decor", "toys_2", "x", "a" * 40)
 BAD = ("", "Apparel", "9lives", "-x", "_x", "home decor", "a" * 41, "caf\u00e9", "toys!")
@@ -27,7 +28,7 @@ def test_a_new_product_is_general_unless_given_a_category() -> None:
     assert ProductIn(sku="s", name="n", price=PRICE, category="apparel").category == "apparel"  # type: ignore[arg-type]
     # like every string of a request body, surrounding whitespace is stripped before the rule
     assert ProductIn(sku="s", name="n", price=PRICE, category=" toys\n").category == "toys"  # type: ignore[arg-type]
-    with pytest.raises(Problem):
+    with pytest.raises(Invalid):
         catalog.check_category("toys\n")  # the catalog itself strips nothing
 
 
@@ -45,9 +46,10 @@ def test_anything_else_is_refused_by_the_models_and_the_catalog(category: str) -
     assert [e["loc"] for e in caught.value.errors()] == [("category",)]
     with pytest.raises(ValidationError):
         ProductPatch(category=category)
-    with pytest.raises(Problem) as problem:
+    with pytest.raises(Invalid) as refused:
         catalog.check_category(category)
-    assert problem.value.status == 422 and problem.value.extra["invalid_params"][0]["name"] == "category"
+    problem = problem_for(refused.value)
+    assert problem.status == 422 and problem.extra["invalid_params"][0]["name"] == "category"
 
 
 def test_a_patch_cannot_null_the_category_and_leaves_it_alone_when_absent() -> None:

@@ -13,13 +13,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from serving_api.http.problems import Problem
+from shopstream.domain import Invalid
 from webhooks import (
     SEED_SCHEDULE,
     SUBSCRIBABLE,
     Delivery,
     RetrySchedule,
-    WebhookSettings,
+    WebhookDispatcherSettings,
     delay_name,
     delivery_id,
     sign,
@@ -69,7 +69,7 @@ def test_a_replayed_request_outside_the_window_is_refused() -> None:
 
 
 def test_the_default_schedule_is_the_seeds_and_names_its_delay_queues() -> None:
-    assert WebhookSettings().retry_schedule == SEED_SCHEDULE == (30, 120, 300, 900, 1800)
+    assert WebhookDispatcherSettings().retry_schedule == SEED_SCHEDULE == (30, 120, 300, 900, 1800)
     schedule = RetrySchedule(SEED_SCHEDULE)
     assert schedule.max_attempts == 6  # the first attempt, then one per wait
     assert schedule.delay_queues == [
@@ -97,16 +97,16 @@ def test_the_default_schedule_is_the_seeds_and_names_its_delay_queues() -> None:
 
 
 def test_a_compressed_schedule_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SHOPSTREAM_WEBHOOKS__RETRY_SCHEDULE", "[0.3, 0.6, 0.9, 1.2, 1.5]")
-    monkeypatch.setenv("SHOPSTREAM_WEBHOOKS__QUEUE_PREFIX", "test-hooks")
-    settings = WebhookSettings()
+    monkeypatch.setenv("SHOPSTREAM_WEBHOOK_DISPATCHER__RETRY_SCHEDULE", "[0.3, 0.6, 0.9, 1.2, 1.5]")
+    monkeypatch.setenv("SHOPSTREAM_WEBHOOK_DISPATCHER__QUEUE_PREFIX", "test-hooks")
+    settings = WebhookDispatcherSettings()
     schedule = RetrySchedule(settings.retry_schedule, settings.queue_prefix)
     assert schedule.after_failure(1) == "test-hooks.retry.300ms"
     assert schedule.after_failure(5) == "test-hooks.retry.1500ms"
     assert schedule.after_failure(6) is None
-    monkeypatch.setenv("SHOPSTREAM_WEBHOOKS__RETRY_SCHEDULE", "[30, 0]")
+    monkeypatch.setenv("SHOPSTREAM_WEBHOOK_DISPATCHER__RETRY_SCHEDULE", "[30, 0]")
     with pytest.raises(ValueError, match="> 0 seconds"):
-        WebhookSettings()
+        WebhookDispatcherSettings()
 
 
 @pytest.mark.parametrize(
@@ -155,11 +155,11 @@ def test_a_delivery_is_the_same_however_often_the_fan_out_reads_its_event() -> N
 
 def test_a_subscription_needs_a_partner_an_http_url_known_event_types_and_a_long_secret() -> None:
     _check("acme", "https://partner.example/hooks", list(SUBSCRIBABLE), None)
-    with pytest.raises(Problem) as caught:
+    with pytest.raises(Invalid) as caught:
         _check("-bad", "ftp://x", ["ecommerce.inventory.stock.adjusted.v1"], "short")
-    names = {p["name"] for p in caught.value.extra["invalid_params"]}
+    names = {p["name"] for p in caught.value.invalid_params}
     assert names == {"partnerId", "url", "eventTypes", "secret"}
-    with pytest.raises(Problem):
+    with pytest.raises(Invalid):
         _check("acme", "https://partner.example/hooks", [], None)
 
 

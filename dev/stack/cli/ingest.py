@@ -11,8 +11,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from dev.stack import StackSettings
-
 ingest_app = typer.Typer(help="IoT stock ingest over MQTT: run it, simulate devices, status.", no_args_is_help=True)
 console = Console() if Console().is_terminal else Console(width=160)
 
@@ -36,10 +34,11 @@ def devices(
 ) -> None:
     """Simulated shelf sensors and a restock scanner publishing deltas (QoS 1) for existing SKUs."""
     from dev.simulators.devices import DeviceGateway, DeviceTally, shelf_levels, simulate
+    from dev.simulators.settings import DevicesSettings
 
-    settings = StackSettings()
+    settings = DevicesSettings()
     levels = shelf_levels(settings.api.url, products)
-    gateway = DeviceGateway(settings.mosquitto.host, settings.mosquitto.port)
+    gateway = DeviceGateway(settings.mqtt.host, settings.mqtt.port)
     logged = [0.0]
 
     def tick(tally: DeviceTally, elapsed: float) -> None:

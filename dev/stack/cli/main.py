@@ -130,9 +130,10 @@ def simulate(
     """A storefront workload through the public API (browse, carts, orders, pay, cancel, fulfil)."""
     import asyncio
 
+    from dev.simulators.settings import StorefrontSettings
     from dev.simulators.storefront import Tally, run
 
-    url = StackSettings().api.url
+    url = StorefrontSettings().api.url
     with _progress() as progress:
         task = progress.add_task("simulating", total=duration or None)
 

@@ -58,7 +58,7 @@ def run(
     chosen = engine or settings.engine
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # the event topics get their partitions from us, not from an engine's auto-creation
-    created = create_event_topics(settings.kafka_bootstrap, settings.topic_prefix)
+    created = create_event_topics(settings.kafka.bootstrap, settings.topic_prefix)
     if created:
         console.print(created)
     runner = make_engine(chosen, spec.projection(settings), settings)

@@ -17,21 +17,21 @@ SHOPSTREAM = str(Path(sys.prefix) / "bin" / "shopstream")
 
 
 def health_port() -> int:
-    """The ingest's /health and /metrics port (SHOPSTREAM_IOT_INGEST__PORT, default 8097)."""
+    """The ingest's /health and /metrics port (SHOPSTREAM_IOT_INGEST__LISTEN__PORT, default 8097)."""
     from ingest.settings import IotIngestSettings
 
-    return IotIngestSettings().port
+    return IotIngestSettings().listen.port
 
 
 def ingest_environment(settings: StackSettings, paths: StackPaths) -> dict[str, str]:
     """The ingest's settings (`ingest.settings.IotIngestSettings`) as the stack runs it."""
     return {
-        "SHOPSTREAM_IOT_INGEST__MQTT_HOST": settings.mosquitto.host,
-        "SHOPSTREAM_IOT_INGEST__MQTT_PORT": str(settings.mosquitto.port),
-        "SHOPSTREAM_IOT_INGEST__API_URL": settings.api.url,
-        "SHOPSTREAM_IOT_INGEST__KAFKA_BOOTSTRAP": settings.kafka.bootstrap,
-        "SHOPSTREAM_IOT_INGEST__HOST": "127.0.0.1",
-        "SHOPSTREAM_IOT_INGEST__PORT": str(health_port()),
+        "SHOPSTREAM_IOT_INGEST__MQTT__HOST": settings.mosquitto.host,
+        "SHOPSTREAM_IOT_INGEST__MQTT__PORT": str(settings.mosquitto.port),
+        "SHOPSTREAM_IOT_INGEST__API__URL": settings.api.url,
+        "SHOPSTREAM_IOT_INGEST__KAFKA__BOOTSTRAP": settings.kafka.bootstrap,
+        "SHOPSTREAM_IOT_INGEST__LISTEN__HOST": "127.0.0.1",
+        "SHOPSTREAM_IOT_INGEST__LISTEN__PORT": str(health_port()),
     }
 
 
@@ -51,7 +51,7 @@ def component(settings: StackSettings, paths: StackPaths) -> Component:
     return Component(
         name="iot-ingest",
         summary="IoT stock ingest: MQTT iot/inventory/{sku}/delta → stock adjustments (REST) / DLQ",
-        ports=[Port(port, "SHOPSTREAM_IOT_INGEST__PORT")],
+        ports=[Port(port, "SHOPSTREAM_IOT_INGEST__LISTEN__PORT")],
         command=[SHOPSTREAM, "ingest", "run"],
         probe=probe,
         environment=ingest_environment(settings, paths),

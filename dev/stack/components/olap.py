@@ -20,10 +20,10 @@ def olap_environment(settings: StackSettings, paths: StackPaths) -> dict[str, st
     return {
         "SHOPSTREAM_OLAP__PATH": str(paths.data("olap")),
         "SHOPSTREAM_OLAP__DBT_WORK_DIR": str(paths.data("olap-dbt")),
-        "SHOPSTREAM_OLAP__HOST": settings.olap.host,
-        "SHOPSTREAM_OLAP__PORT": str(settings.olap.port),
-        "SHOPSTREAM_OLAP__KAFKA_BOOTSTRAP": settings.kafka.bootstrap,
-        "SHOPSTREAM_OLAP__REGISTRY_URL": settings.registry.url,
+        "SHOPSTREAM_OLAP__LISTEN__HOST": settings.olap.host,
+        "SHOPSTREAM_OLAP__LISTEN__PORT": str(settings.olap.port),
+        "SHOPSTREAM_OLAP__KAFKA__BOOTSTRAP": settings.kafka.bootstrap,
+        "SHOPSTREAM_OLAP__REGISTRY__URL": settings.registry.url,
         "SHOPSTREAM_OLAP__BUILD_INTERVAL_S": str(settings.olap.build_interval_s),
     }
 

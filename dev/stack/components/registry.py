@@ -31,9 +31,9 @@ def component(settings: StackSettings, paths: StackPaths) -> Component:
         command=[str(Path(sys.prefix) / "bin" / "python"), "-m", "registry"],
         probe=probe,
         environment={
-            "SHOPSTREAM_REGISTRY__HOST": cfg.host,
-            "SHOPSTREAM_REGISTRY__PORT": str(cfg.port),
-            "SHOPSTREAM_REGISTRY__KAFKA_BOOTSTRAP": settings.kafka.bootstrap,
+            "SHOPSTREAM_REGISTRY__LISTEN__HOST": cfg.host,
+            "SHOPSTREAM_REGISTRY__LISTEN__PORT": str(cfg.port),
+            "SHOPSTREAM_REGISTRY__KAFKA__BOOTSTRAP": settings.kafka.bootstrap,
             "SHOPSTREAM_REGISTRY__TOPIC": cfg.topic,
         },
         wait_for=[(settings.kafka.host, settings.kafka.port)],

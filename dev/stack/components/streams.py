@@ -22,9 +22,9 @@ def dataflow_environment(name: str, settings: StackSettings, paths: StackPaths) 
     """A dataflow's settings (`streams.settings`) as the stack runs it."""
     prefix = f"SHOPSTREAM_{name.upper()}__"
     env = {
-        prefix + "KAFKA_BOOTSTRAP": settings.kafka.bootstrap,
-        prefix + "REGISTRY_URL": settings.registry.url,
-        prefix + "REDIS_URL": settings.redis.url,
+        prefix + "KAFKA__BOOTSTRAP": settings.kafka.bootstrap,
+        prefix + "REGISTRY__URL": settings.registry.url,
+        prefix + "REDIS__URL": settings.redis.url,
         prefix + "STATE_DIR": str(paths.data("streams")),
     }
     engine = settings.streams.engines.get(name)

@@ -15,28 +15,22 @@ from dev.stack.components.streams import group_probe
 from dev.stack.paths import StackPaths
 from dev.stack.settings import StackSettings
 from shopstream import __version__
-from webhooks.settings import WebhookSettings
+from webhooks.settings import WebhookDispatcherSettings, WebhookFanoutSettings
 
 PYTHON = str(Path(sys.prefix) / "bin" / "python")
-PREFIX = "SHOPSTREAM_WEBHOOKS__"
+FANOUT = "SHOPSTREAM_WEBHOOK_FANOUT__"
+DISPATCHER = "SHOPSTREAM_WEBHOOK_DISPATCHER__"
 
 
-def webhook_settings() -> WebhookSettings:
-    """The processes' own settings (SHOPSTREAM_WEBHOOKS__*): the retry schedule, the consumer group
-    and the dispatcher's metrics port."""
-    return WebhookSettings()
-
-
-def webhook_environment(settings: StackSettings) -> dict[str, str]:
-    """What both processes are given: the stack's endpoints, and the schedule they run."""
-    own = webhook_settings()
+def webhook_environment(prefix: str, settings: StackSettings) -> dict[str, str]:
+    """What both processes are given, each under its own prefix: the stack's endpoints, and the
+    schedule they both run (the dispatcher's, so that both declare the same queues)."""
+    schedule = WebhookDispatcherSettings().retry_schedule
     return {
-        PREFIX + "POSTGRES_DSN": settings.postgres.dsn,
-        PREFIX + "KAFKA_BOOTSTRAP": settings.kafka.bootstrap,
-        PREFIX + "REGISTRY_URL": settings.registry.url,
-        PREFIX + "RABBITMQ_URL": settings.rabbitmq.url,
-        PREFIX + "RETRY_SCHEDULE": json.dumps(list(own.retry_schedule)),
-        PREFIX + "METRICS_PORT": str(own.metrics_port),
+        prefix + "POSTGRES__DSN": settings.postgres.dsn,
+        prefix + "REGISTRY__URL": settings.registry.url,
+        prefix + "RABBITMQ__URL": settings.rabbitmq.url,
+        prefix + "RETRY_SCHEDULE": json.dumps(list(schedule)),
     }
 
 
@@ -50,20 +44,20 @@ def _dependencies(settings: StackSettings) -> list[tuple[str, int]]:
 
 
 def fanout(settings: StackSettings, paths: StackPaths) -> Component:
-    group = webhook_settings().consumer_group
+    group = WebhookFanoutSettings().consumer_group
     return Component(
         name="webhook-fanout",
         summary="Partner webhooks: order and flash-sale events (Kafka) → deliveries (RabbitMQ)",
         ports=[],
         command=[PYTHON, "-m", "webhooks.fanout"],
         probe=lambda: group_probe(settings.kafka.bootstrap, group),
-        environment=webhook_environment(settings),
+        environment={**webhook_environment(FANOUT, settings), FANOUT + "KAFKA__BOOTSTRAP": settings.kafka.bootstrap},
         wait_for=_dependencies(settings),
     )
 
 
 def dispatcher(settings: StackSettings, paths: StackPaths) -> Component:
-    port = webhook_settings().metrics_port
+    port = WebhookDispatcherSettings().metrics.port
     url = f"http://127.0.0.1:{port}/metrics"
 
     def probe() -> str:
@@ -79,9 +73,9 @@ def dispatcher(settings: StackSettings, paths: StackPaths) -> Component:
     return Component(
         name="webhook-dispatcher",
         summary="Partner webhooks: signed POSTs, retries via RabbitMQ delay queues, DLQ",
-        ports=[Port(port, PREFIX + "METRICS_PORT")],
+        ports=[Port(port, DISPATCHER + "METRICS__PORT")],
         command=[PYTHON, "-m", "webhooks.dispatcher"],
         probe=probe,
-        environment=webhook_environment(settings),
+        environment={**webhook_environment(DISPATCHER, settings), DISPATCHER + "METRICS__PORT": str(port)},
         wait_for=_dependencies(settings),
     )

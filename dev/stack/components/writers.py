@@ -19,25 +19,36 @@ PYTHON = str(Path(sys.prefix) / "bin" / "python")
 
 
 def api_environment(settings: StackSettings, paths: StackPaths) -> dict[str, str]:
-    """The writers' settings (`serving_api.settings.ApiSettings`) as the stack runs them."""
-    pg, api = settings.postgres, settings.api
+    """The API's settings (`serving_api.settings.ApiSettings`) as the stack runs it."""
+    api = settings.api
     return {
-        "SHOPSTREAM_API__HOST": api.host,
-        "SHOPSTREAM_API__PORT": str(api.port),
-        "SHOPSTREAM_API__GRPC_HOST": api.host,
-        "SHOPSTREAM_API__GRPC_PORT": str(api.grpc_port),
-        "SHOPSTREAM_API__PAYMENT_HOST": api.host,
-        "SHOPSTREAM_API__PAYMENT_PORT": str(api.payment_port),
-        "SHOPSTREAM_API__SOAP_PAYMENT_HOST": api.host,
-        "SHOPSTREAM_API__SOAP_PAYMENT_PORT": str(api.soap_payment_port),
-        "SHOPSTREAM_API__POSTGRES_DSN": pg.dsn,
-        "SHOPSTREAM_API__REGISTRY_URL": settings.registry.url,
-        "SHOPSTREAM_API__OPA_URL": settings.opa.url,
-        "SHOPSTREAM_API__REDIS_URL": settings.redis.url,
-        "SHOPSTREAM_API__KAFKA_BOOTSTRAP": settings.kafka.bootstrap,
+        "SHOPSTREAM_API__LISTEN__HOST": api.host,
+        "SHOPSTREAM_API__LISTEN__PORT": str(api.port),
+        "SHOPSTREAM_API__INVENTORY__HOST": api.host,
+        "SHOPSTREAM_API__INVENTORY__PORT": str(api.grpc_port),
+        "SHOPSTREAM_API__PAYMENT_GATEWAY__HOST": api.host,
+        "SHOPSTREAM_API__PAYMENT_GATEWAY__PORT": str(api.payment_port),
+        "SHOPSTREAM_API__LEGACY_PAYMENT_GATEWAY__HOST": api.host,
+        "SHOPSTREAM_API__LEGACY_PAYMENT_GATEWAY__PORT": str(api.soap_payment_port),
+        "SHOPSTREAM_API__POSTGRES__DSN": settings.postgres.dsn,
+        "SHOPSTREAM_API__REGISTRY__URL": settings.registry.url,
+        "SHOPSTREAM_API__OPA__URL": settings.opa.url,
+        "SHOPSTREAM_API__REDIS__URL": settings.redis.url,
+        "SHOPSTREAM_API__KAFKA__BOOTSTRAP": settings.kafka.bootstrap,
         "SHOPSTREAM_API__TRACES_FILE": str(paths.logs / "traces.jsonl"),
         # the local stack's webhook partners are receivers on this machine
         "SHOPSTREAM_API__WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
+    }
+
+
+def inventory_environment(settings: StackSettings, paths: StackPaths) -> dict[str, str]:
+    """The gRPC inventory service's settings (`serving_api.settings.InventoryGrpcSettings`)."""
+    return {
+        "SHOPSTREAM_INVENTORY_GRPC__LISTEN__HOST": settings.api.host,
+        "SHOPSTREAM_INVENTORY_GRPC__LISTEN__PORT": str(settings.api.grpc_port),
+        "SHOPSTREAM_INVENTORY_GRPC__POSTGRES__DSN": settings.postgres.dsn,
+        "SHOPSTREAM_INVENTORY_GRPC__REGISTRY__URL": settings.registry.url,
+        "SHOPSTREAM_INVENTORY_GRPC__TRACES_FILE": str(paths.logs / "traces.jsonl"),
     }
 
 
@@ -57,7 +68,10 @@ def payment_gateway(settings: StackSettings, paths: StackPaths) -> Component:
         ports=[Port(api.payment_port, settings.env_name("api", "payment_port"))],
         command=[PYTHON, "-m", "dev.simulators.payment_gateway"],
         probe=lambda: _http_probe(f"http://{api.host}:{api.payment_port}/health"),
-        environment=api_environment(settings, paths),
+        environment={
+            "SHOPSTREAM_PAYMENT_GATEWAY__LISTEN__HOST": api.host,
+            "SHOPSTREAM_PAYMENT_GATEWAY__LISTEN__PORT": str(api.payment_port),
+        },
     )
 
 
@@ -69,7 +83,10 @@ def legacy_payment_gateway(settings: StackSettings, paths: StackPaths) -> Compon
         ports=[Port(api.soap_payment_port, settings.env_name("api", "soap_payment_port"))],
         command=[PYTHON, "-m", "dev.simulators.legacy_gateway"],
         probe=lambda: _http_probe(f"http://{api.host}:{api.soap_payment_port}/health"),
-        environment=api_environment(settings, paths),
+        environment={
+            "SHOPSTREAM_LEGACY_PAYMENT_GATEWAY__LISTEN__HOST": api.host,
+            "SHOPSTREAM_LEGACY_PAYMENT_GATEWAY__LISTEN__PORT": str(api.soap_payment_port),
+        },
     )
 
 
@@ -95,7 +112,7 @@ def inventory_grpc(settings: StackSettings, paths: StackPaths) -> Component:
         ports=[Port(api.grpc_port, settings.env_name("api", "grpc_port"))],
         command=[PYTHON, "-m", "serving_api.grpc"],
         probe=probe,
-        environment=api_environment(settings, paths),
+        environment=inventory_environment(settings, paths),
         wait_for=[(settings.postgres.host, settings.postgres.port), (settings.registry.host, settings.registry.port)],
     )
 
@@ -128,11 +145,7 @@ def simulator(settings: StackSettings, paths: StackPaths) -> Component:
         ports=[],
         command=[str(Path(sys.prefix) / "bin" / "shopstream"), "simulate", "--rate", rate, "--duration", "0"],
         probe=lambda: _http_probe(f"{settings.api.url}/health"),
-        environment={
-            "SHOPSTREAM_API__PORT": str(settings.api.port),
-            "SHOPSTREAM_API__HOST": settings.api.host,
-            "COLUMNS": "120",
-        },
+        environment={"SHOPSTREAM_STOREFRONT__API__URL": settings.api.url, "COLUMNS": "120"},
         wait_for=[(settings.api.host, settings.api.port)],
         optional=True,
     )
@@ -149,10 +162,9 @@ def devices(settings: StackSettings, paths: StackPaths) -> Component:
         command=[str(Path(sys.prefix) / "bin" / "shopstream"), "ingest", "devices", "--rate", rate, "--duration", "0"],
         probe=lambda: _http_probe(f"{settings.api.url}/health"),
         environment={
-            "SHOPSTREAM_API__PORT": str(settings.api.port),
-            "SHOPSTREAM_API__HOST": settings.api.host,
-            "SHOPSTREAM_MOSQUITTO__HOST": settings.mosquitto.host,
-            "SHOPSTREAM_MOSQUITTO__PORT": str(settings.mosquitto.port),
+            "SHOPSTREAM_DEVICES__API__URL": settings.api.url,
+            "SHOPSTREAM_DEVICES__MQTT__HOST": settings.mosquitto.host,
+            "SHOPSTREAM_DEVICES__MQTT__PORT": str(settings.mosquitto.port),
             "COLUMNS": "120",
         },
         wait_for=[(settings.api.host, settings.api.port), (settings.mosquitto.host, settings.mosquitto.port)],

@@ -42,6 +42,26 @@ allow if {
 	is_admin
 }
 
+# the narrow roles of internal callers: each may do its one job and nothing else
+#   STOCK_KEEPER  the IoT ingest: stock adjustments from shelf sensors and scanners
+#   MERCHANDISER  catalog upkeep (the storefront simulator seeds its products)
+#   WAREHOUSE     fulfilment of paid orders (the storefront simulator ships them)
+service_actions := {
+	"STOCK_KEEPER": {"inventory.adjust"},
+	"MERCHANDISER": {"product.create", "product.update", "product.price.change"},
+	"WAREHOUSE": {"order.fulfill"},
+}
+
+allow if {
+	some r in roles
+	input.action in service_actions[r]
+}
+
+allowed_by_service_role if {
+	some r in roles
+	input.action in service_actions[r]
+}
+
 # storefront actions of a signed-in customer (admins may act for them)
 allow if {
 	input.action in {"cart.create", "order.create"}
@@ -76,6 +96,7 @@ allow if {
 reasons contains "only ADMIN may do this" if {
 	input.action in admin_actions
 	not is_admin
+	not allowed_by_service_role
 }
 
 reasons contains "only PENDING orders can be canceled" if {

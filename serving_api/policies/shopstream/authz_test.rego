@@ -12,6 +12,28 @@ admin := {"id": "USER-admin", "roles": ["ADMIN"]}
 
 order(owner, status) := {"owner": owner, "status": status}
 
+ingest := {"id": "SERVICE-iot-ingest", "roles": ["STOCK_KEEPER"]}
+
+back_office := {"id": "SERVICE-simulator", "roles": ["MERCHANDISER", "WAREHOUSE"]}
+
+test_the_ingest_may_adjust_stock_and_nothing_else if {
+	authz.allow with input as {"action": "inventory.adjust", "user": ingest, "resource": {}}
+	not authz.allow with input as {"action": "product.create", "user": ingest, "resource": {}}
+	not authz.allow with input as {"action": "order.create", "user": ingest, "resource": {}}
+	not authz.allow with input as {"action": "order.fulfill", "user": ingest, "resource": {}}
+	d := authz.decision with input as {"action": "webhook.subscription.read", "user": ingest, "resource": {}}
+	d.reasons == ["only ADMIN may do this"]
+}
+
+test_the_simulators_back_office_keeps_the_catalog_and_ships_but_sees_no_orders if {
+	authz.allow with input as {"action": "product.create", "user": back_office, "resource": {}}
+	authz.allow with input as {"action": "order.fulfill", "user": back_office, "resource": order("USER-alice", "PAID")}
+	not authz.allow with input as {"action": "inventory.adjust", "user": back_office, "resource": {}}
+	not authz.allow with input as {"action": "order.read", "user": back_office, "resource": order("USER-alice", "PAID")}
+	not authz.allow with input as {"action": "dashboard.read", "user": back_office, "resource": {}}
+	not authz.allow with input as {"action": "flash_sale.start", "user": back_office, "resource": {}}
+}
+
 test_owner_cancels_own_pending_order if {
 	authz.allow with input as {"action": "order.cancel", "user": alice, "resource": order("USER-alice", "PENDING")}
 }
