@@ -15,15 +15,7 @@ from ingest.writer import StockWriter, TokenSource
 from shopstream.runtime.dead_letters import DeadLetterWriter
 
 
-async def serve(settings: IotIngestSettings) -> None:
-    from serving_api.auth.tokens import issue_token
-    from serving_api.settings import ApiSettings
-
-    api = ApiSettings()
-    tokens = TokenSource(
-        settings.api_token.get_secret_value(),
-        lambda ttl: issue_token(api, settings.service_user, ["ADMIN"], ttl),
-    )
+async def serve(settings: IotIngestSettings, tokens: TokenSource) -> None:
     dead_letters = DeadLetterWriter(
         settings.kafka.bootstrap, settings.dead_letter_topic, client_id="iot-ingest", partitions=3
     )
@@ -47,7 +39,11 @@ def main() -> None:
     settings = IotIngestSettings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per adjustment
-    asyncio.run(serve(settings))
+    try:
+        tokens = TokenSource(settings.api_token.get_secret_value(), settings.api_token_file)
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    asyncio.run(serve(settings, tokens))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ writers' API it adjusts stock through, the dead-letter topic, its health port.""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
@@ -26,10 +27,11 @@ class IotIngestSettings(DeployableSettings):
 
     # the writers: stock adjustments go through the REST API (never to Postgres directly)
     api: Api = Api()
-    # a bearer token with the ADMIN role; empty: a service token is issued with the API's dev
-    # secret (SHOPSTREAM_API__JWT_SECRET) for the subject below, renewed before it expires
+    # the ingest's own credential: a bearer token of role STOCK_KEEPER (stock adjustments only),
+    # given as is, or in a file that its issuer rotates (re-read when it changes; the local stack
+    # writes one, `dev.stack.identity`). One of the two is needed to start.
     api_token: SecretStr = SecretStr("")
-    service_user: str = "SERVICE-iot-ingest"
+    api_token_file: Path | None = None
     api_timeout_s: float = Field(default=10.0, gt=0)
     # adjustments in flight at once (each SKU's deltas stay in order: one at a time per SKU)
     concurrency: int = Field(default=16, ge=1, le=256)

@@ -6,9 +6,8 @@ transaction (Debezium takes it to Kafka); this module never touches Postgres."""
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import httpx
@@ -31,23 +30,30 @@ class ApiUnavailable(Exception):
 
 
 class TokenSource:
-    """A bearer token: the configured one, or a dev service token renewed well before it expires."""
+    """The ingest's bearer token: the configured one, or the one in its token file, re-read when
+    the file changes (its issuer rotates it) and after the API refused the one held."""
 
-    def __init__(self, fixed: str, issue: Callable[[int], str] | None, ttl_s: int = 3600) -> None:
-        self._fixed, self._issue, self._ttl = fixed, issue, ttl_s
-        self._token, self._renew_at = "", 0.0
+    def __init__(self, fixed: str, file: Path | None = None) -> None:
+        if not fixed and file is None:
+            raise ValueError(
+                "the ingest needs a credential: SHOPSTREAM_IOT_INGEST__API_TOKEN or "
+                "SHOPSTREAM_IOT_INGEST__API_TOKEN_FILE (a bearer token of role STOCK_KEEPER)"
+            )
+        self._fixed, self._file = fixed, file
+        self._token, self._seen = fixed, -1.0
 
     def header(self) -> dict[str, str]:
-        if self._fixed:
-            return {"Authorization": f"Bearer {self._fixed}"}
-        if self._issue is None:
-            raise RuntimeError("no API token configured and no secret to issue one")
-        if time.monotonic() >= self._renew_at:
-            self._token, self._renew_at = self._issue(self._ttl), time.monotonic() + self._ttl / 2
+        if self._file is not None:
+            try:
+                changed = self._file.stat().st_mtime
+                if changed != self._seen:
+                    self._token, self._seen = self._file.read_text().strip(), changed
+            except OSError as exc:
+                raise ApiUnavailable(f"the token file {self._file} cannot be read: {exc}") from exc
         return {"Authorization": f"Bearer {self._token}"}
 
     def expire(self) -> None:
-        self._renew_at = 0.0
+        self._seen = -1.0  # read the file again next time
 
 
 class StockWriter:
@@ -101,7 +107,7 @@ class StockWriter:
         if answer.status_code == 401:
             self.tokens.expire()  # an expired or rotated token: a new one next time
         if answer.status_code in (401, 403):
-            log.error("the API refuses the ingest's token (HTTP %s): it needs the ADMIN role", answer.status_code)
+            log.error("the API refuses the ingest's token (HTTP %s): it needs role STOCK_KEEPER", answer.status_code)
         if answer.status_code in (401, 403, 408, 409, 429) or answer.status_code >= 500:
             raise ApiUnavailable(f"{method} {path}: HTTP {answer.status_code}")
         return answer

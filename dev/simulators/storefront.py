@@ -1,5 +1,6 @@
 """A storefront workload through the public API: browse, carts, orders, payments, cancellations
-and fulfilment, with JWTs of many customers, at an open-loop rate.
+and fulfilment, with JWTs of many customers and a back office of its own narrow roles (from the
+local stack's identity provider, `dev.stack.identity`), at an open-loop rate.
 `shopstream simulate --rate 5 --duration 60` (duration 0: until stopped)."""
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ from typing import Any
 
 import httpx
 
-from serving_api.auth.tokens import issue_token
-from serving_api.settings import ApiSettings
+from dev.stack.identity import LocalIdentity
 
 # the categories seeded products get, one each, drawn from the simulator's seeded generator
 CATEGORIES = ("apparel", "electronics", "home", "grocery", "toys")
@@ -35,17 +35,16 @@ class Tally:
 
 
 class Storefront:
-    def __init__(self, base_url: str, users: int, seed: int | None = None) -> None:
-        settings = ApiSettings()
+    def __init__(
+        self, base_url: str, users: int, seed: int | None = None, identity: LocalIdentity | None = None
+    ) -> None:
+        identity = identity or LocalIdentity()
         self.http = httpx.AsyncClient(base_url=base_url, timeout=30)
         self.rng = random.Random(seed)
-        self.admin = {"Authorization": f"Bearer {issue_token(settings, 'USER-sim-admin', ['ADMIN'], 86400)}"}
+        # its own narrow roles: it seeds the catalog (MERCHANDISER) and ships paid orders (WAREHOUSE)
+        self.back_office = {"Authorization": f"Bearer {identity.back_office()}"}
         self.customers = [
-            (
-                f"USER-sim-{i}",
-                {"Authorization": f"Bearer {issue_token(settings, f'USER-sim-{i}', ['CUSTOMER'], 86400)}"},
-            )
-            for i in range(users)
+            (f"USER-sim-{i}", {"Authorization": f"Bearer {identity.customer(f'USER-sim-{i}')}"}) for i in range(users)
         ]
         self.products: list[str] = []
         self.pending: list[tuple[dict[str, str], str]] = []
@@ -60,7 +59,7 @@ class Storefront:
             price = f"{self.rng.randint(3, 120)}.{self.rng.choice(['00', '50', '99', '25'])}"
             r = await self.http.post(
                 "/api/v1/products",
-                headers=self.admin,
+                headers=self.back_office,
                 json={
                     "sku": f"SIM-{uuid.uuid4().hex[:10]}",
                     "name": f"Simulated product {i}",
@@ -142,7 +141,7 @@ class Storefront:
     async def fulfill(self) -> None:
         if self.paid:
             order_id = self.paid.pop(0)
-            r = await self.http.post(f"/api/v1/orders/{order_id}/fulfill", headers=self.admin)
+            r = await self.http.post(f"/api/v1/orders/{order_id}/fulfill", headers=self.back_office)
             self.tally.record("fulfill", r)
 
 

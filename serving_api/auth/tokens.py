@@ -1,5 +1,7 @@
 """Who is calling: a JWT (HS256 with a shared secret in dev, RS256 against a JWKS in production)
-carrying `sub` (the user id) and `roles` (CUSTOMER, ADMIN)."""
+carrying `sub` (the user id) and `roles`: CUSTOMER and ADMIN for people, and the narrow roles of
+internal callers (STOCK_KEEPER: the IoT ingest; MERCHANDISER, WAREHOUSE: catalog upkeep and
+fulfilment). What each role may do is the Rego policy's (`serving_api/policies/`)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import jwt
 from serving_api.settings import ApiSettings
 from shopstream.domain import Unauthenticated
 
-ROLES = {"CUSTOMER", "ADMIN"}
+ROLES = {"CUSTOMER", "ADMIN", "STOCK_KEEPER", "MERCHANDISER", "WAREHOUSE"}
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,8 @@ class Authenticator:
 
 
 def issue_token(settings: ApiSettings, user_id: str, roles: list[str], ttl_seconds: int = 3600) -> str:
-    """A dev token (HS256 with the configured secret): for the simulator, tests and curl."""
+    """A dev token (HS256 with the configured secret): for the local stack's identity provider
+    (`dev.stack.identity`), tests and curl."""
     if settings.jwt_algorithm != "HS256":
         raise ValueError("dev tokens are HS256; with RS256 tokens come from your identity provider")
     now = int(time.time())

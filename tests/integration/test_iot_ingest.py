@@ -18,6 +18,7 @@ import redis
 from confluent_kafka import Consumer
 
 from dev.simulators.devices import DeviceGateway
+from dev.stack.components.iot_ingest import token_file
 from dev.stack.stack import Stack
 from ingest.payload import topic_for
 from ingest.settings import IotIngestSettings
@@ -54,6 +55,27 @@ def test_deltas_from_an_mqtt_client_change_the_snapshot_by_their_sum(
     expected = 100 + sum(deltas)
     eventually(lambda: snapshot_on_hand(cache, product["id"]) == expected, 60, f"inventory:{product['id']} {expected}")
     assert shop.stock(product["id"])["onHand"] == expected
+
+
+def test_the_ingests_own_credential_adjusts_stock_and_nothing_else(stack: Stack, shop: Storefront) -> None:
+    """The stack gives the ingest a token file of role STOCK_KEEPER (not a token minted from the
+    API's secret by the ingest itself): it may adjust stock, and the policy refuses it the rest."""
+    path = token_file(stack.paths)
+    assert path.stat().st_mode & 0o077 == 0, "only its owner reads the credential"
+    ingest = {"Authorization": f"Bearer {path.read_text().strip()}"}
+    product = shop.product(stock=5)
+    adjust = {"delta": 2, "reason": "RESTOCK"}
+    headers = {**ingest, "Idempotency-Key": uuid.uuid4().hex}
+    r = shop.http.post(f"/api/v1/products/{product['id']}/stock/adjustments", headers=headers, json=adjust)
+    assert r.status_code == 200, r.text
+    body = {
+        "sku": f"SKU-{uuid.uuid4().hex[:10]}",
+        "name": "x",
+        "price": {"amount": "1.00", "currency": "USD"},
+        "stock": 1,
+    }
+    assert shop.http.post("/api/v1/products", headers=ingest, json=body).status_code == 403
+    assert shop.http.get("/api/v1/webhooks/subscriptions", headers=ingest).status_code == 403
 
 
 def test_a_redelivered_message_is_applied_once(shop: Storefront, devices: DeviceGateway) -> None:

@@ -137,12 +137,15 @@ def test_clients_default_to_where_the_services_listen() -> None:
 
 
 def _secrets(model: BaseModel, path: str = "") -> dict[str, Any]:
-    """Every field whose name says it holds a secret, anywhere in `model`."""
+    """Every field whose name says it holds a secret, anywhere in `model` (a `*_file` field names
+    where a secret is, and is no secret itself)."""
     found: dict[str, Any] = {}
     for name in type(model).model_fields:
         value = getattr(model, name)
         if isinstance(value, BaseModel):
             found |= _secrets(value, f"{path}{name}.")
+        elif name.endswith("_file"):
+            continue
         elif any(word in name for word in ("secret", "password", "dsn", "token")) or path == "rabbitmq.":
             found[path + name] = value
     return found

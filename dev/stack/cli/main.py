@@ -159,14 +159,25 @@ def simulate(
 @app.command()
 def token(
     user: str,
-    role: Annotated[list[str], typer.Option("--role", help="CUSTOMER or ADMIN")] = ["CUSTOMER"],  # noqa: B006
+    role: Annotated[
+        list[str], typer.Option("--role", help="CUSTOMER, ADMIN, STOCK_KEEPER, MERCHANDISER or WAREHOUSE")
+    ] = ["CUSTOMER"],  # noqa: B006
     ttl: int = 3600,
+    file: Annotated[
+        Path | None,
+        typer.Option(help="Write a 30-day token to this file (mode 600) for a service, unless the one there is good"),
+    ] = None,
 ) -> None:
-    """A dev JWT (HS256, the API's configured secret) for curl and scripts."""
-    from serving_api.auth.tokens import issue_token
-    from serving_api.settings import ApiSettings
+    """A dev JWT (HS256, the API's configured secret) for curl, scripts and services' token files."""
+    from dev.stack.identity import LocalIdentity
 
-    print(issue_token(ApiSettings(), user, role, ttl))
+    identity = LocalIdentity()
+    if file is None:
+        print(identity.token(user, role, ttl))
+    elif identity.ensure_token_file(file, user, role):
+        console.print(f"wrote a token for {user} ({', '.join(role)}) to {file}")
+    else:
+        console.print(f"{file} still holds a good token for {user}")
 
 
 @app.command()

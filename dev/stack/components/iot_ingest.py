@@ -23,9 +23,15 @@ def health_port() -> int:
     return IotIngestSettings().listen.port
 
 
+def token_file(paths: StackPaths) -> Path:
+    """The ingest's credential (role STOCK_KEEPER), issued by the stack's identity provider."""
+    return paths.home / "secrets" / "iot-ingest.jwt"
+
+
 def ingest_environment(settings: StackSettings, paths: StackPaths) -> dict[str, str]:
     """The ingest's settings (`ingest.settings.IotIngestSettings`) as the stack runs it."""
     return {
+        "SHOPSTREAM_IOT_INGEST__API_TOKEN_FILE": str(token_file(paths)),
         "SHOPSTREAM_IOT_INGEST__MQTT__HOST": settings.mosquitto.host,
         "SHOPSTREAM_IOT_INGEST__MQTT__PORT": str(settings.mosquitto.port),
         "SHOPSTREAM_IOT_INGEST__API__URL": settings.api.url,
@@ -48,12 +54,19 @@ def component(settings: StackSettings, paths: StackPaths) -> Component:
             raise ProbeFailed(f"MQTT session down ({url}: HTTP {answer.status_code})")
         return __version__
 
+    def prepare() -> None:
+        from dev.stack.identity import INGEST_ROLES, INGEST_SUBJECT, LocalIdentity
+
+        # not a config file: a renewed token is re-read by the running ingest, no restart
+        LocalIdentity().ensure_token_file(token_file(paths), INGEST_SUBJECT, INGEST_ROLES)
+
     return Component(
         name="iot-ingest",
         summary="IoT stock ingest: MQTT iot/inventory/{sku}/delta → stock adjustments (REST) / DLQ",
         ports=[Port(port, "SHOPSTREAM_IOT_INGEST__LISTEN__PORT")],
         command=[SHOPSTREAM, "ingest", "run"],
         probe=probe,
+        prepare=prepare,
         environment=ingest_environment(settings, paths),
         wait_for=[
             (settings.mosquitto.host, settings.mosquitto.port),
