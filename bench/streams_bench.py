@@ -62,9 +62,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import conditions, write_section  # noqa: E402
 
 from dev.stack import StackSettings  # noqa: E402
-from dev.stack.components.kafka import create_event_topics  # noqa: E402
 from shopstream.domain import EventType, envelope, event_type  # noqa: E402
 from shopstream.domain.envelope import epoch_ms  # noqa: E402
+from shopstream.runtime.topics import create_event_topics  # noqa: E402
 from shopstream.serde import AvroSerde, RegistryClient  # noqa: E402
 from streams.core import parse_partition_name, partition_name  # noqa: E402
 from streams.settings import DataflowSettings  # noqa: E402

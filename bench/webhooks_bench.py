@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import conditions, write_section  # noqa: E402
 
 from dev.stack import StackSettings  # noqa: E402
-from dev.stack.components.kafka import create_event_topics  # noqa: E402
 from shopstream.domain import envelope, event_type  # noqa: E402
+from shopstream.runtime.topics import create_event_topics  # noqa: E402
 from shopstream.serde import AvroSerde, RegistryClient  # noqa: E402
 from webhooks import RetrySchedule, verify  # noqa: E402
 from webhooks.subscriptions import create_subscription  # noqa: E402

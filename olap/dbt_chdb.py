@@ -12,7 +12,7 @@ this module does the same and nothing more, so it can be deleted when upstream s
       host: /path/to/store   # for chdb, `host` is the data directory of the embedded engine
       schema: analytics
 
-`install()` must run in the process that invokes dbt (`olap.dbt` does) before the adapter
+`install()` must run in the process that invokes dbt (`olap.builds` does) before the adapter
 opens a connection. The engine allows one data directory per process, and one process per data
 directory: clients on the same path share the engine (the OLAP service's loader and dbt do)."""
 

@@ -6,7 +6,7 @@ does). The retry schedule defaults to the seed's (domain spec §4, §8); tests r
 
 from __future__ import annotations
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from shopstream.runtime.settings import DeployableSettings, Kafka, Postgres, RabbitMQ, Registry, WebhookMetricsEndpoint
@@ -15,10 +15,17 @@ from shopstream.runtime.settings import DeployableSettings, Kafka, Postgres, Rab
 SEED_SCHEDULE: tuple[float, ...] = (30, 120, 300, 900, 1800)
 
 
+class WebhookPostgres(Postgres):
+    """A webhook worker's pool: five connections are plenty (a nested model's defaults are its
+    class's, whichever of its fields the environment sets)."""
+
+    pool_size: int = Field(default=5, ge=1)
+
+
 class WebhookSettings(DeployableSettings):
     """What both processes need; each process's class below has its own prefix."""
 
-    postgres: Postgres = Postgres(pool_size=5)
+    postgres: WebhookPostgres = WebhookPostgres()
     registry: Registry = Registry()
     rabbitmq: RabbitMQ = RabbitMQ()
     # seconds to wait before each retry; a delivery gets 1 + len(schedule) attempts, then the DLQ

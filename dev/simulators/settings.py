@@ -32,11 +32,19 @@ class LegacyPaymentGatewaySettings(DeployableSettings):
 
 
 class StorefrontSettings(DeployableSettings):
-    """`shopstream simulate`: the API it drives, `SHOPSTREAM_STOREFRONT__API__URL=http://127.0.0.1:8000`."""
+    """`shopstream simulate`: the API it drives, `SHOPSTREAM_STOREFRONT__API__URL=http://127.0.0.1:8000`;
+    unset, the local stack's API (wherever `SHOPSTREAM_STACK__API__*` put it)."""
 
     model_config = SettingsConfigDict(env_prefix="SHOPSTREAM_STOREFRONT__")
 
     api: Api = Api()
+
+    def or_the_stacks(self) -> StorefrontSettings:
+        from dev.stack.settings import StackSettings
+
+        if "api" in self.model_fields_set:
+            return self
+        return self.model_copy(update={"api": Api(url=StackSettings().api.url)})
 
 
 class DevicesSettings(DeployableSettings):
@@ -47,3 +55,14 @@ class DevicesSettings(DeployableSettings):
 
     api: Api = Api()
     mqtt: Mqtt = Mqtt()
+
+    def or_the_stacks(self) -> DevicesSettings:
+        """Unset fields from the local stack's settings (its API, its Mosquitto)."""
+        from dev.stack.settings import StackSettings
+
+        stack, update = StackSettings(), dict[str, Api | Mqtt]()
+        if "api" not in self.model_fields_set:
+            update["api"] = Api(url=stack.api.url)
+        if "mqtt" not in self.model_fields_set:
+            update["mqtt"] = Mqtt(host=stack.mosquitto.host, port=stack.mosquitto.port)
+        return self.model_copy(update=update)

@@ -2,8 +2,9 @@
 of a narrow role, instead of minting tokens with the API's secret themselves:
 
 - the IoT ingest: a token of role STOCK_KEEPER (stock adjustments only) in a file,
-  `.local/secrets/iot-ingest.jwt`, that the ingest re-reads when it changes; the stack re-issues
-  it on `up` when it is missing, expires within a week, or no longer verifies (a new secret);
+  `.local/secrets/iot-ingest.jwt`, valid 180 days, that the ingest re-reads when it changes; the
+  stack re-issues it on `up` when it is missing, expires within 30 days, or no longer verifies (a
+  new secret) — so a stack left running needs an `up` at least every five months;
 - the storefront simulator: a back office of roles MERCHANDISER and WAREHOUSE (it seeds products
   and ships paid orders) and CUSTOMER tokens, one per simulated customer.
 
@@ -22,8 +23,8 @@ import jwt
 from serving_api.auth.tokens import issue_token
 from serving_api.settings import ApiSettings
 
-SERVICE_TOKEN_TTL = 30 * 86_400
-RENEW_BEFORE = 7 * 86_400
+SERVICE_TOKEN_TTL = 180 * 86_400
+RENEW_BEFORE = 30 * 86_400
 INGEST_SUBJECT, INGEST_ROLES = "SERVICE-iot-ingest", ["STOCK_KEEPER"]
 BACK_OFFICE_SUBJECT, BACK_OFFICE_ROLES = "SERVICE-storefront-simulator", ["MERCHANDISER", "WAREHOUSE"]
 
@@ -44,8 +45,8 @@ class LocalIdentity:
         return self.token(BACK_OFFICE_SUBJECT, BACK_OFFICE_ROLES)
 
     def ensure_token_file(self, path: Path, subject: str, roles: list[str]) -> bool:
-        """Writes a fresh token to `path` (mode 600) unless the one there is still good for a
-        week, for this subject and these roles; says whether it wrote one."""
+        """Writes a fresh token to `path` (mode 600) unless the one there is still good for
+        `RENEW_BEFORE`, for this subject and these roles; says whether it wrote one."""
         if self._still_good(path, subject, roles):
             return False
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -114,7 +114,10 @@ async def price_history(product_id: str, request: Request) -> dict[str, Any]:
 @router.get("/{product_id}/stock")
 async def get_stock(product_id: str, request: Request) -> dict[str, Any]:
     async with resources(request).pool.acquire() as conn:
-        stock = await inventory.query(conn, product_id)
+        try:
+            stock = await inventory.query(conn, product_id)
+        except NotFound as exc:
+            raise NotFound("Product", product_id) from exc  # REST says "no product P-x"
     return {
         "productId": stock.product_id,
         "onHand": stock.on_hand,
@@ -148,7 +151,12 @@ async def adjust_stock(
             if replay is not None:
                 response.headers["Idempotent-Replayed"] = "true"
                 return replay.body  # type: ignore[no-any-return]
-        stock = await inventory.adjust(conn, context(request, "inventory-service"), product_id, body.delta, body.reason)
+        try:
+            stock = await inventory.adjust(
+                conn, context(request, "inventory-service"), product_id, body.delta, body.reason
+            )
+        except NotFound as exc:
+            raise NotFound("Product", product_id) from exc
         answer = {
             "productId": stock.product_id,
             "onHand": stock.on_hand,

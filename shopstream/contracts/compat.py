@@ -22,7 +22,7 @@ def against_history(schema: SchemaFile, level: Level) -> list[str]:
         try:
             old = parse(text)
         except InvalidSchema as exc:
-            problems.append(f"git {commit}: {exc.message}")
+            problems.append(f"git {commit}: Invalid schema: {exc.message}")
             continue
         problems += [f"git {commit}: {p}" for p in incompatibilities(single, new.schema, [(0, old.schema)])]
     return problems

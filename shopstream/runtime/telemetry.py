@@ -1,5 +1,6 @@
 """Traces (OpenTelemetry, W3C trace context) and structured JSON logs with correlation ids
-(orderId, traceId, userId, eventType, correlationId), shared by every deployable's process."""
+(orderId, traceId, userId, eventType, correlationId), shared by the writers' processes (the API, the
+inventory gRPC service, the webhook workers)."""
 
 from __future__ import annotations
 

@@ -3,13 +3,18 @@ each a compare-and-set on its version, and the source positions they reflect in 
 — atomic, and with AOF on (`appendfsync everysec`) lost only together.
 
 Before writing, the script checks that the store still holds the positions this sink wrote last
-for the batch's partitions; a Redis that came back older (it lost writes) fails that check and
+for the batch's partitions, and every script call this sink made (a count per sink, in the hash
+`<progress key>:writes`: an engine that records positions in a later call than the writes they
+cover — Bytewax, at an epoch's end — would otherwise not see a Redis that kept the positions but
+lost the writes after them). A Redis that came back older (it lost writes) fails that check and
 `StoreRegressed` is raised: the engine stops, and on its restart resumes from the store's
-positions, which re-writes what was lost (`streams.core.resume_offsets`)."""
+positions, which re-writes what was lost (`streams.core.resume_from`)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -17,9 +22,11 @@ import redis
 
 from streams.core import Invalidate, Rank, Upsert, Write, coalesce
 
-# KEYS[1] = the progress hash, KEYS[2..] = the keys written; ARGV[1] = {partition: offset the store
-# must hold at least} (JSON), ARGV[2] = the writes (JSON list), ARGV[3] = {partition: next offset}
-# to record ('' for none). A write is [kind, key index, version, ...]:
+# KEYS[1] = the progress hash, KEYS[2] = the calls hash, KEYS[3..] = the keys written; ARGV[1] =
+# {partition: offset the store must hold at least} (JSON), ARGV[2] = the writes (JSON list),
+# ARGV[3] = {partition: next offset} to record ('' for none), ARGV[4] = this sink's token,
+# ARGV[5] = how many calls it made before (the calls hash must hold that). A write is
+# [kind, key index, version, ...]:
 #   u: upsert [.., expire-at ms or 0, {field: value}]   i: invalidate [.., ttl ms, [key indexes]]
 #   z: rank [.., member, score]                         r: unrank [.., member]
 _APPLY = """
@@ -30,6 +37,11 @@ for partition, offset in pairs(cjson.decode(ARGV[1])) do
     return redis.error_reply('REGRESSED ' .. partition .. ' holds ' .. held .. ', wrote ' .. offset)
   end
 end
+local calls = tonumber(redis.call('HGET', KEYS[2], ARGV[4]) or '0')
+if calls ~= tonumber(ARGV[5]) then
+  return redis.error_reply('REGRESSED it holds ' .. calls .. ' of the ' .. ARGV[5] .. ' calls of this sink')
+end
+redis.call('HSET', KEYS[2], ARGV[4], string.format('%d', calls + 1))
 local changed = 0
 for _, w in ipairs(cjson.decode(ARGV[2])) do
   local kind, key, version = w[1], KEYS[w[2]], w[3]
@@ -79,6 +91,9 @@ class RedisSink:
         # then tells whether the restarted Redis lost anything)
         self.client = redis.Redis.from_url(url, socket_timeout=10, health_check_interval=5)
         self.progress_key = progress_key
+        self.calls_key = f"{progress_key}:writes"  # sink token → its script calls Redis holds
+        self.token = uuid.uuid4().hex
+        self.calls = 0  # script calls that succeeded
         self.script = self.client.register_script(_APPLY)
         self.wrote: dict[str, int] = {}  # partition → the last position this sink recorded
         self.changed = 0
@@ -88,7 +103,7 @@ class RedisSink:
         return {k.decode(): int(v) for k, v in held.items()}
 
     def apply(self, writes: Sequence[Write], progress: Mapping[str, int]) -> int:
-        keys: dict[str, int] = {self.progress_key: 1}
+        keys = self._keys()
 
         def index(key: str) -> int:
             i = keys.get(key)
@@ -109,22 +124,25 @@ class RedisSink:
                     encoded.append(["z", index(w.key), w.version, w.member, w.score])
             if len(keys) >= CHUNK:
                 self._call(keys, encoded, None)
-                keys, encoded = {self.progress_key: 1}, []
+                keys, encoded = self._keys(), []
         if encoded or progress:
             self._call(keys, encoded, progress)
         return self.changed
 
+    def _keys(self) -> dict[str, int]:
+        return {self.progress_key: 1, self.calls_key: 2}
+
     def _call(self, keys: dict[str, int], encoded: list[list[Any]], progress: Mapping[str, int] | None) -> None:
         expected = {p: self.wrote[p] for p in (progress or self.wrote) if p in self.wrote}
         recorded = "" if not progress else json.dumps(dict(progress))
+        args = [json.dumps(expected), json.dumps(encoded), recorded, self.token, str(self.calls)]
         try:
-            self.changed += int(
-                self.script(keys=list(keys), args=[json.dumps(expected), json.dumps(encoded), recorded])
-            )
+            self.changed += int(self.script(keys=list(keys), args=args))
         except redis.ResponseError as exc:
             if "REGRESSED" in str(exc):
                 raise StoreRegressed(f"Redis lost writes: {exc}") from None
             raise
+        self.calls += 1
         if progress:
             self.wrote.update(progress)
 
@@ -134,4 +152,6 @@ class RedisSink:
             self.wrote.pop(p, None)
 
     def close(self) -> None:
+        with contextlib.suppress(redis.RedisError):  # (a sink that crashed leaves its count)
+            self.client.hdel(self.calls_key, self.token)
         self.client.close()

@@ -25,11 +25,13 @@ import pytest
 import redis
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from dev.stack.components.kafka import create_event_topics
 from dev.stack.components.redis import REDIS_SERVER
 from dev.stack.stack import Stack
 from shopstream.domain import event_type
+from shopstream.runtime.topics import create_event_topics
 from shopstream.serde import AvroSerde, RegistryClient
+from streams.core import Upsert
+from streams.sinks import RedisSink, StoreRegressed
 from tests.integration.flows import ENGINES, SHOPSTREAM, FlowProcess, produce
 from tests.support import eventually, stock_adjusted
 
@@ -354,6 +356,34 @@ def _pings(client: redis.Redis) -> bool:
         return bool(client.ping())
     except redis.ConnectionError:
         return False
+
+
+def test_a_redis_that_lost_the_writes_after_its_last_recorded_positions_is_found_behind(
+    private_redis: PrivateRedis,
+) -> None:
+    """The Bytewax engine writes an epoch's values as they come and records the positions they
+    reflect at the epoch's end, in a later script call. A Redis that comes back (AOF everysec)
+    with the positions recorded last but without the values written after them must be found
+    behind — not have the next positions recorded over the lost values, which nothing would
+    then replay."""
+    progress = "streams:progress:t-lost-writes"
+    sink = RedisSink(f"redis://127.0.0.1:{private_redis.port}/0", progress)
+    client = redis.Redis(port=private_redis.port, decode_responses=True)
+    try:
+        sink.apply([], {"orders[0]": 10})  # an epoch's end: the positions its values reflect
+        client.save()  # what Redis will come back with
+        window = Upsert("revenue:1m:ZZZ:0", 1, {"amountMinor": "500", "orders": "1"})
+        sink.apply([window], {})  # the next epoch's values, as they come
+        private_redis.kill()
+        private_redis.start()
+        sink.client.connection_pool.disconnect()  # the connection the kill closed
+        assert client.hgetall(progress) == {"orders[0]": "10"} and not client.exists(window.key)
+        with pytest.raises(StoreRegressed):
+            sink.apply([], {"orders[0]": 20})  # the next epoch's end
+        assert client.hgetall(progress) == {"orders[0]": "10"}, "positions recorded over lost values"
+    finally:
+        sink.close()
+        client.close()
 
 
 QUIX_BURST_DEFECT = pytest.mark.xfail(

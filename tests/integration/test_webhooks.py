@@ -29,9 +29,9 @@ import asyncpg
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from dev.stack.components.kafka import create_event_topics
 from dev.stack.stack import Stack
 from shopstream.domain import envelope, event_type
+from shopstream.runtime.topics import create_event_topics
 from shopstream.serde import AvroSerde, RegistryClient
 from tests.integration.api_client import Storefront
 from tests.support import eventually

@@ -214,3 +214,26 @@ def test_the_stack_hands_each_process_variables_its_settings_read(tmp_path: Path
     assert handed["stream-revenue-windows"]["SHOPSTREAM_REVENUE_WINDOWS__REDIS__URL"] == settings.redis.url
     assert handed["webhook-fanout"]["SHOPSTREAM_WEBHOOK_FANOUT__KAFKA__BOOTSTRAP"] == settings.kafka.bootstrap
     assert handed["iot-ingest"]["SHOPSTREAM_IOT_INGEST__MQTT__PORT"] == str(settings.mosquitto.port)
+
+
+def test_the_simulators_follow_the_local_stack_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dev.simulators.settings import DevicesSettings, StorefrontSettings
+
+    monkeypatch.setenv("SHOPSTREAM_STACK__API__PORT", "18000")
+    monkeypatch.setenv("SHOPSTREAM_MOSQUITTO__PORT", "11883")
+    assert StorefrontSettings().or_the_stacks().api.url == "http://127.0.0.1:18000"
+    devices = DevicesSettings().or_the_stacks()
+    assert devices.api.url == "http://127.0.0.1:18000" and devices.mqtt.port == 11883
+    monkeypatch.setenv("SHOPSTREAM_STOREFRONT__API__URL", "http://shop.example:8000")
+    monkeypatch.setenv("SHOPSTREAM_DEVICES__MQTT__PORT", "2883")
+    assert StorefrontSettings().or_the_stacks().api.url == "http://shop.example:8000"
+    assert DevicesSettings().or_the_stacks().mqtt.port == 2883
+
+
+def test_a_webhook_workers_pool_stays_small_when_only_its_dsn_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    from webhooks.settings import WebhookDispatcherSettings, WebhookFanoutSettings
+
+    for cls, prefix_ in ((WebhookFanoutSettings, "FANOUT"), (WebhookDispatcherSettings, "DISPATCHER")):
+        monkeypatch.setenv(f"SHOPSTREAM_WEBHOOK_{prefix_}__POSTGRES__DSN", "postgresql://u:p@db:5432/s")
+        settings = cls()
+        assert settings.postgres.pool_size == 5 and settings.postgres.dsn.get_secret_value().endswith("@db:5432/s")

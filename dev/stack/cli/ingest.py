@@ -36,7 +36,7 @@ def devices(
     from dev.simulators.devices import DeviceGateway, DeviceTally, shelf_levels, simulate
     from dev.simulators.settings import DevicesSettings
 
-    settings = DevicesSettings()
+    settings = DevicesSettings().or_the_stacks()
     levels = shelf_levels(settings.api.url, products)
     gateway = DeviceGateway(settings.mqtt.host, settings.mqtt.port)
     logged = [0.0]

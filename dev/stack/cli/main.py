@@ -133,7 +133,7 @@ def simulate(
     from dev.simulators.settings import StorefrontSettings
     from dev.simulators.storefront import Tally, run
 
-    url = StorefrontSettings().api.url
+    url = StorefrontSettings().or_the_stacks().api.url
     with _progress() as progress:
         task = progress.add_task("simulating", total=duration or None)
 
@@ -165,7 +165,7 @@ def token(
     ttl: int = 3600,
     file: Annotated[
         Path | None,
-        typer.Option(help="Write a 30-day token to this file (mode 600) for a service, unless the one there is good"),
+        typer.Option(help="Write a 180-day token to this file (mode 600) for a service, unless the one there is good"),
     ] = None,
 ) -> None:
     """A dev JWT (HS256, the API's configured secret) for curl, scripts and services' token files."""

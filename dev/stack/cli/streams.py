@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from typing import Annotated, Any
 
 import typer
@@ -42,36 +41,18 @@ def run(
         typer.Option(help="quix | bytewax (default: the dataflow's setting SHOPSTREAM_<DATAFLOW>__ENGINE)"),
     ] = None,
 ) -> None:
-    """Run one dataflow in the foreground until stopped (the stack runs each this way)."""
-    from dev.stack.components.kafka import create_event_topics
+    """Run one dataflow in the foreground until stopped (`python -m streams NAME`, as the stack runs each)."""
+    from streams.__main__ import run as run_dataflow
     from streams.catalog import dataflow
     from streams.engines import ENGINES
-    from streams.engines import engine as make_engine
 
     try:
-        spec = dataflow(name)
+        dataflow(name)
     except KeyError as exc:
         raise typer.BadParameter(str(exc.args[0])) from None
     if engine is not None and engine not in ENGINES:
         raise typer.BadParameter(f"no engine {engine!r}; known: {', '.join(ENGINES)}", param_hint="--engine")
-    settings = spec.settings()
-    chosen = engine or settings.engine
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    # the event topics get their partitions from us, not from an engine's auto-creation
-    created = create_event_topics(settings.kafka.bootstrap, settings.topic_prefix)
-    if created:
-        console.print(created)
-    runner = make_engine(chosen, spec.projection(settings), settings)
-    if chosen == "quix":
-        guarantee = (
-            f"{'exactly-once' if settings.exactly_once else 'at-least-once'}, {settings.commit_interval}s commits"
-        )
-    else:
-        guarantee = f"snapshots every {settings.epoch_interval}s, idempotent sinks"
-    console.print(
-        f"{name} on {chosen}: group {settings.group(name)}, {guarantee}, dead letters to {settings.dead_letter(name)}"
-    )
-    runner.run()
+    run_dataflow(name, engine)
 
 
 @streams_app.command("status")

@@ -1,4 +1,4 @@
-"""The IoT stock ingest as a stack component (`shopstream ingest run`): MQTT deltas from the
+"""The IoT stock ingest as a stack component (`python -m ingest`): MQTT deltas from the
 Mosquitto broker → stock adjustments through the REST API; healthy once its MQTT session is up."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dev.stack.paths import StackPaths
 from dev.stack.settings import StackSettings
 from shopstream import __version__
 
-SHOPSTREAM = str(Path(sys.prefix) / "bin" / "shopstream")
+PYTHON = str(Path(sys.prefix) / "bin" / "python")
 
 
 def health_port() -> int:
@@ -64,7 +64,7 @@ def component(settings: StackSettings, paths: StackPaths) -> Component:
         name="iot-ingest",
         summary="IoT stock ingest: MQTT iot/inventory/{sku}/delta → stock adjustments (REST) / DLQ",
         ports=[Port(port, "SHOPSTREAM_IOT_INGEST__LISTEN__PORT")],
-        command=[SHOPSTREAM, "ingest", "run"],
+        command=[PYTHON, "-m", "ingest"],
         probe=probe,
         prepare=prepare,
         environment=ingest_environment(settings, paths),

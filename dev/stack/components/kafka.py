@@ -16,6 +16,7 @@ from dev.stack.paths import StackPaths
 from dev.stack.settings import StackSettings
 from dev.stack.system import port_open
 from dev.stack.templates import render
+from shopstream.runtime.topics import TopicsNotCreated, create_event_topics
 
 
 def component(settings: StackSettings, paths: StackPaths) -> Component:
@@ -77,36 +78,12 @@ def component(settings: StackSettings, paths: StackPaths) -> Component:
         maven=[MavenArtifacts(settings.repo / "infra" / "maven" / "kafka" / "pom.xml", jars)],
         needs_java=True,
         config_files=[props],
-        on_ready=lambda: create_event_topics(cfg.bootstrap),
+        on_ready=lambda: _event_topics(cfg.bootstrap),
     )
 
 
-def create_event_topics(bootstrap: str, prefix: str = "") -> str | None:
-    """One topic per event type of the catalogue (3 partitions; projections compacted), so that
-    consumers can subscribe before the first event is written; `prefix` names a copy of them."""
-    from confluent_kafka import KafkaError
-    from confluent_kafka.admin import NewTopic
-
-    from shopstream.domain import EVENT_TYPES
-
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    existing = set(admin.list_topics(timeout=10).topics)
-    wanted = [
-        NewTopic(
-            prefix + e.topic,
-            num_partitions=3,
-            replication_factor=1,
-            config={"cleanup.policy": "compact"} if e.compacted else {},
-        )
-        for e in EVENT_TYPES
-        if prefix + e.topic not in existing
-    ]
-    if not wanted:
-        return None
-    for topic, future in admin.create_topics(wanted).items():
-        try:
-            future.result(timeout=10)
-        except KafkaException as exc:
-            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise StackError(f"could not create topic {topic}: {exc}") from exc
-    return f"created event topics {', '.join(t.topic for t in wanted)}"
+def _event_topics(bootstrap: str) -> str | None:
+    try:
+        return create_event_topics(bootstrap)
+    except TopicsNotCreated as exc:
+        raise StackError(str(exc)) from exc

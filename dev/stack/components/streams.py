@@ -1,4 +1,4 @@
-"""The dataflows as stack components: one process per dataflow (`shopstream streams run NAME`),
+"""The dataflows as stack components: one process per dataflow (`python -m streams NAME`),
 healthy once its consumer group is stable with members (Quix), or once it has been up a few
 seconds with its recovery snapshots being written (Bytewax, which assigns partitions itself)."""
 
@@ -15,7 +15,7 @@ from dev.stack.settings import StackSettings
 from shopstream import __version__
 from streams import DATAFLOW_NAMES
 
-SHOPSTREAM = str(Path(sys.prefix) / "bin" / "shopstream")
+PYTHON = str(Path(sys.prefix) / "bin" / "python")
 
 
 def dataflow_environment(name: str, settings: StackSettings, paths: StackPaths) -> dict[str, str]:
@@ -85,7 +85,7 @@ def dataflow(name: str, settings: StackSettings, paths: StackPaths) -> Component
         name="stream-" + name.replace("_", "-"),
         summary=summary,
         ports=[],
-        command=[SHOPSTREAM, "streams", "run", name, "--engine", engine],
+        command=[PYTHON, "-m", "streams", name, "--engine", engine],
         probe=probe,
         environment=dataflow_environment(name, settings, paths),
         wait_for=[

@@ -52,10 +52,7 @@ service_actions := {
 	"WAREHOUSE": {"order.fulfill"},
 }
 
-allow if {
-	some r in roles
-	input.action in service_actions[r]
-}
+allow if allowed_by_service_role
 
 allowed_by_service_role if {
 	some r in roles
