@@ -25,6 +25,7 @@ from shopstream.domain.errors import (
     PaymentRefused,
     Unauthenticated,
     Unavailable,
+    nearest,
 )
 
 # the `extensions.code` of each domain error; a subclass without a row takes its nearest base's
@@ -45,7 +46,7 @@ CODES: dict[type[DomainError], str] = {
 
 def code_for(error: type[DomainError]) -> str | None:
     """The GraphQL error code of a domain error class; None when neither it nor a base is mapped."""
-    return next((CODES[cls] for cls in error.__mro__ if cls in CODES), None)
+    return nearest(CODES, error)
 
 
 def _mapped(cause: BaseException | None) -> DomainError | None:

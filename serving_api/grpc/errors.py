@@ -22,6 +22,7 @@ from shopstream.domain.errors import (
     PaymentRefused,
     Unauthenticated,
     Unavailable,
+    nearest,
 )
 
 # the status code of each domain error; a subclass without a row takes its nearest base's
@@ -43,7 +44,7 @@ CODES: dict[type[DomainError], grpc.StatusCode] = {
 
 def code_for(error: type[DomainError]) -> grpc.StatusCode | None:
     """The status code of a domain error class; None when neither it nor a base is mapped."""
-    return next((CODES[cls] for cls in error.__mro__ if cls in CODES), None)
+    return nearest(CODES, error)
 
 
 def status_of(error: DomainError) -> tuple[grpc.StatusCode, str]:

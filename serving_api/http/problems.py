@@ -19,6 +19,7 @@ from shopstream.domain.errors import (
     PaymentRefused,
     Unauthenticated,
     Unavailable,
+    nearest,
 )
 
 PROBLEM_TYPE = "https://shopstream.dev/problems/"
@@ -69,7 +70,7 @@ STATUS: dict[type[DomainError], int] = {
 
 def status_for(error: type[DomainError]) -> int | None:
     """The HTTP status of a domain error class; None when neither it nor a base is mapped."""
-    return next((STATUS[cls] for cls in error.__mro__ if cls in STATUS), None)
+    return nearest(STATUS, error)
 
 
 def internal() -> Problem:

@@ -9,8 +9,11 @@ client may act on, named as the APIs spell them (`{"orderStatus": "PENDING"}`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from enum import Enum
+from typing import TypeVar
+
+V = TypeVar("V")
 
 
 class DomainError(Exception):
@@ -139,3 +142,8 @@ __all__ = [
     "Unauthenticated",
     "Unavailable",
 ]
+
+
+def nearest(table: Mapping[type[DomainError], V], error: type[DomainError]) -> V | None:
+    """An edge's row for an error class: its own, else its nearest mapped base's; None if neither."""
+    return next((table[cls] for cls in error.__mro__ if cls in table), None)
