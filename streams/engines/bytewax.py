@@ -94,16 +94,21 @@ class BytewaxEngine:
         self.sealed: dict[int, tuple[dict[str, int], int]] = {}
         self.epochs: dict[int, dict[str, tuple[int, int, bool]]] = {}  # epoch → partition → its end
         self.partitions = 0  # how many the source has
-        self.dead_letters = DeadLetterWriter(
+        self.dlq = DeadLetterWriter(
             settings.kafka.bootstrap, settings.dead_letter(projection.name), client_id=f"bytewax-{projection.name}"
         )
-        self.dead_letters.ensure_topic()  # one partition, as Quix makes it
+        self.dlq.ensure_topic()  # one partition, as Quix makes it
         self.held = self.redis.progress()  # what the store reflects, read once at start
         self.flow = self._build()
         self.heartbeat = settings.heartbeat(projection.name)
         self.heartbeat.parent.mkdir(parents=True, exist_ok=True)
         self.beaten = 0.0
         self.failed: str | None = None
+
+    @property
+    def dead_letters(self) -> int:
+        """Dead letters this process wrote."""
+        return self.dlq.written
 
     def closed(self, partition: str, epoch: int, next_offset: int) -> None:
         """A partition's epoch ended (its snapshot). Once every partition has ended epoch n, what
@@ -412,7 +417,7 @@ class _DeadLetterPartition(StatelessSinkPartition[DeadLetter]):
         self.engine = engine
 
     def write_batch(self, items: list[DeadLetter]) -> None:
-        self.engine.dead_letters.write(items)  # acknowledged before the epoch's snapshot
+        self.engine.dlq.write(items)  # acknowledged before the epoch's snapshot
 
 
 def _flush(engine: BytewaxEngine) -> None:
