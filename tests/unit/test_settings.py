@@ -19,6 +19,7 @@ from dev.simulators.settings import (
 )
 from dev.stack import StackSettings
 from dev.stack.components import build_components
+from dev.stack.variables import deployable_settings, names_a_field, unread
 from ingest.settings import IotIngestSettings
 from olap.settings import OlapSettings
 from registry.settings import RegistrySettings
@@ -187,18 +188,7 @@ def test_the_stack_reads_its_own_names_for_the_deployables_ports(monkeypatch: py
 
 def _is_a_setting(variable: str) -> bool:
     """Whether `variable` names a field of one deployable's settings (nested with `__`)."""
-    for cls in DEPLOYABLES:
-        if not variable.startswith(prefix(cls)):
-            continue
-        model: type[BaseModel] = cls
-        for part in variable[len(prefix(cls)) :].lower().split("__"):
-            field = model.model_fields.get(part)
-            if field is None:
-                return False
-            annotation = field.annotation
-            model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else BaseModel
-        return True
-    return False
+    return any(names_a_field(cls, variable) for cls in DEPLOYABLES)
 
 
 def test_the_stack_hands_each_process_variables_its_settings_read(tmp_path: Path) -> None:
@@ -237,3 +227,24 @@ def test_a_webhook_workers_pool_stays_small_when_only_its_dsn_is_set(monkeypatch
         monkeypatch.setenv(f"SHOPSTREAM_WEBHOOK_{prefix_}__POSTGRES__DSN", "postgresql://u:p@db:5432/s")
         settings = cls()
         assert settings.postgres.pool_size == 5 and settings.postgres.dsn.get_secret_value().endswith("@db:5432/s")
+
+
+def test_the_stacks_list_of_deployables_is_this_ones() -> None:
+    assert set(deployable_settings()) == set(DEPLOYABLES)
+
+
+def test_up_names_the_variables_nothing_reads() -> None:
+    read = [
+        "SHOPSTREAM_HOME",
+        "SHOPSTREAM_KAFKA__PORT",
+        "SHOPSTREAM_STREAMS__ENGINES",
+        "SHOPSTREAM_STACK__API__PORT",
+        "SHOPSTREAM_API__LISTEN__PORT",
+        "SHOPSTREAM_OLAP__KAFKA__BOOTSTRAP",
+        "SHOPSTREAM_REVENUE_WINDOWS__GRACE_MS",
+        "SHOPSTREAM_WEBHOOK_DISPATCHER__RETRY_SCHEDULE",
+        "SHOPSTREAM_KEEP_STACK",
+        "PATH",
+    ]
+    renamed = ["SHOPSTREAM_API__PORT", "SHOPSTREAM_OLAP__KAFKA_BOOTSTRAP", "SHOPSTREAM_WEBHOOKS__RETRY_SCHEDULE"]
+    assert unread([*read, *renamed, "SHOPSTREAM_KAFAK__PORT"]) == sorted([*renamed, "SHOPSTREAM_KAFAK__PORT"])

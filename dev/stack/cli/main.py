@@ -97,7 +97,13 @@ def setup(
 @app.command()
 def up(names: Names = None, wait: Annotated[bool, typer.Option(help="Wait until healthy.")] = True) -> None:
     """Start the stack (or the named components) and wait until every one is healthy."""
+    import os
+
+    from dev.stack.variables import warning
+
     stack = Stack(StackSettings())
+    if (unread := warning(os.environ)) is not None:
+        console.print(f"[yellow]{unread}[/yellow]")
     started = time.monotonic()
     statuses = stack.up(names or [], wait=False)  # checks (ports, install) fail here, before any table
     if wait:
