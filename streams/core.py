@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Generic, Protocol, TypeVar
 
 from shopstream.domain import EventType
@@ -70,7 +70,8 @@ class Item(Generic[V]):
     at: Position
     event_time: int  # epoch ms
     # the input's watermark, as of a point where everything read before it has been applied
-    # (NEVER: none yet); an engine that reorders items between stages stamps an older one
+    # (NEVER: none yet); an engine that reorders items between stages stamps an older one; of
+    # the items one record makes for one key of a later stage, only the last carries it
     watermark: int
     trace_id: str
     correlation_id: str
@@ -292,16 +293,28 @@ class Refresh:
     re-writes that key's current values (a store being repaired), stepping nothing."""
 
 
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """The value of an item a forwarding stage sends to the next stage's keys its input made
+    nothing for (`StageRunner(forward_watermarks=True)`: engines without timers, Quix): the
+    input's watermark alone, which the next stage acts on (`Stage.advance`) stepping nothing —
+    windows turn final without waiting for a later item of their own key."""
+
+
 class StageRunner(Generic[S, V]):
     """Runs a stage's step for one key and batch, the same way for every engine.
 
     `dedupe`: skip items at or below the key's last applied position of their partition (a
     replay). Only where the engine hands a key its items in their partitions' order: every stage
-    of an engine that keeps the order, the entry stages of one that does not (Bytewax)."""
+    of an engine that keeps the order, the entry stages of one that does not (Bytewax).
+    `forward_watermarks`: a forwarding stage sends a `Tick` to each of its key's downstream keys
+    that an input made no item for (an engine without timers, whose later stages learn of the
+    watermark only from items: Quix)."""
 
-    def __init__(self, stage: Stage[S, V], dedupe: bool = True) -> None:
+    def __init__(self, stage: Stage[S, V], dedupe: bool = True, forward_watermarks: bool = False) -> None:
         self.stage = stage
         self.dedupe = dedupe
+        self.forward_watermarks = forward_watermarks
         self.replayed = 0  # items not stepped because their key had applied them
 
     def run(self, key: str, ks: KeyState[S], items: Sequence[Item[V]]) -> tuple[list[Write], list[Item[Any]]]:
@@ -309,9 +322,13 @@ class StageRunner(Generic[S, V]):
         applied = ks.applied
         fresh: list[Item[V]] = []
         replay: Item[V] | None = None
+        tick: Item[V] | None = None
         for item in items:
             if type(item.value) is Refresh:
                 replay = item
+                continue
+            if type(item.value) is Tick:
+                tick = item if tick is None or item.watermark > tick.watermark else tick
                 continue
             if self.dedupe:
                 at = item.at
@@ -329,9 +346,19 @@ class StageRunner(Generic[S, V]):
         if fresh:
             out = stage.step(key, ks.state, fresh)
             ks.state = out.state
-            writes, forward = out.writes, out.forward
+            writes, forward = out.writes, _watermark_after_the_last(out.forward)
             if (writes and stage.forwards) or (forward and not stage.forwards):
                 raise RuntimeError(f"stage {stage.name} must either write or forward (forwards={stage.forwards})")
+            newest = fresh[-1]
+            if self.forward_watermarks and stage.forwards and ks.state is not None and newest.watermark != NEVER:
+                made = {
+                    i.key for i in forward if (i.at.partition, i.at.offset) == (newest.at.partition, newest.at.offset)
+                }
+                forward = forward + [
+                    newest.forward(k, Tick(), 14) for k in stage.downstream(key, ks.state) if k not in made
+                ]
+        if tick is not None and ks.state is not None and stage.ticks:
+            writes = writes + stage.advance(key, ks.state, tick.watermark)
         if replay is not None and ks.state is not None:
             if stage.forwards:  # the next stage re-writes what this key's items made of it
                 forward = forward + [replay.forward(k, Refresh(), 15) for k in stage.downstream(key, ks.state)]
@@ -342,6 +369,18 @@ class StageRunner(Generic[S, V]):
     def advance(self, key: str, ks: KeyState[S], watermark: int) -> list[Write]:
         """The watermark moved on with no item for `key` (engines with timers)."""
         return [] if ks.state is None else self.stage.advance(key, ks.state, watermark)
+
+
+def _watermark_after_the_last(forward: list[Item[Any]]) -> list[Item[Any]]:
+    """Of the items one input record made for one key of the next stage, only the last carries
+    the record's watermark, the others NEVER: the next stage acts on it once it has applied all
+    of them. (An engine that stamps the watermark as of after the record, Quix, would otherwise
+    have a payment's delta close the window that the cancellation it books with it lands in.)"""
+    last = {(i.key, i.at.partition, i.at.offset): n for n, i in enumerate(forward)}
+    return [
+        i if last[(i.key, i.at.partition, i.at.offset)] == n else replace(i, watermark=NEVER)
+        for n, i in enumerate(forward)
+    ]
 
 
 class PartitionClock:

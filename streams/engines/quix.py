@@ -35,6 +35,7 @@ from streams.core import (
     Projection,
     Refresh,
     StageRunner,
+    Tick,
     Write,
     partition_name,
     resume_from,
@@ -46,7 +47,7 @@ from streams.sinks import RedisSink, TopicSink
 log = logging.getLogger("shopstream.streams")
 STATE_KEY = "k"
 # the value types stages forward to the next one (JSON on the repartition topic): name → class
-FORWARDED: dict[str, type[Any]] = {"RevenueDelta": RevenueDelta, "Refresh": Refresh}
+FORWARDED: dict[str, type[Any]] = {"RevenueDelta": RevenueDelta, "Refresh": Refresh, "Tick": Tick}
 
 
 @dataclass
@@ -86,7 +87,8 @@ class QuixEngine:
         )
         self.dlq = self.app.topic(settings.dead_letter(projection.name), value_serializer="bytes")
         self.dead_letters = 0
-        self.runners = [StageRunner(stage) for stage in projection.stages]
+        # no timers: a later stage learns of the watermark from items only, so forward it (`Tick`)
+        self.runners = [StageRunner(stage, forward_watermarks=True) for stage in projection.stages]
         self.topics = TopicSink(self.serde, self._produce, settings.topic_prefix)
         for event in projection.emits:
             self.serde.use(event.subject)

@@ -16,7 +16,7 @@ from shopstream.domain import event_type
 from shopstream.domain.events import EventType
 from shopstream.domain.money import Money
 from shopstream.domain.revenue import WINDOWS, window_start
-from shopstream.domain.typed_events import Envelope, OrderCanceled, OrderPaid
+from shopstream.domain.typed_events import Envelope, OrderCanceled, OrderFulfilled, OrderPaid
 from streams import revenue_windows
 from streams.core import (
     NEVER,
@@ -31,6 +31,7 @@ from streams.core import (
     Refresh,
     StageRunner,
     Stepped,
+    Tick,
     Upsert,
     Write,
     coalesce,
@@ -45,6 +46,7 @@ T0 = window_start(1_795_000_000_000, 86_400_000)  # midnight UTC
 P0, P1 = partition_name("ecommerce.order.order.paid.v1", 0), partition_name("ecommerce.order.order.paid.v1", 1)
 PAID = event_type("ecommerce.order.order.paid.v1")
 CANCELED = event_type("ecommerce.order.order.canceled.v1")
+FULFILLED = event_type("ecommerce.order.order.fulfilled.v1")
 
 
 def envelope_of(event: EventType, key: str, at: int, n: int) -> Envelope:
@@ -213,6 +215,76 @@ def test_a_watermark_of_the_highest_event_time_read_would_drop_the_on_time_event
     windows, late = windows_of(items_with(read, watermarks), 100)
     assert late == 12, "every on-time payment's 1-minute window had closed"
     assert windows != expected
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_the_payment_that_releases_the_watermark_books_its_orders_earlier_cancellation_too(batch: int) -> None:
+    """Read as Quix reads it (a batch of one; each item stamped with the clock's watermark once it
+    has seen the item): order A's cancellation, a payment a day later on another partition, then
+    A's payment, the last record of the partition that held the watermark back. That payment makes
+    two deltas, its own and the cancellation's, and its watermark closes their windows: both must
+    be booked before the windows close on it, not the payment booked, its windows closed and the
+    cancellation then dropped as late."""
+    canceled_partition = partition_name(CANCELED.topic, 0)
+    cancel = OrderCanceled(envelope_of(CANCELED, "A", T0 + 30_000, 1), "A", "U-1", "refund", "ADM-1", ())
+    later = paid("Z", 7, T0 + 86_400_000 + 60_000, 2)
+    read = [
+        (canceled_partition, cancel, T0 + 30_000),
+        (P1, later, later.paid_at),
+        (P0, paid("A", 500, T0 + 10_000, 3), T0 + 10_000),
+    ]
+    clock = PartitionClock()
+    clock.assign([canceled_partition, P0, P1])
+    items: list[Item[Any]] = []
+    for n, (partition, event, at) in enumerate(read):
+        clock.observe(partition, at)
+        watermark = clock.watermark({p for p, _, _ in read[: n + 1]})  # one record each: read to its end
+        items.append(Item(event.order_id, event, Position(partition, 0), at, watermark, f"t{n}", "c"))
+    assert [i.watermark for i in items] == [NEVER, NEVER, later.paid_at], "partition 0 held it until A's payment"
+    projection = revenue_projection()
+    runners = [StageRunner(s) for s in projection.stages]
+    states: list[dict[str, KeyState[Any]]] = [{}, {}]
+    writes: list[Write] = []
+    for start in range(0, len(items), batch):
+        writes += run_batch(projection, runners, states, items[start : start + batch])
+    assert states[1]["USD"].state.late == 0
+    stored = {
+        w.key: (w.fields["amountMinor"], w.fields["orders"], w.fields["final"])
+        for w in coalesce(writes)
+        if type(w) is Upsert
+    }
+    assert stored == {
+        f"revenue:1m:USD:{T0}": ("0", "0", "1"),  # A paid and canceled, final
+        f"revenue:1d:USD:{T0}": ("0", "0", "1"),
+        f"revenue:1m:USD:{T0 + 86_460_000}": ("7", "1", "0"),
+        f"revenue:1d:USD:{T0 + 86_400_000}": ("7", "1", "0"),
+    }
+
+
+@pytest.mark.parametrize("forward_watermarks", [True, False])
+def test_an_input_that_books_nothing_forwards_its_watermark_where_the_engine_asks_for_it(
+    forward_watermarks: bool,
+) -> None:
+    """Quix has no timers: the windows learn of the watermark from items only. When the record
+    that moves it is one that books nothing (A's fulfilment, read last), its watermark still
+    reaches A's currency and the window turns final; without `forward_watermarks` (Bytewax, whose
+    timers do it) nothing is forwarded."""
+    projection = revenue_projection()
+    runners = [StageRunner(s, forward_watermarks=forward_watermarks) for s in projection.stages]
+    states: list[dict[str, KeyState[Any]]] = [{}, {}]
+    fulfilled = OrderFulfilled(envelope_of(FULFILLED, "A", T0 + 600_000, 2), "A", "U-1", T0 + 600_000, None)
+    fulfilled_at = Position(partition_name(FULFILLED.topic, 0), 0)
+    read = [
+        Item("A", paid("A", 500, T0 + 2_000, 1), Position(P0, 0), T0 + 2_000, NEVER, "t1", "c"),
+        Item("A", fulfilled, fulfilled_at, T0 + 600_000, T0 + 600_000, "t2", "c"),
+    ]
+    writes = [w for item in read for w in run_batch(projection, runners, states, [item])]
+    final = {w.key: w.fields["final"] for w in coalesce(writes) if type(w) is Upsert}
+    assert final == {f"revenue:1m:USD:{T0}": "1" if forward_watermarks else "0", f"revenue:1d:USD:{T0}": "0"}
+    ticked = runners[0].run(
+        "A", states[0]["A"], [Item("A", fulfilled, Position(fulfilled_at.partition, 1), T0, T0, "t", "c")]
+    )
+    assert [type(i.value) for i in ticked[1]] == ([Tick] if forward_watermarks else [])
 
 
 # --- resume_from ---------------------------------------------------------------------------------------
