@@ -13,7 +13,6 @@ from pydantic_settings import BaseSettings
 
 from dev.simulators.settings import (
     DevicesSettings,
-    LegacyPaymentGatewaySettings,
     PaymentGatewaySettings,
     StorefrontSettings,
 )
@@ -25,31 +24,9 @@ from olap.settings import OlapSettings
 from registry.settings import RegistrySettings
 from serving_api.settings import ApiSettings, InventoryGrpcSettings
 from shopstream.runtime import settings as shared
-from streams.settings import (
-    FlashSalePriceMapSettings,
-    InventorySnapshotSettings,
-    RevenueWindowsSettings,
-    ServingCachesSettings,
-)
 from webhooks.settings import WebhookDispatcherSettings, WebhookFanoutSettings
 
-DEPLOYABLES: list[type[BaseSettings]] = [
-    ApiSettings,
-    InventoryGrpcSettings,
-    RegistrySettings,
-    OlapSettings,
-    InventorySnapshotSettings,
-    RevenueWindowsSettings,
-    FlashSalePriceMapSettings,
-    ServingCachesSettings,
-    WebhookFanoutSettings,
-    WebhookDispatcherSettings,
-    IotIngestSettings,
-    PaymentGatewaySettings,
-    LegacyPaymentGatewaySettings,
-    StorefrontSettings,
-    DevicesSettings,
-]
+DEPLOYABLES: list[type[BaseSettings]] = deployable_settings()  # the stack's list: one per process
 SHARED = {
     cls
     for cls in vars(shared).values()
@@ -207,7 +184,7 @@ def test_the_stack_hands_each_process_variables_its_settings_read(tmp_path: Path
 
 
 def test_the_simulators_follow_the_local_stack_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
-    from dev.simulators.settings import DevicesSettings, StorefrontSettings
+    from dev.simulators.settings import StorefrontSettings
 
     monkeypatch.setenv("SHOPSTREAM_STACK__API__PORT", "18000")
     monkeypatch.setenv("SHOPSTREAM_MOSQUITTO__PORT", "11883")
@@ -221,16 +198,12 @@ def test_the_simulators_follow_the_local_stack_unless_told_otherwise(monkeypatch
 
 
 def test_a_webhook_workers_pool_stays_small_when_only_its_dsn_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
-    from webhooks.settings import WebhookDispatcherSettings, WebhookFanoutSettings
+    from webhooks.settings import WebhookDispatcherSettings
 
     for cls, prefix_ in ((WebhookFanoutSettings, "FANOUT"), (WebhookDispatcherSettings, "DISPATCHER")):
         monkeypatch.setenv(f"SHOPSTREAM_WEBHOOK_{prefix_}__POSTGRES__DSN", "postgresql://u:p@db:5432/s")
         settings = cls()
         assert settings.postgres.pool_size == 5 and settings.postgres.dsn.get_secret_value().endswith("@db:5432/s")
-
-
-def test_the_stacks_list_of_deployables_is_this_ones() -> None:
-    assert set(deployable_settings()) == set(DEPLOYABLES)
 
 
 def test_up_names_the_variables_nothing_reads() -> None:
