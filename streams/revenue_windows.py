@@ -80,10 +80,15 @@ class WindowStage(BaseStage[Any, Any]):
         self, key: str, state: RevenueWindows | None, items: Sequence[Item[RevenueDelta]]
     ) -> Stepped[RevenueWindows]:
         windows = state or RevenueWindows(key, self.grace_ms)
-        writes: list[Write] = []
+        # each window the batch changed, once: its newest value (running, or final when an item's
+        # watermark closed it), named by the item that made it
+        latest: dict[tuple[str, int], tuple[WindowValue, Item[RevenueDelta]]] = {}
         for item in items:  # Item(RevenueDelta), keyed by currency
-            values = windows.apply(item.value) + windows.advance(item.watermark)
-            writes += self.project(values, item.trace_id, item.correlation_id)  # named by the item that caused them
+            for value in windows.apply(item.value) + windows.advance(item.watermark):
+                latest[(value.window, value.start)] = (value, item)
+        writes: list[Write] = []
+        for value, item in latest.values():
+            writes += self.project([value], item.trace_id, item.correlation_id)
         return Stepped(windows, writes)
 
     def current(self, key: str, state: RevenueWindows) -> list[Write]:

@@ -8,7 +8,7 @@ harmless. Older records (contract 1.0: no after-state) are folded from their del
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from shopstream.domain.typed_events import StockAdjusted
@@ -35,7 +35,7 @@ def units_ordered(reason: str, delta: int) -> int:
     return -delta if reason in RESERVED_REASONS else 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StockAdjustment:
     """The part of a stock.adjusted event the snapshot needs."""
 
@@ -62,7 +62,7 @@ class StockAdjustment:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StockSnapshot:
     product_id: str
     on_hand: int = 0
@@ -76,7 +76,13 @@ class StockSnapshot:
         return available(self.on_hand, self.reserved)
 
     def to_state(self) -> dict[str, Any]:
-        return dict(vars(self))  # flat fields: a shallow copy (asdict deep-copies)
+        return {
+            "product_id": self.product_id,
+            "on_hand": self.on_hand,
+            "reserved": self.reserved,
+            "version": self.version,
+            "updated_at": self.updated_at,
+        }
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> StockSnapshot:
@@ -102,13 +108,8 @@ def fold_adjustment(snapshot: StockSnapshot | None, adj: StockAdjustment) -> Sto
         if adj.stock_version <= current.version:
             return None
         if adj.on_hand is not None and adj.reserved is not None:
-            return replace(
-                current,
-                on_hand=adj.on_hand,
-                reserved=adj.reserved,
-                version=adj.stock_version,
-                updated_at=max(current.updated_at, adj.occurred_at),
-            )
+            updated = current.updated_at if current.updated_at > adj.occurred_at else adj.occurred_at
+            return StockSnapshot(current.product_id, adj.on_hand, adj.reserved, adj.stock_version, updated)
     # contract 1.0: fold the delta
     on_hand, reserved = current.on_hand, current.reserved
     if adj.reason in RESERVED_REASONS:
@@ -117,10 +118,5 @@ def fold_adjustment(snapshot: StockSnapshot | None, adj: StockAdjustment) -> Sto
         on_hand += adj.delta
     else:
         raise ValueError(f"a {adj.reason} adjustment needs the stock's after-state (onHand, reserved, stockVersion)")
-    return replace(
-        current,
-        on_hand=on_hand,
-        reserved=reserved,
-        version=adj.stock_version if adj.stock_version is not None else current.version + 1,
-        updated_at=max(current.updated_at, adj.occurred_at),
-    )
+    version = adj.stock_version if adj.stock_version is not None else current.version + 1
+    return StockSnapshot(current.product_id, on_hand, reserved, version, max(current.updated_at, adj.occurred_at))

@@ -21,18 +21,25 @@ def exponent(currency: str) -> int:
     return _EXPONENTS.get(currency, 2)
 
 
-@dataclass(frozen=True, order=True)
+_SEEN_CODES: set[str] = set()  # currency codes already checked (a dataflow makes Money per record)
+
+
+@dataclass(frozen=True, order=True, slots=True)
 class Money:
     amount_minor: int
     currency: str
 
     def __post_init__(self) -> None:
-        if not isinstance(self.amount_minor, int) or isinstance(self.amount_minor, bool):
-            raise MoneyError(f"amount must be integer minor units, got {self.amount_minor!r}")
-        if abs(self.amount_minor) >= LIMIT_MINOR:
-            raise MoneyError(f"{self.amount_minor} minor units is beyond the largest amount handled ({LIMIT_MINOR})")
-        if not isinstance(self.currency, str) or not _CODE.match(self.currency):
-            raise MoneyError(f"currency must be an ISO 4217 code like USD, got {self.currency!r}")
+        amount, currency = self.amount_minor, self.currency
+        if type(amount) is not int and (not isinstance(amount, int) or isinstance(amount, bool)):
+            raise MoneyError(f"amount must be integer minor units, got {amount!r}")
+        if not -LIMIT_MINOR < amount < LIMIT_MINOR:
+            raise MoneyError(f"{amount} minor units is beyond the largest amount handled ({LIMIT_MINOR})")
+        if currency not in _SEEN_CODES:
+            if type(currency) is not str or not _CODE.match(currency):
+                raise MoneyError(f"currency must be an ISO 4217 code like USD, got {currency!r}")
+            if len(_SEEN_CODES) < 1_000:
+                _SEEN_CODES.add(currency)
 
     @classmethod
     def parse(cls, amount: str | int | Decimal, currency: str) -> Money:

@@ -32,7 +32,7 @@ DEFAULT_GRACE_MS = 10_000
 KEEP_CLOSED_MS = 3_600_000
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RevenueDelta:
     """A change of revenue at an event time: + a payment, − the cancellation of a paid order."""
 
@@ -43,14 +43,20 @@ class RevenueDelta:
     order_id: str
 
     def to_state(self) -> dict[str, Any]:
-        return dict(vars(self))  # flat fields: a shallow copy (asdict deep-copies)
+        return {
+            "currency": self.currency,
+            "at": self.at,
+            "amount_minor": self.amount_minor,
+            "orders": self.orders,
+            "order_id": self.order_id,
+        }
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> RevenueDelta:
         return cls(**state)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OrderRevenue:
     """What step 1 remembers of one order: its payment, and when it was canceled. The paid and
     canceled events travel on different topics, so a cancellation may be read first: it is kept
@@ -63,7 +69,13 @@ class OrderRevenue:
     fulfilled: bool = False
 
     def to_state(self) -> dict[str, Any]:
-        return dict(vars(self))  # flat fields: a shallow copy (asdict deep-copies)
+        return {
+            "amount_minor": self.amount_minor,
+            "currency": self.currency,
+            "paid": self.paid,
+            "canceled_at": self.canceled_at,
+            "fulfilled": self.fulfilled,
+        }
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> OrderRevenue:
@@ -77,7 +89,8 @@ def on_order_paid(
     if state is not None and state.paid:
         return state, []
     paid = RevenueDelta(currency, at, amount_minor, 1, order_id)
-    after = replace(state or OrderRevenue(), amount_minor=amount_minor, currency=currency, paid=True)
+    canceled_at, fulfilled = (None, False) if state is None else (state.canceled_at, state.fulfilled)
+    after = OrderRevenue(amount_minor, currency, True, canceled_at, fulfilled)
     if after.canceled_at is not None:  # the cancellation was read first
         return after, [paid, RevenueDelta(currency, after.canceled_at, -amount_minor, -1, order_id)]
     return after, [paid]

@@ -2,14 +2,19 @@
 (`from_record`): the dataflows' steps take these, never `dict[str, Any]`. No I/O; the envelope's
 ids ride along so that what a step writes can name the event that caused it.
 
+They are msgspec Structs (frozen, not tracked by the garbage collector: they hold no cycles): a
+dataflow makes one per input record, and a Struct takes a tenth of the time a frozen dataclass
+does to make.
+
 Field by field these follow `schemas/<topic>.avsc` (checked by tests/unit/test_typed_events.py):
 a new schema field is a new attribute here, or the test says which one is missing."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from shopstream.domain.envelope import epoch_ms
 from shopstream.domain.money import Money
@@ -19,8 +24,7 @@ class BadEvent(ValueError):
     """A decoded record that is not a valid event of its type (a dead letter, not a crash)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Envelope:
+class Envelope(msgspec.Struct, frozen=True, gc=False):
     """The canonical envelope's fields every event carries (spec §6)."""
 
     event_id: str
@@ -50,15 +54,13 @@ def _money(value: dict[str, Any]) -> Money:
     return Money(value["amountMinor"], value["currency"])
 
 
-@dataclass(frozen=True, slots=True)
-class OrderItem:
+class OrderItem(msgspec.Struct, frozen=True, gc=False):
     product_id: str
     qty: int
     unit_price: Money
 
 
-@dataclass(frozen=True, slots=True)
-class OrderCreated:
+class OrderCreated(msgspec.Struct, frozen=True, gc=False):
     envelope: Envelope
     order_id: str
     user_id: str
@@ -66,8 +68,7 @@ class OrderCreated:
     items: tuple[OrderItem, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class OrderPaid:
+class OrderPaid(msgspec.Struct, frozen=True, gc=False):
     envelope: Envelope
     order_id: str
     user_id: str
@@ -76,14 +77,12 @@ class OrderPaid:
     paid_at: int  # epoch ms
 
 
-@dataclass(frozen=True, slots=True)
-class ReleasedItem:
+class ReleasedItem(msgspec.Struct, frozen=True, gc=False):
     product_id: str
     qty: int
 
 
-@dataclass(frozen=True, slots=True)
-class OrderCanceled:
+class OrderCanceled(msgspec.Struct, frozen=True, gc=False):
     envelope: Envelope
     order_id: str
     user_id: str
@@ -92,8 +91,7 @@ class OrderCanceled:
     released_items: tuple[ReleasedItem, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class OrderFulfilled:
+class OrderFulfilled(msgspec.Struct, frozen=True, gc=False):
     envelope: Envelope
     order_id: str
     user_id: str
@@ -101,8 +99,7 @@ class OrderFulfilled:
     tracking_number: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class StockAdjusted:
+class StockAdjusted(msgspec.Struct, frozen=True, gc=False):
     envelope: Envelope
     product_id: str
     delta: int  # change in available units
@@ -114,8 +111,7 @@ class StockAdjusted:
     stock_version: int | None
 
 
-@dataclass(frozen=True, slots=True)
-class ProductUpdated:
+class ProductUpdated(msgspec.Struct, frozen=True, gc=False):
     envelope: Envelope
     product_id: str
     sku: str
@@ -127,8 +123,7 @@ class ProductUpdated:
     version: int | None  # contract 1.0 records carry none
 
 
-@dataclass(frozen=True, slots=True)
-class FlashSaleStarted:
+class FlashSaleStarted(msgspec.Struct, frozen=True, gc=False):
     envelope: Envelope
     sale_id: str
     product_id: str
@@ -138,8 +133,7 @@ class FlashSaleStarted:
     ends_at: int
 
 
-@dataclass(frozen=True, slots=True)
-class FlashSaleEnded:
+class FlashSaleEnded(msgspec.Struct, frozen=True, gc=False):
     envelope: Envelope
     sale_id: str
     product_id: str

@@ -22,10 +22,11 @@ _ENCODE_ERRORS = (ValueError, TypeError, KeyError, AttributeError, OverflowError
 _DECODE_ERRORS = (EOFError, ValueError, TypeError, KeyError, IndexError, UnicodeDecodeError, OverflowError)
 
 
-def _codec(schema: Any) -> tuple[Encoder, Decoder]:
-    """A compiled codec for the schema, or fastavro's for what the compiler leaves alone."""
+def _codec(schema: Any, raw: bool = False) -> tuple[Encoder, Decoder]:
+    """A compiled codec for the schema, or fastavro's for what the compiler leaves alone (which
+    decodes logical types as it always does, also when `raw` asks for epoch ms and uuid text)."""
     try:
-        return compile_schema(schema)
+        return compile_schema(schema, raw)
     except (Unsupported, RecursionError, KeyError, TypeError, SyntaxError):
         parsed: FastavroSchema = fastavro.parse_schema(schema)
 
@@ -50,6 +51,7 @@ class AvroSerde:
         self.schemas_dir = schemas_dir
         self._writers: dict[str, tuple[bytes, Encoder]] = {}  # subject -> (wire header, encoder)
         self._readers: dict[int, Decoder] = {}
+        self._raw_readers: dict[int, Decoder] = {}  # timestamps as epoch ms, uuids as text
 
     # --- encoding -------------------------------------------------------------------------------
     def use(self, subject: str, schema: str | None = None, register: bool = True) -> int:
@@ -63,6 +65,8 @@ class AvroSerde:
         encode, decode = _codec(json.loads(text))
         self._writers[subject] = (header(schema_id), encode)
         self._readers.setdefault(schema_id, decode)
+        if schema_id not in self._raw_readers:
+            self._raw_readers[schema_id] = _codec(json.loads(text), raw=True)[1]
         return schema_id
 
     def encode(self, subject: str, record: dict[str, Any]) -> bytes:
@@ -79,20 +83,24 @@ class AvroSerde:
     def add_reader(self, schema_id: int, schema: str) -> None:
         """Know a schema id without asking the registry (offline decoding, replays from files)."""
         self._readers[schema_id] = _codec(json.loads(schema))[1]
+        self._raw_readers[schema_id] = _codec(json.loads(schema), raw=True)[1]
 
     # --- decoding -------------------------------------------------------------------------------
-    def decode(self, data: bytes | None) -> tuple[int, dict[str, Any]]:
-        """(schema id, record); a malformed record raises a SerdeError subclass, never anything else."""
+    def decode(self, data: bytes | None, raw: bool = False) -> tuple[int, dict[str, Any]]:
+        """(schema id, record); a malformed record raises a SerdeError subclass, never anything else.
+        `raw`: timestamp-millis fields as epoch milliseconds and uuid fields as their text (checked
+        for a UUID's shape), not datetime and UUID values — what typed events take, made faster."""
         schema_id, _ = unframe(data)
         assert data is not None
-        decode = self._readers.get(schema_id)
+        readers = self._raw_readers if raw else self._readers
+        decode = readers.get(schema_id)
         if decode is None:
             text = self.registry.schema(schema_id)
             try:
-                decode = _codec(json.loads(text))[1]
+                decode = _codec(json.loads(text), raw)[1]
             except (ValueError, TypeError, KeyError, fastavro.schema.SchemaParseException) as exc:
                 raise UndecodableRecord(f"schema id {schema_id} is not a schema we can read: {exc}") from exc
-            self._readers[schema_id] = decode
+            readers[schema_id] = decode
         try:
             record, end = decode(data, 5)
         except _DECODE_ERRORS as exc:

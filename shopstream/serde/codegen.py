@@ -62,7 +62,8 @@ def _uuid_text(value: Any) -> Any:
 
 
 class _Compiler:
-    def __init__(self) -> None:
+    def __init__(self, raw: bool = False) -> None:
+        self.raw = raw  # decode timestamp-millis as epoch ms and uuid as its text (no conversions)
         self.named: dict[str, dict[str, Any]] = {}
         self.lines: list[str] = []
         self.ids = itertools.count()
@@ -205,11 +206,15 @@ class _Compiler:
         if isinstance(s, dict) and kind in PRIMITIVES:
             if logical == "timestamp-millis" and kind == "long":
                 self.dec("long", target, ind, ns)
-                emit(f"{ind}{target} = _EPOCH + _timedelta(microseconds={target} * 1000)")
+                if not self.raw:
+                    emit(f"{ind}{target} = _EPOCH + _timedelta(microseconds={target} * 1000)")
                 return None
             if logical == "uuid" and kind == "string":
                 self.dec("string", target, ind, ns)
-                emit(f"{ind}{target} = _UUID({target})")
+                if self.raw:  # the text, checked for a UUID's shape only (8-4-4-4-12)
+                    emit(f"{ind}if len({target}) != 36 or {target}[8] != '-': raise ValueError('not a uuid')")
+                else:
+                    emit(f"{ind}{target} = _UUID({target})")
                 return None
             if logical is not None:
                 raise Unsupported(f"logicalType {logical}")
@@ -280,14 +285,17 @@ class _Compiler:
         return None
 
 
-def compile_schema(schema: dict[str, Any]) -> tuple[Encoder, Decoder]:
-    """(encode(record) -> Avro body bytes, decode(buf, pos) -> (record, end)) for `schema`."""
+def compile_schema(schema: dict[str, Any], raw: bool = False) -> tuple[Encoder, Decoder]:
+    """(encode(record) -> Avro body bytes, decode(buf, pos) -> (record, end)) for `schema`.
+
+    `raw`: the decoder leaves timestamp-millis as epoch milliseconds (int) and uuid as its text
+    (what typed events hold: no datetime or UUID made and turned back); the encoder is the same."""
     import copy
 
     if not isinstance(schema, dict) or schema.get("type") != "record":
         raise Unsupported("only record schemas at the top")
     tree = copy.deepcopy(schema)
-    c = _Compiler()
+    c = _Compiler(raw)
     c.lines.append("def encode(rec):")
     c.lines.append("    out = bytearray()")
     c.enc(tree, "rec", "    ", "")

@@ -37,7 +37,7 @@ class Inputs:
         """The typed event of a record, or Unreadable."""
         expected = self._by_topic[topic]  # type: ignore[attr-defined]
         try:
-            _, record = self.serde.decode(raw)
+            _, record = self.serde.decode(raw, raw=True)
             if record["eventType"] != expected.name:
                 raise BadEvent(f"a {record['eventType']} record on {topic}")
             if key != record["partitionKey"].encode():

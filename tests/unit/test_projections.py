@@ -20,6 +20,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -144,7 +145,8 @@ def redelivered(items: Sequence[Item[Any]], copies: Iterable[tuple[int, int]]) -
         for source in after[i]:
             copy = items[source]
             offset = last[copy.at.partition] = last[copy.at.partition] + 1
-            out.append(dataclasses.replace(copy, at=Position(copy.at.partition, offset), watermark=out[-1].watermark))
+            at = Position(copy.at.partition, offset)
+            out.append(msgspec.structs.replace(copy, at=at, watermark=out[-1].watermark))
     return out
 
 
@@ -510,7 +512,7 @@ def test_a_contract_1_0_adjustment_redelivered_is_counted_twice_which_is_why_1_1
     restock = StockAdjusted(envelope_of(STOCK, "P-1", T0, 1), "P-1", 5, "RESTOCK", None, 5, None, None, None)
     item = Item("P-1", restock, Position("stock[0]", 0), T0, NEVER, "t", "c")
     run = Run(projection)
-    run.feed([item, dataclasses.replace(item, at=Position("stock[0]", 1))])
+    run.feed([item, msgspec.structs.replace(item, at=Position("stock[0]", 1))])
     assert run.state(0, "P-1").snapshot.on_hand == 10
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import fastavro
+import msgspec
 import pytest
 
 from shopstream.domain import event_type
@@ -79,18 +80,31 @@ def record_type(avro_type: Any, named: dict[str, dict[str, Any]]) -> dict[str, A
     return None
 
 
+def is_record_class(value: Any) -> bool:
+    """A typed event's class or one of its parts: a msgspec Struct, or a dataclass (Money)."""
+    kind = value if isinstance(value, type) else type(value)
+    return issubclass(kind, msgspec.Struct) or dataclasses.is_dataclass(kind)
+
+
+def attribute_names(cls: Any) -> list[str]:
+    """A Struct's or dataclass's attributes (or an instance's), in order."""
+    if isinstance(cls, msgspec.Struct) or (isinstance(cls, type) and issubclass(cls, msgspec.Struct)):
+        return [f.name for f in msgspec.structs.fields(cls)]
+    return [f.name for f in dataclasses.fields(cls)]
+
+
 def attribute_class(cls: type[Any], attribute: str) -> type[Any]:
     """The dataclass an attribute holds (through tuples and `| None`)."""
     hint = typing.get_type_hints(cls)[attribute]
     while typing.get_origin(hint) in (tuple, types.UnionType, typing.Union):
         hint = next(a for a in typing.get_args(hint) if a is not type(None) and a is not Ellipsis)
-    assert dataclasses.is_dataclass(hint), f"{cls.__name__}.{attribute} is {hint!r}, not a record's class"
+    assert is_record_class(hint), f"{cls.__name__}.{attribute} is {hint!r}, not a record's class"
     return typing.cast(type[Any], hint)
 
 
 def mismatches(record: dict[str, Any], cls: type[Any], named: dict[str, dict[str, Any]], path: str) -> list[str]:
     """What differs between a record's fields and a dataclass's attributes, recursively."""
-    attributes = {f.name for f in dataclasses.fields(cls)} - ({"envelope"} if path.endswith("payload") else set())
+    attributes = set(attribute_names(cls)) - ({"envelope"} if path.endswith("payload") else set())
     fields = {f["name"]: f for f in record["fields"]}
     problems = [f"{path}.{n}: no attribute {cls.__name__}.{snake(n)}" for n in fields if snake(n) not in attributes]
     problems += [f"{cls.__name__}.{a}: no field {path}.{camel(a)}" for a in attributes if camel(a) not in fields]
@@ -114,8 +128,8 @@ def test_the_envelope_fields_map_to_the_envelope_attributes(name: str) -> None:
     doc = schema(name)
     top = [f["name"] for f in doc["fields"]]
     assert top == [*ENVELOPE_FIELDS, "payload"]
-    assert [camel(f.name) for f in dataclasses.fields(Envelope)] == list(ENVELOPE_FIELDS)
-    assert [f.name for f in dataclasses.fields(EVENT_CLASSES[name])][0] == "envelope"
+    assert [camel(n) for n in attribute_names(Envelope)] == list(ENVELOPE_FIELDS)
+    assert attribute_names(EVENT_CLASSES[name])[0] == "envelope"
 
 
 @pytest.mark.parametrize("name", EVENT_NAMES)
@@ -242,8 +256,8 @@ def record_of(name: str, payload: dict[str, Any] | None = None) -> dict[str, Any
 
 def plain(value: Any) -> Any:
     """A typed value as the record it came from: camelCase fields, lists, epoch ms."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {camel(f.name): plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if is_record_class(value) and not isinstance(value, type):
+        return {camel(n): plain(getattr(value, n)) for n in attribute_names(value)}
     if isinstance(value, tuple):
         return [plain(v) for v in value]
     return value
