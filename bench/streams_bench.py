@@ -16,7 +16,7 @@ Redis is checked against the workload. CPU: user + system seconds of the dataflo
 the same span (it idled before).
 
 Ceiling, on the same topics in the same run: a bare confluent-kafka consume + decode loop in one
-process over the same records, with our serde (`AvroSerde.decode`, what the engines run) and with
+process over the same records, with our serde (`AvroSerde.decode(raw=True)`, what the engines run) and with
 fastavro's schemaless reader (what the bench reported before).
 
 Freshness: with the simulator running, against the stack's own revenue_windows dataflow (on
@@ -25,7 +25,7 @@ before its commit) → the revenue window record it caused readable on the reven
 (read_committed) and → that window's value in Redis; split into the Debezium hop (occurredAt →
 the order.paid record) and the dataflow hop (order.paid readable → the window record / Redis).
 
-Profile: cProfile of the Bytewax engine on inventory_snapshot, run in-process (Bytewax's
+Profile: cProfile of the Bytewax engine on one dataflow (`--profile`), run in-process (Bytewax's
 `run_main`, the single worker on the calling thread) over the bench's topics until their end."""
 
 from __future__ import annotations
@@ -339,7 +339,9 @@ def ceiling(bootstrap: str, serde: AvroSerde, targets: dict[str, int], how: str,
     n = sum(high - max(low, 0) for low, high in (consumer.get_watermark_offsets(tp, timeout=10) for tp in parts))
     decode: Callable[[bytes], Any]
     if how == "serde":
-        decode = serde.decode
+
+        def decode(value: bytes) -> Any:
+            return serde.decode(value, raw=True)  # what the engines run
     else:
         schemas: dict[int, Any] = {}
 
@@ -699,6 +701,7 @@ def profile_worker(job: dict[str, Any]) -> int:
 
 @dataclass
 class Profile:
+    name: str  # the dataflow
     events: int
     seconds: float
     total_s: float  # own time of every function profiled
@@ -723,14 +726,17 @@ BUCKETS: list[tuple[str, Callable[[str, str], bool]]] = [
     ("typed events (from_record, envelope)", lambda f, n: "typed_events" in f or "domain/envelope" in f),
     ("record checks and Items (engines/inputs.py)", lambda f, n: "engines/inputs.py" in f),
     ("the kernel (streams/core.py: replay check, coalesce, Emit.record)", lambda f, n: "streams/core.py" in f),
-    ("the stage and its rules (inventory_snapshot, domain)", lambda f, n: "streams/inventory" in f or "domain/" in f),
+    (
+        "the projection's stages and their rules (streams/<dataflow>.py, the domain)",
+        lambda f, n: any(f"streams/{d}.py" in f for d in DATAFLOWS) or "domain/" in f,
+    ),
     (
         "Redis sink (script args, redis-py, the socket)",
         lambda f, n: "sinks/redis.py" in f or "/redis/" in f or "_socket" in n,
     ),
     ("topic sink (Avro records)", lambda f, n: "sinks/topic.py" in f),
     ("confluent-kafka calls (consume, produce, flush)", lambda f, n: "cimpl" in n),
-    ("uuid: eventId decoded to a UUID and str()-ed again, uuid5 record ids", lambda f, n: "uuid" in f or "sha1" in n),
+    ("uuid: uuid5 record ids", lambda f, n: "uuid" in f or "sha1" in n),
     ("JSON (the Redis script's arguments)", lambda f, n: "json/" in f or "_json" in n),
     ("pickle (recovery snapshots)", lambda f, n: "pickle" in n or "pickle" in f),
     ("the engine adapter (engines/bytewax.py)", lambda f, n: "engines/bytewax.py" in f),
@@ -738,10 +744,10 @@ BUCKETS: list[tuple[str, Callable[[str, str], bool]]] = [
 ]
 
 
-OTHER = "other (builtins called from all of these, dataclasses.replace)"
+OTHER = "other (builtins called from all of these)"
 
 
-def read_profile(path: Path, events: int, seconds: float, top: int = 12) -> Profile:
+def read_profile(name: str, path: Path, events: int, seconds: float, top: int = 12) -> Profile:
     stats = pstats.Stats(str(path))
     entries = [(func, nc, tt, ct) for func, (_cc, nc, tt, ct, _callers) in stats.stats.items()]  # type: ignore[attr-defined]
     entries = [e for e in entries if not e[0][0].endswith("bench/streams_bench.py")]  # the stop-at-the-end wrapper
@@ -749,10 +755,11 @@ def read_profile(path: Path, events: int, seconds: float, top: int = 12) -> Prof
     own = sorted(entries, key=lambda e: e[2], reverse=True)[:top]
     cumulative = sorted(entries, key=lambda e: e[3], reverse=True)[:top]
     buckets: dict[str, float] = {}
-    for (filename, _line, name), _nc, tt, _ct in entries:
-        what = next((b for b, match in BUCKETS if match(filename, name)), OTHER)
+    for (filename, _line, function), _nc, tt, _ct in entries:
+        what = next((b for b, match in BUCKETS if match(filename, function)), OTHER)
         buckets[what] = buckets.get(what, 0.0) + tt
     return Profile(
+        name,
         events,
         seconds,
         total,
@@ -787,7 +794,7 @@ def profile(name: str, settings: StackSettings, prefix: str, targets: dict[str, 
             if process.returncode != 0:
                 raise BenchError(f"the profile run exited with {process.returncode}; {log}:\n{log_tail(log)}")
         result = json.loads(Path(str(out) + ".json").read_text())
-        return read_profile(out, result["events"], result["seconds"])
+        return read_profile(name, out, result["events"], result["seconds"])
     finally:
         store.close()
         progress.remove_task(task)
@@ -968,7 +975,7 @@ def report(
                 f"records per partition per poll, {defaults.epoch_interval:g} s epochs. Ceiling: a bare",
                 "confluent-kafka consume + decode loop over the same records in one process (the first run's",
                 "topics, after each engine run with no dataflow of ours running; the best pass), with our serde",
-                "(`AvroSerde.decode`, what the engines run; the share is against it) and with fastavro's",
+                "(`AvroSerde.decode(raw=True)`, what the engines run; the share is against it) and with fastavro's",
                 "schemaless reader. End state: the Redis db checked against the workload after the run.",
             ]
         ),
@@ -1051,7 +1058,7 @@ def report(
         rate = prof.events / prof.seconds
         body += [
             "",
-            "### Where the time goes (cProfile, Bytewax on inventory_snapshot)",
+            f"### Where the time goes (cProfile, Bytewax on {prof.name})",
             "",
             f"The engine in-process (Bytewax's `run_main`: the one worker on the profiled thread) over the same "
             f"{prof.events:,} records: {prof.seconds:.1f} s under the profiler ({rate:,.0f} events/s, "
@@ -1085,6 +1092,7 @@ def main() -> int:
     parser.add_argument("--simulator-rate", type=float, default=30)
     parser.add_argument("--engines", default=",".join(ENGINES), help="comma-separated: quix,bytewax")
     parser.add_argument("--only", help=f"comma-separated parts: {', '.join(DATAFLOWS)}, freshness, profile")
+    parser.add_argument("--profile", default="inventory_snapshot", choices=DATAFLOWS, help="the dataflow profiled")
     parser.add_argument("--profile-worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.profile_worker:
@@ -1111,7 +1119,7 @@ def main() -> int:
                TimeElapsedColumn())  # fmt: skip
     try:
         with Progress(*columns, console=console) as progress:
-            for name in [n for n in DATAFLOWS if n in parts or (n == "inventory_snapshot" and "profile" in parts)]:
+            for name in [n for n in DATAFLOWS if n in parts or (n == args.profile and "profile" in parts)]:
                 prefixes: list[str] = []
                 try:
                     now = int(time.time() * 1000) - 86_400_000
@@ -1153,7 +1161,7 @@ def main() -> int:
                             f"{run.end}; end state {'as expected' if run.check is None else run.check}"
                             + ("" if run.covered else f"; progress short by {sum(run.shortfall.values()):,}")
                         )
-                    if name == "inventory_snapshot" and "profile" in parts:
+                    if name == args.profile and "profile" in parts:
                         data = next((p for p in prefixes if targets and next(iter(targets)).startswith(p)), prefixes[0])
                         prof = profile(name, settings, data, targets, tmp, progress)
                         console.print(f"profile: {prof.events:,} events in {prof.seconds:.1f} s under cProfile")

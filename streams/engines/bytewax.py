@@ -1,8 +1,10 @@
 """The Bytewax engine: any projection of the kernel as a Bytewax 0.21 dataflow, batch-first.
 
     Kafka partitions ─ our source: a batch of up to `batch_size` records per partition per poll,
-    │                  decoded into Items (dead letters aside), watermark per partition
-    ├─ per stage: stateful_batch keyed by the item's key (one step call per key per batch)
+    │                  decoded into (key, Item) pairs, watermark per partition; dead letters
+    │                  written from there, acknowledged before the batch's offsets can be snapshotted
+    ├─ per stage: stateful_batch keyed by the item's key (one step call per key per batch); the
+    │     entry stage of every input takes the source's stream as it is (no step between)
     │     └─ a forwarding stage's items, re-keyed, into the next stage
     └─ writing stages' results ─ the kernel sink: projection records (flushed), then the Redis
                                  writes with the positions they reflect, in one script call
@@ -34,7 +36,7 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.operators import StatefulBatchLogic
-from bytewax.outputs import DynamicSink, FixedPartitionedSink, StatefulSinkPartition, StatelessSinkPartition
+from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.run import cli_main
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
@@ -165,21 +167,28 @@ class BytewaxEngine:
     # --- the dataflow --------------------------------------------------------------------------
     def _build(self) -> Dataflow:
         flow = Dataflow(self.projection.name)
-        records = op.input("kafka", flow, _Source(self))  # Item | DeadLetter, per partition batch
-        rejected = op.flat_map_batch("rejected", records, lambda xs: [x for x in xs if type(x) is DeadLetter])
-        op.output("dead-letters", rejected, _DeadLetterSink(self))
+        # (key, Item) per partition batch; the source writes dead letters itself, acknowledged
+        # before the batch's offsets can be in a snapshot
+        records = op.input("kafka", flow, _Source(self))
         written: list[Stream[Any]] = []
         forwarded: Stream[Any] | None = None
         stages = self.projection.stages
+        everything = frozenset(e.name for e in self.projection.inputs)
         for index, stage in enumerate(stages):
             names = frozenset(e.name for e in self.projection.inputs if self.projection.entry(e.name) == index)
 
             def entering(xs: list[Any], names: frozenset[str] = names) -> list[tuple[str, Item[Any]]]:
-                return [(x.key, x) for x in xs if type(x) is Item and x.value.envelope.event_type in names]
+                return [x for x in xs if x[1].value.envelope.event_type in names]
 
-            keyed = op.flat_map_batch(f"{stage.name}-in", records, entering)  # (key, Item)
+            if names == everything:  # every input enters here: no step between the source and it
+                keyed = records
+            elif names:
+                keyed = op.flat_map_batch(f"{stage.name}-in", records, entering)  # (key, Item)
+            else:
+                keyed = None
             if forwarded is not None:
-                keyed = op.merge(f"{stage.name}-merge", keyed, forwarded)
+                keyed = forwarded if keyed is None else op.merge(f"{stage.name}-merge", keyed, forwarded)
+            assert keyed is not None, f"stage {stage.name} has no input"
             # Bytewax hands a key its items in order only from the source: later stages see
             # replays as Refresh items, never again as the items themselves
             runner = StageRunner(stage, dedupe=index == 0 or bool(names))
@@ -334,26 +343,32 @@ class _Partition(StatefulSourcePartition[Any, int]):
             return []
         self.awake = None
         engine, inputs, clock, name = self.engine, self.engine.inputs, self.engine.clock, self.name
-        out: list[Any] = []
+        letters: list[DeadLetter] = []
         decoded = []
+        event_of, topic = inputs.event, self.topic
+        highest = clock.highest.get(name, NEVER)
         for msg in msgs:
             error = msg.error()
             if error is not None:
                 raise RuntimeError(f"consuming {name}: {error}")
-            offset = msg.offset()
             try:
-                event = inputs.event(self.topic, msg.value(), msg.key())
+                event = event_of(topic, msg.value(), msg.key())
             except Unreadable as exc:
-                origin, headers = (self.topic, self.partition, offset), msg.headers() or []
-                letter = DeadLetter(engine.projection.name, str(exc), msg.value(), msg.key(), origin, headers=headers)
-                out.append(letter)
+                origin, headers = (topic, self.partition, msg.offset()), msg.headers() or []
+                letters.append(
+                    DeadLetter(engine.projection.name, str(exc), msg.value(), msg.key(), origin, headers=headers)
+                )
                 continue
-            clock.observe(name, event.envelope.occurred_at)
-            decoded.append((event, offset))
+            at = event.envelope.occurred_at
+            if at > highest:
+                highest = at
+            decoded.append((event, msg.offset()))
+        engine.dlq.write(letters)  # acknowledged before this batch's next offset can be snapshotted
+        clock.observe(name, highest)
         clock.watermark(engine.caught_up)
         watermark, epoch = engine.sealed_watermark, self.epoch + 1  # read in the epoch after its last end
-        out += [inputs.item(event, name, offset, watermark, epoch) for event, offset in decoded]
-        return out
+        item = inputs.item
+        return [(event.envelope.partition_key, item(event, name, offset, watermark, epoch)) for event, offset in decoded]
 
     def next_awake(self) -> datetime | None:
         return self.awake
@@ -402,22 +417,6 @@ class _KernelSinkPartition(StatefulSinkPartition[Out, None]):
         positions = self.engine.reflected(self.epoch)
         if positions:
             self.engine.redis.apply([], positions)  # the records it wrote are flushed already
-
-
-class _DeadLetterSink(DynamicSink[DeadLetter]):
-    def __init__(self, engine: BytewaxEngine) -> None:
-        self.engine = engine
-
-    def build(self, step_id: str, worker_index: int, worker_count: int) -> _DeadLetterPartition:
-        return _DeadLetterPartition(self.engine)
-
-
-class _DeadLetterPartition(StatelessSinkPartition[DeadLetter]):
-    def __init__(self, engine: BytewaxEngine) -> None:
-        self.engine = engine
-
-    def write_batch(self, items: list[DeadLetter]) -> None:
-        self.engine.dlq.write(items)  # acknowledged before the epoch's snapshot
 
 
 def _flush(engine: BytewaxEngine) -> None:

@@ -233,14 +233,7 @@ def a_currency() -> str:
     return "Z" + "".join(random.choices(string.ascii_uppercase, k=2))
 
 
-BYTEWAX_RESTART_DEFECT = pytest.mark.xfail(
-    strict=False,
-    reason="open defect: once (of four runs) a Bytewax revenue_windows killed mid-stream did not reach the "
-    "uninterrupted run's sums within 180 s after its restart, with no error logged (closing note, session 4)",
-)
-
-
-@pytest.mark.parametrize("engine", ["quix", pytest.param("bytewax", marks=BYTEWAX_RESTART_DEFECT)])
+@pytest.mark.parametrize("engine", ENGINES)
 def test_revenue_windows_survive_kill_9_with_the_values_of_an_uninterrupted_run(
     stack: Stack, producer: Producer, serde: AvroSerde, tmp_path: Path, flows: list[FlowProcess], engine: str
 ) -> None:

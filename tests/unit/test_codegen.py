@@ -4,7 +4,8 @@ of every schema in schemas/ and on schemas built to cover every construct the co
 from __future__ import annotations
 
 import io
-from datetime import UTC, datetime
+import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import fastavro
@@ -97,6 +98,41 @@ def test_compiled_codec_matches_fastavro(schema: dict[str, Any], data: st.DataOb
     value, end = decode(body, 0)
     assert end == len(body)
     assert value == expected_value
+
+
+def logical_as_raw(value: Any) -> Any:
+    """fastavro's decoded value with its logical types as a raw decoder gives them: a datetime as
+    epoch ms, a UUID as its text."""
+    if isinstance(value, dict):
+        return {k: logical_as_raw(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [logical_as_raw(v) for v in value]
+    if isinstance(value, datetime):
+        return (value - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value
+
+
+@pytest.mark.parametrize("schema", SCHEMAS, ids=[s["name"] for s in SCHEMAS])
+@settings(max_examples=40, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(data=st.data())
+def test_a_raw_decoder_gives_fastavros_values_with_epoch_ms_and_uuid_text(
+    schema: dict[str, Any], data: st.DataObject
+) -> None:
+    record = data.draw(records(schema))
+    _, decode = compile_schema(schema, raw=True)
+    body, expected = fastavro_round_trip(schema, record)
+    value, end = decode(body, 0)
+    assert end == len(body)
+    assert value == logical_as_raw(expected)
+
+
+def test_a_raw_decoder_refuses_a_uuid_field_that_is_not_shaped_like_one() -> None:
+    schema = {"type": "record", "name": "U", "fields": [{"name": "id", "type": {"type": "string", "logicalType": "uuid"}}]}
+    encode, decode = compile_schema(schema, raw=True)
+    with pytest.raises(ValueError, match="not a uuid"):
+        decode(encode({"id": "not-a-uuid"}), 0)
 
 
 @pytest.mark.parametrize(
