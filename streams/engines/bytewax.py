@@ -368,7 +368,7 @@ class _Partition(StatefulSourcePartition[Any, int]):
         clock.watermark(engine.caught_up)
         watermark, epoch = engine.sealed_watermark, self.epoch + 1  # read in the epoch after its last end
         item = inputs.item
-        return [(event.envelope.partition_key, item(event, name, offset, watermark, epoch)) for event, offset in decoded]
+        return [(e.envelope.partition_key, item(e, name, offset, watermark, epoch)) for e, offset in decoded]
 
     def next_awake(self) -> datetime | None:
         return self.awake

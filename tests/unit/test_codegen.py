@@ -129,7 +129,8 @@ def test_a_raw_decoder_gives_fastavros_values_with_epoch_ms_and_uuid_text(
 
 
 def test_a_raw_decoder_refuses_a_uuid_field_that_is_not_shaped_like_one() -> None:
-    schema = {"type": "record", "name": "U", "fields": [{"name": "id", "type": {"type": "string", "logicalType": "uuid"}}]}
+    uuid_field = {"name": "id", "type": {"type": "string", "logicalType": "uuid"}}
+    schema = {"type": "record", "name": "U", "fields": [uuid_field]}
     encode, decode = compile_schema(schema, raw=True)
     with pytest.raises(ValueError, match="not a uuid"):
         decode(encode({"id": "not-a-uuid"}), 0)
