@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from shopstream.domain.typed_events import StockAdjusted
 
 # reasons whose delta moves on-hand units; RESERVATION/RELEASE move reserved units instead
@@ -35,8 +37,7 @@ def units_ordered(reason: str, delta: int) -> int:
     return -delta if reason in RESERVED_REASONS else 0
 
 
-@dataclass(frozen=True, slots=True)
-class StockAdjustment:
+class StockAdjustment(msgspec.Struct, frozen=True, gc=False):
     """The part of a stock.adjusted event the snapshot needs."""
 
     product_id: str
@@ -62,8 +63,7 @@ class StockAdjustment:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class StockSnapshot:
+class StockSnapshot(msgspec.Struct, frozen=True, gc=False):
     product_id: str
     on_hand: int = 0
     reserved: int = 0

@@ -16,9 +16,11 @@ Two keyed steps, because the inputs are keyed by order and the windows by curren
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+import msgspec
 
 from shopstream.domain.typed_events import OrderCanceled, OrderEvent, OrderFulfilled, OrderPaid
 
@@ -32,8 +34,7 @@ DEFAULT_GRACE_MS = 10_000
 KEEP_CLOSED_MS = 3_600_000
 
 
-@dataclass(frozen=True, slots=True)
-class RevenueDelta:
+class RevenueDelta(msgspec.Struct, frozen=True, gc=False):
     """A change of revenue at an event time: + a payment, − the cancellation of a paid order."""
 
     currency: str
@@ -56,8 +57,7 @@ class RevenueDelta:
         return cls(**state)
 
 
-@dataclass(frozen=True, slots=True)
-class OrderRevenue:
+class OrderRevenue(msgspec.Struct, frozen=True, gc=False):
     """What step 1 remembers of one order: its payment, and when it was canceled. The paid and
     canceled events travel on different topics, so a cancellation may be read first: it is kept
     until the payment shows up, and then both are booked."""
@@ -101,8 +101,8 @@ def on_order_canceled(state: OrderRevenue | None, order_id: str, at: int) -> tup
     if state is not None and state.canceled_at is not None:
         return state, []
     if state is None or not state.paid:
-        return replace(state or OrderRevenue(), canceled_at=at), []
-    return replace(state, canceled_at=at), [RevenueDelta(state.currency, at, -state.amount_minor, -1, order_id)]
+        return msgspec.structs.replace(state or OrderRevenue(), canceled_at=at), []
+    return msgspec.structs.replace(state, canceled_at=at), [RevenueDelta(state.currency, at, -state.amount_minor, -1, order_id)]
 
 
 def revenue_delta(state: OrderRevenue | None, event: OrderEvent) -> tuple[OrderRevenue, list[RevenueDelta]]:
@@ -115,7 +115,7 @@ def revenue_delta(state: OrderRevenue | None, event: OrderEvent) -> tuple[OrderR
     if isinstance(event, OrderFulfilled):
         # kept (a marker), so that a redelivered payment of a fulfilled order books nothing; a
         # payment read after its fulfilment (another topic) still books
-        return replace(state or OrderRevenue(), fulfilled=True), []
+        return msgspec.structs.replace(state or OrderRevenue(), fulfilled=True), []
     raise ValueError(f"revenue windows do not read {event.envelope.event_type}")
 
 
@@ -123,8 +123,7 @@ def window_start(at: int, size_ms: int) -> int:
     return at - at % size_ms
 
 
-@dataclass(frozen=True)
-class WindowValue:
+class WindowValue(msgspec.Struct, frozen=True, gc=False):
     """One window's value as it goes out: running (`final=False`) or final."""
 
     currency: str
