@@ -8,7 +8,6 @@ harmless. Older records (contract 1.0: no after-state) are folded from their del
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec

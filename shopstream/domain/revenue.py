@@ -102,7 +102,8 @@ def on_order_canceled(state: OrderRevenue | None, order_id: str, at: int) -> tup
         return state, []
     if state is None or not state.paid:
         return msgspec.structs.replace(state or OrderRevenue(), canceled_at=at), []
-    return msgspec.structs.replace(state, canceled_at=at), [RevenueDelta(state.currency, at, -state.amount_minor, -1, order_id)]
+    after = msgspec.structs.replace(state, canceled_at=at)
+    return after, [RevenueDelta(state.currency, at, -state.amount_minor, -1, order_id)]
 
 
 def revenue_delta(state: OrderRevenue | None, event: OrderEvent) -> tuple[OrderRevenue, list[RevenueDelta]]:
