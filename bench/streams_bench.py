@@ -576,7 +576,9 @@ def dataflow_rate(
                 raw: dict[bytes, bytes] = store.hgetall(key)  # type: ignore[assignment]
                 now, cpu = meter.sample()
                 held = {k.decode(): int(v) for k, v in raw.items()}
-                foreign = [p for p in held if p not in targets]  # not an input partition: a repartition topic
+                # not a partition of the records produced: a repartition topic (an input topic the
+                # workload has no records on is recorded at 0)
+                foreign = [p for p in held if p not in targets and held[p] > 0]
                 if foreign:
                     committed = offsets.committed(inputs, timeout=10)
                     done = sum(max(tp.offset, 0) for tp in committed)

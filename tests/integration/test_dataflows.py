@@ -120,6 +120,45 @@ def test_stock_adjustments_become_the_inventory_snapshot_in_redis(
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+def test_once_input_stops_the_recorded_positions_reach_the_end_of_every_input(
+    stack: Stack, producer: Producer, serde: AvroSerde, tmp_path: Path, flows: list[FlowProcess], engine: str
+) -> None:
+    """The positions the store holds are where a restart resumes and what `streams status` shows as
+    lag: after the last record they must reach its end, also with nothing coming after it (Bytewax
+    records positions at an epoch's end, in its sink's snapshot)."""
+    prefix = topics_of_our_own(stack, "ends")
+    flow = FlowProcess(stack, tmp_path, "inventory_snapshot", engine, prefix, db=3)
+    flows.append(flow)
+    flow.cache.flushdb()
+    now = int(time.time() * 1000)
+    products = [f"P-ends-{uuid.uuid4().hex[:8]}" for _ in range(30)]
+    flow.start()
+    # in bursts while it runs: the last records land in whichever epoch, and nothing follows them
+    for burst in range(10):
+        for i, product in enumerate(products[burst * 3 : burst * 3 + 3]):
+            produce(producer, serde, ADJUSTED, stock_adjusted(product, 5, "RESTOCK", 5, 0, 1), now + i, prefix)
+        producer.flush(10)
+        time.sleep(0.35)
+    topic = prefix + ADJUSTED.topic
+    consumer = Consumer({"bootstrap.servers": stack.settings.kafka.bootstrap, "group.id": f"t-{uuid.uuid4().hex}"})
+    parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    ends = {f"{topic}[{p}]": consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts}
+    consumer.close()
+    assert sum(ends.values()) == len(products)
+
+    def recorded() -> dict[str, int]:
+        held = flow.cache.hgetall(f"streams:progress:{flow.group}")
+        return {p: int(v) for p, v in held.items() if p.startswith(topic)}
+
+    eventually(
+        lambda: recorded() == ends,
+        timeout=90,
+        what=f"positions {ends} recorded ({engine}), not {recorded()}: {flow.tail()}",
+    )
+    assert all(flow.cache.hget(f"inventory:{p}", "available") == "5" for p in products)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 def test_a_poison_record_goes_to_the_dead_letter_topic_and_processing_continues(
     stack: Stack, producer: Producer, serde: AvroSerde, tmp_path: Path, flows: list[FlowProcess], engine: str
 ) -> None:
