@@ -9,6 +9,7 @@ import asyncpg
 import redis.asyncio as aioredis
 
 from serving_api.adapters.inventory import InventoryClient
+from serving_api.adapters.orders_view import CustomerOrders
 from serving_api.auth.policy import Authorizer
 from serving_api.auth.tokens import Authenticator
 from serving_api.payments import PaymentAdapter
@@ -26,3 +27,4 @@ class Resources:
     authz: Authorizer
     payments: PaymentAdapter
     cache: aioredis.Redis
+    orders_view: CustomerOrders  # Cassandra's orders_by_customer

@@ -9,6 +9,7 @@ from pydantic_settings import SettingsConfigDict
 
 from shopstream.runtime.settings import (
     ApiEndpoint,
+    Cassandra,
     DeployableSettings,
     InventoryGrpcEndpoint,
     Kafka,
@@ -54,6 +55,8 @@ class ApiSettings(DeployableSettings):
     opa: Opa = Opa()
     # the caches and projections (flash-sale price map); read with a short timeout, no retry
     redis: Redis = Redis()
+    # the serving store of the order history (orders_by_customer); read with a short timeout
+    cassandra: Cassandra = Cassandra()
     # the push channels (SSE) tail Kafka themselves, one consumer per API worker
     kafka: Kafka = Kafka()
     # JWT: HS256 with a shared secret (dev), or RS256 against a JWKS URL

@@ -6,7 +6,7 @@ state and the items of that key in a batch (a batch of one is the per-record cas
 the new state, the **writes** it causes and the items it forwards, re-keyed, to the next stage:
 
     Item(key, value, at=Position, event_time, watermark, trace_id, correlation_id)
-      -> Stage.step(key, state, [items]) -> Stepped(state, [Upsert | Invalidate | Rank | Emit], [Item])
+      -> Stage.step(key, state, [items]) -> Stepped(state, [Upsert | Invalidate | Rank | Emit | Row | Document], [Item])
 
 `StageRunner` wraps every stage the same way for every engine:
 
@@ -168,7 +168,38 @@ class Emit(msgspec.Struct, frozen=True, gc=False):
         }
 
 
-Write = Upsert | Invalidate | Rank | Emit
+class Row(msgspec.Struct, frozen=True, gc=False):
+    """A row of a wide-column table (Cassandra): `values` at the primary key `key` (the table's key
+    columns and their values, in order) as of `version`; a store that holds a newer version keeps
+    it (the version is the write's timestamp), so writes may land in any order. `delete`: the row
+    goes (as of `version`)."""
+
+    table: str
+    key: tuple[tuple[str, Any], ...]
+    version: int
+    values: Mapping[str, Any]
+    delete: bool = False
+
+    @property
+    def slot(self) -> str:
+        return f"cql {self.table} {self.key!r}"
+
+
+class Document(msgspec.Struct, frozen=True, gc=False):
+    """A search document `id` in the index behind `index` (an alias) as of `version` (external
+    versioning: the store refuses an older one); `body` None: the document goes."""
+
+    index: str
+    id: str
+    version: int
+    body: Mapping[str, Any] | None
+
+    @property
+    def slot(self) -> str:
+        return f"search {self.index} {self.id}"
+
+
+Write = Upsert | Invalidate | Rank | Emit | Row | Document
 StoreWrite = Upsert | Invalidate | Rank
 
 
@@ -262,6 +293,8 @@ class Projection:
     # extra checks of an input event (raise BadEvent: a dead letter)
     check: Callable[[Any], None] = lambda event: None
     routes: Mapping[str, int] = field(default_factory=dict)  # event type name → stage index
+    # the stores its writes go to besides the projection topics (`streams.sinks.stores`)
+    stores: tuple[str, ...] = ("redis",)
 
     def entry(self, event_type: str) -> int:
         return self.routes.get(event_type, 0)

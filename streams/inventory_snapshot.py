@@ -1,6 +1,7 @@
 """inventory_snapshot: stock.adjusted → per product on-hand / reserved / available with a version
-→ Redis `inventory:{productId}` (event-driven set, seed §7), the dashboard's rankings and the
-compacted `ecommerce.inventory.stock_snapshot.updated.v1` topic.
+→ Redis `inventory:{productId}` (event-driven set, seed §7), the dashboard's rankings, the
+compacted `ecommerce.inventory.stock_snapshot.updated.v1` topic and Cassandra's
+`inventory_snapshot` table.
 
 The rules are `shopstream.domain.inventory` (the fold, available units, low stock, units
 ordered); this module is the projection's one stage."""
@@ -22,7 +23,7 @@ from shopstream.domain.inventory import (
     units_ordered,
 )
 from shopstream.domain.typed_events import BadEvent, StockAdjusted
-from streams.core import BaseStage, Emit, Item, Projection, Rank, Stepped, Upsert, Write
+from streams.core import BaseStage, Emit, Item, Projection, Rank, Row, Stepped, Upsert, Write
 from streams.settings import InventorySnapshotSettings
 
 NAME = "inventory_snapshot"
@@ -33,7 +34,13 @@ SNAPSHOT = event_type("ecommerce.inventory.stock_snapshot.updated.v1")
 REDIS_KEY = "inventory:{}"
 TOP_PRODUCTS = "top_products:ordered"  # sorted set: productId by units ordered (net of releases)
 LOW_STOCK_KEY = "inventory:low"  # sorted set: productId by available units, when low
-OUTPUTS = (SNAPSHOT.topic, "redis inventory:{productId}", f"redis {TOP_PRODUCTS}, {LOW_STOCK_KEY}")
+CASSANDRA_TABLE = "inventory_snapshot"  # one row per product
+OUTPUTS = (
+    SNAPSHOT.topic,
+    "redis inventory:{productId}",
+    f"redis {TOP_PRODUCTS}, {LOW_STOCK_KEY}",
+    f"cassandra {CASSANDRA_TABLE}",
+)
 
 
 def check(event: StockAdjusted) -> None:
@@ -100,8 +107,23 @@ def project(state: ProductStock, trace_id: str, correlation_id: str) -> list[Wri
         Rank(TOP_PRODUCTS, snapshot.product_id, state.ordered, snapshot.version),
         Rank(LOW_STOCK_KEY, snapshot.product_id, snapshot.available if low else None, snapshot.version),
         Emit(SNAPSHOT, snapshot.version, record, snapshot.updated_at, trace_id, correlation_id, NAME),
+        # the same snapshot in Cassandra's inventory_snapshot table (migrations/cassandra)
+        Row(
+            CASSANDRA_TABLE,
+            (("product_id", snapshot.product_id),),
+            snapshot.version,
+            {
+                "on_hand": snapshot.on_hand,
+                "reserved": snapshot.reserved,
+                "available": snapshot.available,
+                "version": snapshot.version,
+                "updated_at": snapshot.updated_at,
+            },
+        ),
     ]
 
 
 def projection(settings: InventorySnapshotSettings) -> Projection:
-    return Projection(NAME, (SOURCE,), (SnapshotStage(),), emits=(SNAPSHOT,), check=check)
+    return Projection(
+        NAME, (SOURCE,), (SnapshotStage(),), emits=(SNAPSHOT,), check=check, stores=("redis", "cassandra")
+    )

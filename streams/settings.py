@@ -10,9 +10,10 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shopstream.runtime.paths import REPO_ROOT
-from shopstream.runtime.settings import DeployableSettings, Kafka, Redis, Registry
+from shopstream.runtime.settings import Cassandra, DeployableSettings, Kafka, Redis, Registry
 
 Engine = Literal["quix", "bytewax"]
+Store = Literal["redis", "cassandra"]
 
 
 class DataflowSettings(DeployableSettings):
@@ -24,6 +25,10 @@ class DataflowSettings(DeployableSettings):
     kafka: Kafka = Kafka()
     registry: Registry = Registry()
     redis: Redis = Redis()
+    cassandra: Cassandra = Cassandra()
+    # the stores this deployment writes, of those the projection writes (`Projection.stores`):
+    # Redis always; leaving Cassandra out runs the projection without its Cassandra tables
+    stores: tuple[Store, ...] = ("redis", "cassandra")
     # where Quix keeps the dataflow's local state (RocksDB); its changelog topics are the backup
     state_dir: Path = REPO_ROOT / ".local" / "data" / "streams"
     # empty: shopstream-<dataflow>
@@ -106,3 +111,7 @@ class ServingCachesSettings(DataflowSettings):
     # how long a product's floor version outlives its invalidation: at least as long as a
     # cached copy may live (serving_api.services.product_cache.TTL_MS)
     floor_ttl_s: int = Field(default=600, ge=1)
+
+
+class OrdersByCustomerSettings(DataflowSettings):
+    model_config = SettingsConfigDict(env_prefix="SHOPSTREAM_ORDERS_BY_CUSTOMER__")

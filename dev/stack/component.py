@@ -42,6 +42,20 @@ class GoBinary:
 
 
 @dataclass(frozen=True)
+class JavaProgram:
+    """A Java source of ours compiled by `javac` against a Maven-filled folder of jars into `output`
+    (the OpenSearch launcher): `classes` then goes on the component's classpath."""
+
+    source: Path
+    classpath: Path
+    output: Path
+
+    @property
+    def class_file(self) -> Path:
+        return self.output / f"{self.source.stem}.class"
+
+
+@dataclass(frozen=True)
 class Port:
     number: int
     setting: str  # the environment variable that moves it, named in errors
@@ -61,6 +75,7 @@ class Component:
     apt: Sequence[AptPackage] = ()
     maven: Sequence[MavenArtifacts] = ()
     go: Sequence[GoBinary] = ()
+    javac: Sequence[JavaProgram] = ()
     needs_java: bool = False
     # (host, port) pairs that must accept connections before the command starts
     wait_for: Sequence[tuple[str, int]] = ()
@@ -80,6 +95,8 @@ class Component:
         digest = hashlib.sha256()
         for artifacts in self.maven:
             digest.update(artifacts.pom.read_bytes())
+        for program in self.javac:
+            digest.update(program.source.read_bytes())
         for path in self.config_files:
             digest.update(path.read_bytes() if path.exists() else b"")
         return digest.hexdigest()[:16]

@@ -11,11 +11,11 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from dev.stack.component import AptPackage, Component, GoBinary, MavenArtifacts
+from dev.stack.component import AptPackage, Component, GoBinary, JavaProgram, MavenArtifacts
 from dev.stack.errors import StackError
 from dev.stack.paths import StackPaths
 from dev.stack.settings import StackSettings
-from dev.stack.system import is_root, java_binary
+from dev.stack.system import is_root, java_binary, javac_binary
 
 Report = Callable[[str], None]
 FLINK_REQUIREMENTS = Path("streams") / "flink" / "requirements.txt"
@@ -96,6 +96,28 @@ def _go_current(program: GoBinary, paths: StackPaths) -> bool:
     return program.binary.exists() and stamp.exists() and stamp.read_text() == program.version
 
 
+def stale_javac(components: Sequence[Component]) -> list[JavaProgram]:
+    """Java programs of ours whose class is missing or older than their source (or their jars)."""
+    unique = {j.class_file: j for c in components for j in c.javac}
+    return [j for j in unique.values() if not _class_current(j)]
+
+
+def compile_java(program: JavaProgram, settings: StackSettings, report: Report) -> None:
+    javac = javac_binary(settings.java_home)
+    report(f"javac {program.source.name} into {program.output}")
+    program.output.mkdir(parents=True, exist_ok=True)
+    argv = [javac, "-nowarn", "-d", str(program.output), "-cp", f"{program.classpath}/*", str(program.source)]
+    _run(argv, dict(os.environ), f"javac {program.source}")
+
+
+def _class_current(program: JavaProgram) -> bool:
+    if not program.class_file.exists():
+        return False
+    built = program.class_file.stat().st_mtime
+    jars = [p.stat().st_mtime for p in program.classpath.glob("*.jar")]
+    return built >= program.source.stat().st_mtime and bool(jars) and built >= max(jars)
+
+
 def setup_flink_env(settings: StackSettings, paths: StackPaths, report: Report) -> Path:
     """PyFlink gets its own virtualenv (its pins fight dbt-clickhouse's), as Flink jobs ship their own."""
     venv = paths.venvs / "flink"
@@ -140,6 +162,8 @@ def install_all(
         fetch_maven(artifacts, paths, report)
     for program in stale_go(components, paths):
         build_go(program, paths, report)
+    for source in stale_javac(components):
+        compile_java(source, settings, report)
     if flink:
         setup_flink_env(settings, paths, report)
     return java

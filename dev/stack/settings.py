@@ -19,6 +19,7 @@ from shopstream.runtime.settings import (
     LOCAL_PASSWORD,
     LOCAL_USER,
     ApiEndpoint,
+    CassandraEndpoint,
     ConnectEndpoint,
     InventoryGrpcEndpoint,
     KafkaEndpoint,
@@ -26,6 +27,7 @@ from shopstream.runtime.settings import (
     Mqtt,
     OlapEndpoint,
     OpaEndpoint,
+    OpenSearchEndpoint,
     PaymentGatewayEndpoint,
     PostgresEndpoint,
     RabbitMQEndpoint,
@@ -65,6 +67,22 @@ class ConnectSettings(ConnectEndpoint):
     group_id: str = "shopstream-connect"
     # How the Connect worker reaches Postgres, when not as `postgres.host` (docker compose: "postgres").
     postgres_host: str | None = None
+
+
+class CassandraSettings(CassandraEndpoint):
+    """Apache Cassandra (one node): the serving store of orders_by_customer and inventory_snapshot;
+    `port` is the CQL native transport."""
+
+    # gossip/internode port: one node still binds it
+    storage_port: int = 7000
+    heap: str = "1g"
+
+
+class OpenSearchSettings(OpenSearchEndpoint):
+    """OpenSearch (one node, no security plugin locally): the product search index; `port` is HTTP."""
+
+    transport_port: int = 9300
+    heap: str = "512m"
 
 
 class RegistryPorts(RegistryEndpoint):
@@ -148,6 +166,8 @@ class StackSettings(BaseSettings):
     opa: OpaSettings = OpaSettings()
     rabbitmq: RabbitMQSettings = RabbitMQSettings()
     mosquitto: MosquittoSettings = MosquittoSettings()
+    cassandra: CassandraSettings = CassandraSettings()
+    opensearch: OpenSearchSettings = OpenSearchSettings()
     streams: StreamsSettings = StreamsSettings()
     # our deployables (`SHOPSTREAM_STACK__API__PORT`): `settings.api`, `.registry`, `.olap` below
     stack: Deployables = Deployables()

@@ -14,7 +14,7 @@ import psutil
 from dev.stack.component import Component, ProbeFailed
 from dev.stack.components import build_components
 from dev.stack.errors import StackError
-from dev.stack.installer import check_java, missing_apt, stale_go, stale_maven
+from dev.stack.installer import check_java, missing_apt, stale_go, stale_javac, stale_maven
 from dev.stack.paths import StackPaths
 from dev.stack.settings import StackSettings
 from dev.stack.supervisor import ProcessInfo, Supervisor
@@ -176,8 +176,10 @@ class Stack:
         apt = missing_apt(selected)
         jars = stale_maven(selected, self.paths)
         programs = stale_go(selected, self.paths)
-        if apt or jars or programs:
+        classes = stale_javac(selected)
+        if apt or jars or programs or classes:
             what = [p.package for p in apt] + [m.output.name for m in jars] + [g.binary.name for g in programs]
+            what += [j.class_file.name for j in classes]
             raise StackError(f"not set up (missing {', '.join(what)}): run `shopstream setup` first")
 
     def _check_ports_free(self, c: Component) -> None:

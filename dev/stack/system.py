@@ -69,3 +69,14 @@ def java_binary(java_home: Path | None) -> str:
             "`apt-get install openjdk-17-jre-headless`, or set SHOPSTREAM_JAVA_HOME"
         )
     return found
+
+
+def javac_binary(java_home: Path | None) -> str:
+    """Where the Java compiler is (the OpenSearch launcher is compiled by `setup`)."""
+    candidate = str(java_home / "bin" / "javac") if java_home is not None else shutil.which("javac")
+    if candidate is None or not Path(candidate).exists():
+        raise StackError(
+            "javac (a JDK 17+) is not installed; it compiles the OpenSearch launcher: "
+            "`apt-get install openjdk-17-jdk-headless`, or set SHOPSTREAM_JAVA_HOME to a JDK"
+        )
+    return candidate

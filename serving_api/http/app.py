@@ -25,11 +25,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.fastapi import GraphQLRouter
 
 from serving_api.adapters.inventory import InventoryClient
+from serving_api.adapters.orders_view import CustomerOrders
 from serving_api.auth.policy import Authorizer
 from serving_api.auth.tokens import Authenticator
 from serving_api.graphql import schema
 from serving_api.graphql.loaders import Loaders
-from serving_api.http import flash_sales, orders, products, sse, webhooks, ws
+from serving_api.http import customers, flash_sales, orders, products, sse, webhooks, ws
 from serving_api.http.deps import resources
 from serving_api.http.problems import Problem, internal, problem_for
 from serving_api.payments import build_adapter
@@ -108,6 +109,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
                 retry=Retry(NoBackoff(), 1),
                 retry_on_error=[RedisConnectionError],
             ),
+            CustomerOrders(settings.cassandra, settings.jwt_secret.get_secret_value().encode()),
         )
         app.state.resources = res
         app.state.flash_feed = FlashSaleFeed(settings.kafka.bootstrap, res.serde)
@@ -125,6 +127,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
             await res.authz.close()
             await res.payments.close()
             await res.cache.aclose()
+            await asyncio.to_thread(res.orders_view.close)
             registry.close()
             await pool.close()
 
@@ -136,6 +139,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     )
     app.include_router(products.router)
     app.include_router(orders.router)
+    app.include_router(customers.router)
     app.include_router(flash_sales.router)
     app.include_router(webhooks.router)
     app.include_router(sse.router)

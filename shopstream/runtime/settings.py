@@ -115,6 +115,18 @@ class RabbitMQEndpoint(Endpoint):
     port: int = 5672
 
 
+class CassandraEndpoint(Endpoint):
+    """Cassandra's native protocol (CQL)."""
+
+    port: int = 9042
+
+
+class OpenSearchEndpoint(Endpoint):
+    """OpenSearch's REST API."""
+
+    port: int = 9200
+
+
 class Mqtt(Endpoint):
     """The MQTT broker (Mosquitto)."""
 
@@ -165,6 +177,33 @@ class Opa(BaseModel):
     url: str = OpaEndpoint().url
 
 
+CASSANDRA_KEYSPACE = "shopstream"
+
+
+class Cassandra(BaseModel):
+    """How a client reaches Cassandra: contact points (`host:port`, comma-separated) and the keyspace."""
+
+    contact_points: str = CassandraEndpoint().address
+    keyspace: str = CASSANDRA_KEYSPACE
+    # seconds per request (the API reads with a short one: a store that does not answer is a 503)
+    timeout: float = Field(default=2.0, gt=0)
+
+    def hosts(self) -> list[tuple[str, int]]:
+        out = []
+        for point in self.contact_points.split(","):
+            host, _, port = point.strip().rpartition(":")
+            out.append((host or point.strip(), int(port) if host else CassandraEndpoint().port))
+        return out
+
+
+class OpenSearch(BaseModel):
+    """How a client reaches OpenSearch, and the alias of the product index."""
+
+    url: str = OpenSearchEndpoint().url
+    products_alias: str = "products"
+    timeout: float = Field(default=2.0, gt=0)
+
+
 class Api(BaseModel):
     """The storefront API as its clients (ingest, simulators) reach it."""
 
@@ -176,8 +215,11 @@ __all__ = [
     "LOCAL_PASSWORD",
     "LOCAL_USER",
     "LOOPBACK",
+    "CASSANDRA_KEYSPACE",
     "Api",
     "ApiEndpoint",
+    "Cassandra",
+    "CassandraEndpoint",
     "ClickHouse",
     "ConnectEndpoint",
     "DeployableSettings",
@@ -191,6 +233,8 @@ __all__ = [
     "OlapEndpoint",
     "Opa",
     "OpaEndpoint",
+    "OpenSearch",
+    "OpenSearchEndpoint",
     "PaymentGatewayEndpoint",
     "Postgres",
     "PostgresEndpoint",

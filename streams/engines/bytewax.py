@@ -58,7 +58,7 @@ from streams.core import (
 )
 from streams.engines.inputs import Inputs, Unreadable
 from streams.settings import DataflowSettings
-from streams.sinks import RedisSink, TopicSink
+from streams.sinks import Stores, TopicSink
 
 log = logging.getLogger("shopstream.streams")
 IDLE_POLL = timedelta(milliseconds=5)  # how long a partition with nothing to read rests
@@ -82,7 +82,7 @@ class BytewaxEngine:
         self.registry = RegistryClient(settings.registry.url)
         self.serde = AvroSerde(self.registry)
         self.inputs = Inputs(projection, self.serde, settings.topic_prefix)
-        self.redis = RedisSink(settings.redis.url, settings.progress_key(projection.name))
+        self.stores = Stores(projection, settings)  # Redis, and Cassandra where the projection writes rows
         self.producer = Producer(
             {"bootstrap.servers": settings.kafka.bootstrap, "enable.idempotence": True, "linger.ms": 5}
         )
@@ -100,7 +100,7 @@ class BytewaxEngine:
             settings.kafka.bootstrap, settings.dead_letter(projection.name), client_id=f"bytewax-{projection.name}"
         )
         self.dlq.ensure_topic()  # one partition, as Quix makes it
-        self.held = self.redis.progress()  # what the store reflects, read once at start
+        self.held = self.stores.progress()  # what the stores reflect, read once at start
         self.flow = self._build()
         self.heartbeat = settings.heartbeat(projection.name)
         self.heartbeat.parent.mkdir(parents=True, exist_ok=True)
@@ -221,7 +221,7 @@ class BytewaxEngine:
 
     def close(self) -> None:
         self.producer.flush(30)
-        self.redis.close()
+        self.stores.close()
         self.registry.close()
 
 
@@ -410,13 +410,13 @@ class _KernelSinkPartition(StatefulSinkPartition[Out, None]):
         engine = self.engine
         if engine.topics.apply(writes, {}):
             _flush(engine)
-        engine.redis.apply(writes, {})
+        engine.stores.apply(writes, {})
 
     def snapshot(self) -> None:
         # Bytewax snapshots a sink only in epochs it had items: the epoch is the items' own
         positions = self.engine.reflected(self.epoch)
         if positions:
-            self.engine.redis.apply([], positions)  # the records it wrote are flushed already
+            self.engine.stores.apply([], positions)  # the records it wrote are flushed already
 
 
 def _flush(engine: BytewaxEngine) -> None:

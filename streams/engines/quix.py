@@ -42,7 +42,7 @@ from streams.core import (
 )
 from streams.engines.inputs import Inputs, Unreadable
 from streams.settings import DataflowSettings
-from streams.sinks import RedisSink, TopicSink
+from streams.sinks import Stores, TopicSink
 
 log = logging.getLogger("shopstream.streams")
 STATE_KEY = "k"
@@ -67,7 +67,7 @@ class QuixEngine:
         self.registry = RegistryClient(settings.registry.url)
         self.serde = AvroSerde(self.registry)
         self.inputs = Inputs(projection, self.serde, settings.topic_prefix)
-        self.redis = RedisSink(settings.redis.url, settings.progress_key(projection.name))
+        self.stores = Stores(projection, settings)  # Redis, and Cassandra where the projection writes rows
         self.clock = PartitionClock()
         self.caught_up: set[str] = set()  # input partitions read to their end
         self.caught_up_at = 0
@@ -201,7 +201,7 @@ class QuixEngine:
         consumer = self.app._consumer
         data = [tp for tp in partitions if not tp.topic.startswith("changelog__")]
         committed = consumer.committed([TopicPartition(tp.topic, tp.partition) for tp in data], timeout=30)
-        held = self.redis.progress()
+        held = self.stores.progress()
         for tp, c in zip(data, committed, strict=True):
             name = partition_name(tp.topic, tp.partition)
             if c.offset >= 0:
@@ -222,7 +222,7 @@ class QuixEngine:
         names = [partition_name(tp.topic, tp.partition) for tp in partitions]
         self.clock.revoke(names)
         self.reading = [tp for tp in self.reading if partition_name(tp.topic, tp.partition) not in names]
-        self.redis.forget(names)
+        self.stores.forget(names)
 
     def run(self) -> None:
         try:
@@ -231,7 +231,7 @@ class QuixEngine:
             self.close()
 
     def close(self) -> None:
-        self.redis.close()
+        self.stores.close()
         self.registry.close()
 
 
@@ -268,7 +268,7 @@ class _KernelSink(BatchingSink):
         writes = [w for item in batch for w in item.value.writes]
         progress = {partition_name(batch.topic, batch.partition): max(item.offset for item in batch) + 1}
         self.engine.topics.apply(writes, progress)
-        self.engine.redis.apply(writes, progress)
+        self.engine.stores.apply(writes, progress)
 
 
 class _ItemSerializer(Serializer):

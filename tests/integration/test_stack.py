@@ -45,6 +45,8 @@ def test_status_reports_every_component_up_with_version_port_pid_and_log(stack: 
     assert set(statuses) == {
         "postgres",
         "redis",
+        "cassandra",
+        "opensearch",
         "kafka",
         "connect",
         "schema-registry",

@@ -25,6 +25,8 @@ def test_ports_come_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_pa
     assert ports == {
         "postgres": [15432],
         "redis": [6379],
+        "cassandra": [9042, 7000],
+        "opensearch": [9200, 9300],
         "kafka": [19092, 9093],
         "connect": [8083],
         "schema-registry": [8081],
@@ -37,6 +39,7 @@ def test_ports_come_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_pa
         "stream-revenue-windows": [],
         "stream-flash-sale-price-map": [],
         "stream-serving-caches": [],
+        "stream-orders-by-customer": [],
         "olap": [8124],
         "rabbitmq": [5672, 25672],
         "webhook-fanout": [],
@@ -54,6 +57,8 @@ def test_defaults_are_the_conventional_ports(tmp_path: Path) -> None:
     assert ports == {
         "postgres": 5432,
         "redis": 6379,
+        "cassandra": 9042,
+        "opensearch": 9200,
         "kafka": 9092,
         "connect": 8083,
         "schema-registry": 8081,
@@ -66,6 +71,7 @@ def test_defaults_are_the_conventional_ports(tmp_path: Path) -> None:
         "stream-revenue-windows": None,
         "stream-flash-sale-price-map": None,
         "stream-serving-caches": None,
+        "stream-orders-by-customer": None,
         "olap": 8124,
         "rabbitmq": 5672,
         "webhook-fanout": None,

@@ -39,6 +39,20 @@ def db_migrate() -> None:
     console.print(f"applied {', '.join(applied)}" if applied else "up to date")
 
 
+@db_app.command("migrate-stores")
+def db_migrate_stores() -> None:
+    """Apply the serving stores' schemas: CQL migrations (migrations/cassandra/) and the OpenSearch
+    indices behind their aliases (migrations/opensearch/); `up` does this too."""
+    from dev.stack.cassandra_migrations import apply_cql_migrations
+    from dev.stack.search_indices import apply_indices
+
+    settings = StackSettings()
+    applied = apply_cql_migrations(settings)
+    console.print(f"cassandra: applied {', '.join(applied)}" if applied else "cassandra: up to date")
+    changes = apply_indices(settings)
+    console.print(f"opensearch: {', '.join(changes)}" if changes else "opensearch: up to date")
+
+
 def _add_schemas_app() -> None:
     from dev.stack.cli.schemas import schemas_app
 
@@ -77,7 +91,8 @@ def setup(
     flink: Annotated[bool, typer.Option(help="Also build the PyFlink environment.")] = False,
     browser: Annotated[bool, typer.Option(help="Also install Chromium (the dashboard's browser tests).")] = False,
 ) -> None:
-    """Install what the stack runs from: Debian packages, Kafka/Debezium jars (Maven), PyFlink env."""
+    """Install what the stack runs from: Debian packages, Kafka/Debezium/Cassandra/OpenSearch jars
+    (Maven) and the OpenSearch launcher (javac), OPA (go install), PyFlink env."""
     from dev.stack import installer
 
     settings = StackSettings()

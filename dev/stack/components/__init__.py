@@ -7,12 +7,14 @@ from collections.abc import Callable
 
 from dev.stack.component import Component
 from dev.stack.components import (
+    cassandra,
     connect,
     iot_ingest,
     kafka,
     mosquitto,
     olap,
     opa,
+    opensearch,
     postgres,
     rabbitmq,
     redis,
@@ -27,6 +29,9 @@ from dev.stack.settings import StackSettings
 REGISTRY: list[Callable[[StackSettings, StackPaths], Component]] = [
     postgres.component,
     redis.component,
+    # the serving stores (issue 15): they need nothing else of the stack
+    cassandra.component,
+    opensearch.component,
     kafka.component,
     connect.component,
     registry.component,

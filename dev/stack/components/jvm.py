@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from dev.stack.settings import StackSettings
 from dev.stack.system import java_path
 
 
-def java_command(settings: StackSettings, *, heap: str, classpath: Path, main: str, args: list[str]) -> list[str]:
+def java_command(
+    settings: StackSettings,
+    *,
+    heap: str,
+    classpath: Path,
+    main: str,
+    args: list[str],
+    flags: Sequence[str] = (),
+    before_jars: Sequence[Path] = (),
+) -> list[str]:
+    """`java` with our common flags, then `flags`; the classpath is `before_jars` (folders: config,
+    classes of ours), then every jar in `classpath`."""
     return [
         java_path(settings.java_home),
         f"-Xmx{heap}",
@@ -17,8 +29,9 @@ def java_command(settings: StackSettings, *, heap: str, classpath: Path, main: s
         "-XX:+ExitOnOutOfMemoryError",
         "-Djava.awt.headless=true",
         f"-Dlog4j2.configurationFile={settings.repo / 'infra' / 'conf' / 'log4j2.properties'}",
+        *flags,
         "-cp",
-        f"{classpath}/*",
+        ":".join([*(str(p) for p in before_jars), f"{classpath}/*"]),
         main,
         *args,
     ]

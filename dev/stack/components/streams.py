@@ -25,6 +25,7 @@ def dataflow_environment(name: str, settings: StackSettings, paths: StackPaths) 
         prefix + "KAFKA__BOOTSTRAP": settings.kafka.bootstrap,
         prefix + "REGISTRY__URL": settings.registry.url,
         prefix + "REDIS__URL": settings.redis.url,
+        prefix + "CASSANDRA__CONTACT_POINTS": settings.cassandra.address,
         prefix + "STATE_DIR": str(paths.data("streams")),
     }
     engine = settings.streams.engines.get(name)
@@ -92,8 +93,16 @@ def dataflow(name: str, settings: StackSettings, paths: StackPaths) -> Component
             (settings.kafka.host, settings.kafka.port),
             (settings.registry.host, settings.registry.port),
             (settings.redis.host, settings.redis.port),
+            *([(settings.cassandra.host, settings.cassandra.port)] if _writes_cassandra(name) else []),
         ],
     )
+
+
+def _writes_cassandra(name: str) -> bool:
+    from streams.catalog import dataflow as spec
+
+    info = spec(name)
+    return "cassandra" in info.projection(info.settings()).stores
 
 
 def factories() -> list[Callable[[StackSettings, StackPaths], Component]]:

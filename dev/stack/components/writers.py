@@ -35,6 +35,7 @@ def api_environment(settings: StackSettings, paths: StackPaths) -> dict[str, str
         "SHOPSTREAM_API__OPA__URL": settings.opa.url,
         "SHOPSTREAM_API__REDIS__URL": settings.redis.url,
         "SHOPSTREAM_API__KAFKA__BOOTSTRAP": settings.kafka.bootstrap,
+        "SHOPSTREAM_API__CASSANDRA__CONTACT_POINTS": settings.cassandra.address,
         "SHOPSTREAM_API__TRACES_FILE": str(paths.logs / "traces.jsonl"),
         # the local stack's webhook partners are receivers on this machine
         "SHOPSTREAM_API__WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",

@@ -66,14 +66,15 @@ allow if {
 	r in {"CUSTOMER", "ADMIN"}
 }
 
-# a customer's own carts and orders; admins see everything
+# a customer's own carts and orders, and their order history (customer.orders.read: the resource's
+# owner is the customer whose orders are listed); admins see everything
 allow if {
-	input.action in {"cart.read", "cart.update", "cart.checkout", "order.read", "order.pay"}
+	input.action in {"cart.read", "cart.update", "cart.checkout", "order.read", "order.pay", "customer.orders.read"}
 	owns_resource
 }
 
 allow if {
-	input.action in {"cart.read", "cart.update", "cart.checkout", "order.read", "order.pay"}
+	input.action in {"cart.read", "cart.update", "cart.checkout", "order.read", "order.pay", "customer.orders.read"}
 	is_admin
 }
 
@@ -102,7 +103,7 @@ reasons contains "only PENDING orders can be canceled" if {
 }
 
 reasons contains "not your resource" if {
-	input.action in {"cart.read", "cart.update", "cart.checkout", "order.read", "order.pay", "order.cancel"}
+	input.action in {"cart.read", "cart.update", "cart.checkout", "order.read", "order.pay", "order.cancel", "customer.orders.read"}
 	not owns_resource
 	not is_admin
 }

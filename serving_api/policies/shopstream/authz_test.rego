@@ -100,3 +100,10 @@ test_a_token_without_roles_cannot_use_its_own_orders if {
 	not authz.allow with input as {"action": "order.read", "user": {"id": "USER-x", "roles": []}, "resource": order("USER-x", "PENDING")}
 	not authz.allow with input as {"action": "order.cancel", "user": {"id": "USER-x", "roles": []}, "resource": order("USER-x", "PENDING")}
 }
+
+test_a_customer_lists_only_their_own_order_history if {
+	authz.allow with input as {"action": "customer.orders.read", "user": alice, "resource": {"owner": "USER-alice"}}
+	not authz.allow with input as {"action": "customer.orders.read", "user": bob, "resource": {"owner": "USER-alice"}}
+	authz.allow with input as {"action": "customer.orders.read", "user": {"id": "ADMIN-1", "roles": ["ADMIN"]}, "resource": {"owner": "USER-alice"}}
+	not authz.allow with input as {"action": "customer.orders.read", "user": back_office, "resource": {"owner": "USER-alice"}}
+}
