@@ -1,0 +1,257 @@
+"""The serving stores (issue 15): the Cassandra sink's rows/s in one process against a bare driver
+loop in the same run, order placed → visible in Cassandra's orders_by_customer through the
+stack's dataflow, and `GET /api/v1/customers/me/orders` latency at an open-loop 100 req/s (needs the
+stack: `shopstream up`).
+
+Sink: N inventory_snapshot rows through `CassandraSink.apply` (prepared, version as the write
+timestamp, token-aware unlogged batches of 100, 16 in flight, then the positions) into a keyspace
+of the bench's own (`shopstream_bench`, the migration's table), against the same rows as
+individual prepared INSERTs through `execute_concurrent_with_args` (64 in flight: the driver's
+plain way), CPU of this process per row for both.
+
+Visibility: orders placed through the REST API one after another at a steady rate; from each
+201 (the order is committed with its outbox event) to its row read back from Cassandra
+(polled every 10 ms per order).
+
+Latency: a customer with 30 orders written by the sink; `GET /api/v1/customers/me/orders?limit=20`
+at an open-loop 100 req/s for 20 s over 8 keep-alive connections, from each request's scheduled
+send time."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+from rich.progress import Progress
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import conditions, write_section  # noqa: E402
+
+from dev.stack import StackSettings  # noqa: E402
+from serving_api.auth.tokens import issue_token  # noqa: E402
+from serving_api.settings import ApiSettings  # noqa: E402
+from shopstream.runtime.settings import Cassandra  # noqa: E402
+from streams.core import Row  # noqa: E402
+from streams.sinks.cassandra import CassandraSink  # noqa: E402
+
+console = Console()
+REPO = Path(__file__).resolve().parents[1]
+BENCH_KEYSPACE = "shopstream_bench"
+GOAL_ROWS = 10_000
+GOAL_VISIBLE_P99_MS = 1_000
+GOAL_READ_P99_MS = 20
+
+
+def met(ok: bool) -> str:
+    return "met" if ok else "**not met**"
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def bench_keyspace(settings: StackSettings) -> None:
+    """The migration's inventory_snapshot and projection_progress tables in a keyspace of the bench's own."""
+    from cassandra.cluster import Cluster
+
+    cql = (REPO / "migrations" / "cassandra" / "0001_serving_stores.cql").read_text()
+    cluster = Cluster([settings.cassandra.host], port=settings.cassandra.port)
+    session = cluster.connect()
+    session.execute(
+        f"CREATE KEYSPACE IF NOT EXISTS {BENCH_KEYSPACE} "
+        "WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}"
+    )
+    for statement in cql.split(";"):
+        body = "\n".join(line for line in statement.splitlines() if not line.strip().startswith("--")).strip()
+        if body.startswith("CREATE TABLE") and ("inventory_snapshot" in body or "projection_progress" in body):
+            session.execute(body.replace("shopstream.", f"{BENCH_KEYSPACE}."))
+    session.execute(f"TRUNCATE {BENCH_KEYSPACE}.inventory_snapshot")
+    cluster.shutdown()
+
+
+def rows(n: int, version: int) -> list[Row]:
+    now = int(time.time() * 1000)
+    return [
+        Row(
+            "inventory_snapshot",
+            (("product_id", f"P-bench-{i}"),),
+            version,
+            {"on_hand": 10, "reserved": 1, "available": 9, "version": version, "updated_at": now},
+        )
+        for i in range(n)
+    ]
+
+
+def sink_rate(settings: StackSettings, n: int) -> dict[str, float]:
+    from cassandra.concurrent import execute_concurrent_with_args
+
+    config = Cassandra(contact_points=settings.cassandra.address, keyspace=BENCH_KEYSPACE)
+    sink = CassandraSink(config, f"bench-{uuid.uuid4().hex[:8]}")
+    try:
+        sink.apply(rows(200, 1), {"warm[0]": 1})  # connections, prepared statements
+        out: dict[str, float] = {}
+        batch = rows(n, 2)
+        t0, c0 = time.perf_counter(), time.process_time()
+        for start in range(0, n, 5_000):  # what an engine hands over per batch
+            sink.apply(batch[start : start + 5_000], {"bench[0]": start + 5_000})
+        out["sink_rows_s"] = n / (time.perf_counter() - t0)
+        out["sink_cpu_us"] = (time.process_time() - c0) / n * 1e6
+        insert = sink.session.prepare(
+            "INSERT INTO inventory_snapshot (product_id, on_hand, reserved, available, version, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
+        )
+        now = int(time.time() * 1000)
+        params = [(f"P-bench-{i}", 10, 1, 9, 3, now, 3) for i in range(n)]
+        t0, c0 = time.perf_counter(), time.process_time()
+        execute_concurrent_with_args(sink.session, insert, params, concurrency=64)
+        out["bare_rows_s"] = n / (time.perf_counter() - t0)
+        out["bare_cpu_us"] = (time.process_time() - c0) / n * 1e6
+        return out
+    finally:
+        sink.close()
+
+
+def visibility(settings: StackSettings, count: int, rate: float, progress: Progress) -> list[float]:
+    from cassandra.cluster import Cluster
+
+    api = settings.api.url
+    user = f"USER-bench-{uuid.uuid4().hex[:8]}"
+    api_settings = ApiSettings()
+    customer = {"Authorization": f"Bearer {issue_token(api_settings, user, ['CUSTOMER'])}"}
+    admin = {"Authorization": f"Bearer {issue_token(api_settings, 'USER-bench-admin', ['ADMIN'])}"}
+    cluster = Cluster([settings.cassandra.host], port=settings.cassandra.port)
+    session = cluster.connect("shopstream")
+    select = session.prepare("SELECT order_id FROM orders_by_customer WHERE customer_id = ?")
+    latencies: list[float] = []
+    task = progress.add_task("orders placed → visible in Cassandra", total=count)
+    with httpx.Client(base_url=api, timeout=30) as http:
+        body = {"sku": f"SKU-bench-{uuid.uuid4().hex[:8]}", "name": "bench mug",
+                "price": {"amount": "5.00", "currency": "USD"}, "stock": count + 10}  # fmt: skip
+        product = http.post("/api/v1/products", headers=admin, json=body).raise_for_status().json()
+        seen: set[str] = set()
+        for _ in range(count):
+            started = time.monotonic()
+            r = http.post("/api/v1/orders", headers={**customer, "Idempotency-Key": uuid.uuid4().hex},
+                          json={"items": [{"productId": product["id"], "qty": 1}]})  # fmt: skip
+            r.raise_for_status()
+            order_id, committed = r.json()["id"], time.monotonic()
+            deadline = committed + 10
+            while order_id not in seen and time.monotonic() < deadline:
+                seen |= {row.order_id for row in session.execute(select, (user,))}
+                if order_id not in seen:
+                    time.sleep(0.01)
+            if order_id in seen:
+                latencies.append((time.monotonic() - committed) * 1000)
+            progress.advance(task)
+            time.sleep(max(0.0, 1 / rate - (time.monotonic() - started)))
+    progress.remove_task(task)
+    cluster.shutdown()
+    return latencies
+
+
+async def read_latency(settings: StackSettings, rate: float, seconds: float) -> tuple[list[float], int]:
+    user = f"USER-bench-{uuid.uuid4().hex[:8]}"
+    config = Cassandra(contact_points=settings.cassandra.address)
+    sink = CassandraSink(config, f"bench-{uuid.uuid4().hex[:8]}")
+    now = int(time.time() * 1000)
+    history = [
+        Row(
+            "orders_by_customer",
+            (("customer_id", user), ("created_at", now - i * 1000), ("order_id", f"ORD-b{i}")),
+            1,
+            {
+                "status": "PENDING",
+                "total_minor": 500,
+                "currency": "USD",
+                "item_count": 1,
+                "lines": [("P-bench", 1, 500)],
+                "status_changed_at": {"PENDING": now - i * 1000},
+                "trace_id": "0" * 32,
+                "updated_at": now - i * 1000,
+                "version": 1,
+            },
+        )  # fmt: skip
+        for i in range(30)
+    ]
+    sink.apply(history, {})
+    sink.close()
+    headers = {"Authorization": f"Bearer {issue_token(ApiSettings(), user, ['CUSTOMER'])}"}
+    latencies: list[float] = []
+    errors = 0
+    limits = httpx.Limits(max_connections=8, max_keepalive_connections=8)
+    async with httpx.AsyncClient(base_url=settings.api.url, timeout=10, limits=limits) as http:
+        for _ in range(20):  # warm: the API's Cassandra session, connections
+            await http.get("/api/v1/customers/me/orders", headers=headers, params={"limit": 20})
+
+        async def one(at: float) -> None:
+            nonlocal errors
+            await asyncio.sleep(max(0.0, at - time.perf_counter()))
+            r = await http.get("/api/v1/customers/me/orders", headers=headers, params={"limit": 20})
+            if r.status_code != 200 or len(r.json()["items"]) != 20:
+                errors += 1
+            latencies.append((time.perf_counter() - at) * 1000)
+
+        start = time.perf_counter() + 0.1
+        await asyncio.gather(*(one(start + i / rate) for i in range(int(rate * seconds))))
+    return latencies, errors
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--report", type=Path)
+    parser.add_argument("--rows", type=int, default=50_000)
+    parser.add_argument("--orders", type=int, default=100)
+    parser.add_argument("--order-rate", type=float, default=5)
+    parser.add_argument("--read-rate", type=float, default=100)
+    parser.add_argument("--read-seconds", type=float, default=20)
+    args = parser.parse_args()
+    settings = StackSettings()
+    with Progress(console=console) as progress:
+        task = progress.add_task("Cassandra sink", total=None)
+        bench_keyspace(settings)
+        sink = sink_rate(settings, args.rows)
+        progress.remove_task(task)
+        visible = visibility(settings, args.orders, args.order_rate, progress)
+        task = progress.add_task(f"GET /customers/me/orders at {args.read_rate:g} req/s", total=None)
+        reads, errors = asyncio.run(read_latency(settings, args.read_rate, args.read_seconds))
+        progress.remove_task(task)
+    v50, v99 = pct(visible, 0.5), pct(visible, 0.99)
+    r50, r99 = pct(reads, 0.5), pct(reads, 0.99)
+    body = "\n".join(
+        [
+            "## Serving stores: Cassandra (`bench/stores_bench.py`)",
+            "",
+            conditions(),
+            "",
+            (__doc__ or "").split("\n\n", 1)[1].replace("\n", " "),
+            "",
+            "| figure | measured | goal |",
+            "|---|---:|---|",
+            f"| sink rows/s, {args.rows:,} rows (5,000 per apply) | {sink['sink_rows_s']:,.0f} | ≥ {GOAL_ROWS:,}: "
+            f"{met(sink['sink_rows_s'] >= GOAL_ROWS)} |",
+            f"| bare driver loop rows/s (ceiling) | {sink['bare_rows_s']:,.0f} | |",
+            f"| sink / bare | {sink['sink_rows_s'] / sink['bare_rows_s']:.2f} | |",
+            f"| CPU µs per row: sink / bare | {sink['sink_cpu_us']:.1f} / {sink['bare_cpu_us']:.1f} | |",
+            f"| order 201 → row in orders_by_customer, p50 / p99 ms ({len(visible)} of {args.orders} seen) "
+            f"| {v50:.0f} / {v99:.0f} | p99 ≤ {GOAL_VISIBLE_P99_MS:,}: {met(v99 <= GOAL_VISIBLE_P99_MS)} |",
+            f"| `GET /customers/me/orders` p50 / p99 ms at {args.read_rate:g} req/s ({len(reads):,} requests, "
+            f"{errors} errors) | {r50:.1f} / {r99:.1f} | p99 ≤ {GOAL_READ_P99_MS}: {met(r99 <= GOAL_READ_P99_MS)} |",
+            f"| read mean ms | {statistics.mean(reads):.1f} | |",
+        ]
+    )
+    console.print(body)
+    if args.report:
+        write_section(args.report, "stores", body)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
