@@ -69,8 +69,9 @@ def bench_keyspace(settings: StackSettings) -> None:
         f"CREATE KEYSPACE IF NOT EXISTS {BENCH_KEYSPACE} "
         "WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}"
     )
-    for statement in cql.split(";"):
-        body = "\n".join(line for line in statement.splitlines() if not line.strip().startswith("--")).strip()
+    code = "\n".join(line.split("--", 1)[0] for line in cql.splitlines())  # comments may hold semicolons
+    for statement in code.split(";"):
+        body = statement.strip()
         if body.startswith("CREATE TABLE") and ("inventory_snapshot" in body or "projection_progress" in body):
             session.execute(body.replace("shopstream.", f"{BENCH_KEYSPACE}."))
     session.execute(f"TRUNCATE {BENCH_KEYSPACE}.inventory_snapshot")

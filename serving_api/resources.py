@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 
 from serving_api.adapters.inventory import InventoryClient
 from serving_api.adapters.orders_view import CustomerOrders
+from serving_api.adapters.product_search import ProductSearch
 from serving_api.auth.policy import Authorizer
 from serving_api.auth.tokens import Authenticator
 from serving_api.payments import PaymentAdapter
@@ -28,3 +29,4 @@ class Resources:
     payments: PaymentAdapter
     cache: aioredis.Redis
     orders_view: CustomerOrders  # Cassandra's orders_by_customer
+    search: ProductSearch  # OpenSearch's products

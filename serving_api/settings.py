@@ -15,6 +15,7 @@ from shopstream.runtime.settings import (
     Kafka,
     LegacyPaymentGatewayEndpoint,
     Opa,
+    OpenSearch,
     PaymentGatewayEndpoint,
     Postgres,
     Redis,
@@ -57,6 +58,8 @@ class ApiSettings(DeployableSettings):
     redis: Redis = Redis()
     # the serving store of the order history (orders_by_customer); read with a short timeout
     cassandra: Cassandra = Cassandra()
+    # the serving store of the product search (the alias `products`); read with a short timeout
+    opensearch: OpenSearch = OpenSearch()
     # the push channels (SSE) tail Kafka themselves, one consumer per API worker
     kafka: Kafka = Kafka()
     # JWT: HS256 with a shared secret (dev), or RS256 against a JWKS URL

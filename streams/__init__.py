@@ -1,8 +1,8 @@
 """Dataflows: the projections kernel (`streams.core`), one module per projection
 (`inventory_snapshot`, `revenue_windows`, `flash_sale_price_map`, `serving_caches`,
-`orders_by_customer`: pure stages over typed domain events), the sinks that apply their writes
-(`streams.sinks`: Redis, Cassandra, projection topics) and the engines that run any of them
-(`streams.engines`: Quix Streams, Bytewax).
+`orders_by_customer`, `product_search_index`: pure stages over typed domain events), the sinks
+that apply their writes (`streams.sinks`: Redis, Cassandra, OpenSearch, projection topics) and
+the engines that run any of them (`streams.engines`: Quix Streams, Bytewax).
 
 Importing this package stays cheap (the stack lists the dataflows without loading an engine);
 `streams.catalog` has the dataflows themselves."""
@@ -14,4 +14,5 @@ DATAFLOW_NAMES = (
     "flash_sale_price_map",
     "serving_caches",
     "orders_by_customer",
+    "product_search_index",
 )

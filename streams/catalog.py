@@ -10,7 +10,14 @@ from types import ModuleType
 from typing import Any
 
 from shopstream.domain import EventType
-from streams import flash_sale_price_map, inventory_snapshot, orders_by_customer, revenue_windows, serving_caches
+from streams import (
+    flash_sale_price_map,
+    inventory_snapshot,
+    orders_by_customer,
+    product_search_index,
+    revenue_windows,
+    serving_caches,
+)
 from streams.core import Projection
 from streams.settings import DataflowSettings
 
@@ -39,7 +46,15 @@ def _spec(module: ModuleType) -> DataflowSpec:
 DATAFLOWS: dict[str, DataflowSpec] = {
     spec.name: spec
     for spec in map(
-        _spec, (inventory_snapshot, revenue_windows, flash_sale_price_map, serving_caches, orders_by_customer)
+        _spec,
+        (
+            inventory_snapshot,
+            revenue_windows,
+            flash_sale_price_map,
+            serving_caches,
+            orders_by_customer,
+            product_search_index,
+        ),
     )
 }
 

@@ -10,10 +10,10 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shopstream.runtime.paths import REPO_ROOT
-from shopstream.runtime.settings import Cassandra, DeployableSettings, Kafka, Redis, Registry
+from shopstream.runtime.settings import Cassandra, DeployableSettings, Kafka, OpenSearch, Redis, Registry
 
 Engine = Literal["quix", "bytewax"]
-Store = Literal["redis", "cassandra"]
+Store = Literal["redis", "cassandra", "opensearch"]
 
 
 class DataflowSettings(DeployableSettings):
@@ -26,9 +26,11 @@ class DataflowSettings(DeployableSettings):
     registry: Registry = Registry()
     redis: Redis = Redis()
     cassandra: Cassandra = Cassandra()
+    opensearch: OpenSearch = OpenSearch()
     # the stores this deployment writes, of those the projection writes (`Projection.stores`):
-    # Redis always; leaving Cassandra out runs the projection without its Cassandra tables
-    stores: tuple[Store, ...] = ("redis", "cassandra")
+    # Redis always; leaving Cassandra (OpenSearch) out runs the projection without its Cassandra
+    # tables (search documents)
+    stores: tuple[Store, ...] = ("redis", "cassandra", "opensearch")
     # where Quix keeps the dataflow's local state (RocksDB); its changelog topics are the backup
     state_dir: Path = REPO_ROOT / ".local" / "data" / "streams"
     # empty: shopstream-<dataflow>
@@ -115,3 +117,7 @@ class ServingCachesSettings(DataflowSettings):
 
 class OrdersByCustomerSettings(DataflowSettings):
     model_config = SettingsConfigDict(env_prefix="SHOPSTREAM_ORDERS_BY_CUSTOMER__")
+
+
+class ProductSearchIndexSettings(DataflowSettings):
+    model_config = SettingsConfigDict(env_prefix="SHOPSTREAM_PRODUCT_SEARCH_INDEX__")

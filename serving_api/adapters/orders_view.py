@@ -18,20 +18,18 @@ import threading
 from datetime import UTC, datetime
 from typing import Any
 
-from shopstream.domain import Invalid, Unavailable
+from serving_api.adapters.stores import StoreUnavailable
+from shopstream.domain import Invalid
 from shopstream.runtime.settings import Cassandra
 
 MAX_PAGE = 100
 _MAC = 16  # bytes of HMAC-SHA256 kept in a cursor
 
+__all__ = ["CustomerOrders", "StoreUnavailable"]
+
 COLUMNS = (
     "order_id, created_at, status, total_minor, currency, item_count, lines, status_changed_at, trace_id, updated_at"
 )
-
-
-class StoreUnavailable(Unavailable):
-    code = "store-unavailable"
-    title = "A serving store is unavailable"
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -99,16 +97,41 @@ class CustomerOrders:
                 self._cluster, self._session = cluster, session
             return self._session
 
-    def _page(self, customer_id: str, limit: int, state: bytes | None) -> tuple[list[Any], bytes | None]:
+    async def _page(self, customer_id: str, limit: int, state: bytes | None) -> tuple[list[Any], bytes | None]:
+        """One page, read without a thread: the driver's own event loop answers into this one."""
         from cassandra import DriverException
         from cassandra.cluster import NoHostAvailable
 
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[tuple[list[Any], bytes | None]] = loop.create_future()
+
+        def settle(result: tuple[list[Any], bytes | None] | None, error: BaseException | None) -> None:
+            if answer.done():
+                return
+            if error is not None:
+                answer.set_exception(error)
+            else:
+                assert result is not None
+                answer.set_result(result)
+
         try:
-            session = self._connect()
+            session = self._session if self._session is not None else await asyncio.to_thread(self._connect)
             bound = self._select.bind((customer_id,))
             bound.fetch_size = limit
-            result = session.execute(bound, paging_state=state, timeout=self.settings.timeout)
-            return list(result.current_rows), result.paging_state
+            future = session.execute_async(bound, paging_state=state, timeout=self.settings.timeout)
+
+            def done(_rows: Any) -> None:
+                try:
+                    result = future.result()  # complete already: the ResultSet with its paging state
+                    loop.call_soon_threadsafe(settle, (list(result.current_rows), result.paging_state), None)
+                except BaseException as exc:  # noqa: BLE001 - handed to the awaiting request
+                    loop.call_soon_threadsafe(settle, None, exc)
+
+            def failed(exc: BaseException) -> None:
+                loop.call_soon_threadsafe(settle, None, exc)
+
+            future.add_callbacks(done, failed)
+            return await answer
         except (NoHostAvailable, DriverException, OSError) as exc:
             if state is not None and type(exc).__name__ in ("InvalidRequest", "ProtocolException"):
                 raise Invalid("the cursor no longer matches the listing", code="invalid-cursor") from None
@@ -120,7 +143,7 @@ class CustomerOrders:
     async def page(self, customer_id: str, limit: int, cursor: str | None) -> dict[str, Any]:
         """{"items": [...], "nextCursor": str | None}, newest order first."""
         state = None if cursor is None else self.paging_state(customer_id, cursor)
-        rows, next_state = await asyncio.to_thread(self._page, customer_id, min(max(limit, 1), MAX_PAGE), state)
+        rows, next_state = await self._page(customer_id, min(max(limit, 1), MAX_PAGE), state)
         items = [
             {
                 "orderId": r.order_id,

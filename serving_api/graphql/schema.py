@@ -6,6 +6,7 @@ carry `extensions.code`; depth, aliases and tokens are limited."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +15,7 @@ from graphql import GraphQLError
 from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 from strawberry.types import Info
 
+from serving_api.adapters.product_search import SearchQuery
 from serving_api.graphql.errors import DomainErrorCodes, unexpected
 from serving_api.graphql.loaders import Loaders, product_view
 from serving_api.services import catalog
@@ -106,6 +108,13 @@ class Product:
 @strawberry.input(description="Which products: all filters are optional and combine.")
 class ProductFilter:
     q: str | None = strawberry.field(default=None, description="Substring of the name or SKU.")
+    text: str | None = strawberry.field(
+        default=None,
+        description=(
+            "Words of the name or description, searched (fuzzy) in the product search index (OpenSearch): "
+            "the page is in relevance order, active products only; not with `q`."
+        ),
+    )
     active: bool | None = None
     min_price_minor: int | None = None
     max_price_minor: int | None = None
@@ -141,6 +150,8 @@ class Query:
         if not 1 <= first <= 100:
             raise GraphQLError("`first` is between 1 and 100", extensions={"code": "BAD_USER_INPUT"})
         f = filter or ProductFilter()
+        if f.text is not None:
+            return await _text_search(info, f, first, after)
         async with _loaders(info).res.pool.acquire() as conn:
             found, cursor = await catalog.search(
                 conn,
@@ -159,6 +170,19 @@ class Query:
         if stock is None:
             raise GraphQLError(f"no product {id}", extensions={"code": "NOT_FOUND"})
         return Inventory(**stock)
+
+
+async def _text_search(info: Info, f: ProductFilter, first: int, after: str | None) -> ProductPage:
+    """`products(filter: {text})`: the ids from the search index, each product as `product` reads it."""
+    if f.q is not None or f.active is False or not f.text or len(f.text) > 200:
+        raise GraphQLError(
+            "`text` is 1 to 200 characters, without `q`, over active products", extensions={"code": "BAD_USER_INPUT"}
+        )
+    loaders = _loaders(info)
+    query = SearchQuery(f.text, min_price=f.min_price_minor, max_price=f.max_price_minor, limit=first)
+    found = await loaders.res.search.search(query, after)
+    views = await asyncio.gather(*(product_view(loaders, hit["productId"]) for hit in found["items"]))  # batched
+    return ProductPage(items=[Product.of(v) for v in views if v is not None], next_cursor=found["nextCursor"])
 
 
 schema = strawberry.Schema(

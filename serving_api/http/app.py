@@ -26,6 +26,7 @@ from strawberry.fastapi import GraphQLRouter
 
 from serving_api.adapters.inventory import InventoryClient
 from serving_api.adapters.orders_view import CustomerOrders
+from serving_api.adapters.product_search import ProductSearch
 from serving_api.auth.policy import Authorizer
 from serving_api.auth.tokens import Authenticator
 from serving_api.graphql import schema
@@ -110,6 +111,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
                 retry_on_error=[RedisConnectionError],
             ),
             CustomerOrders(settings.cassandra, settings.jwt_secret.get_secret_value().encode()),
+            ProductSearch(settings.opensearch, settings.jwt_secret.get_secret_value().encode()),
         )
         app.state.resources = res
         app.state.flash_feed = FlashSaleFeed(settings.kafka.bootstrap, res.serde)
@@ -128,6 +130,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
             await res.payments.close()
             await res.cache.aclose()
             await asyncio.to_thread(res.orders_view.close)
+            await res.search.close()
             registry.close()
             await pool.close()
 

@@ -1,4 +1,5 @@
-"""/api/v1/products: catalog reads are public; writes and price changes need ADMIN."""
+"""/api/v1/products: catalog reads are public (the search too: `/search`, from OpenSearch); writes
+and price changes need ADMIN."""
 
 from __future__ import annotations
 
@@ -6,11 +7,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
+from serving_api.adapters.product_search import SearchQuery
 from serving_api.auth.tokens import Principal
 from serving_api.http.deps import context, principal, resources
 from serving_api.http.models import PriceIn, ProductIn, ProductPatch, StockAdjustmentIn, money_or_422
 from serving_api.http.problems import invalid
 from serving_api.services import catalog, idempotency, inventory, product_cache
+from serving_api.services.catalog import CATEGORY_PATTERN
 from shopstream.domain import NotFound
 from shopstream.runtime.postgres import unit_of_work
 
@@ -62,6 +65,36 @@ async def list_products(
             cursor=cursor,
         )
     return {"items": [p.to_json() for p in products], "nextCursor": next_cursor}
+
+
+@router.get("/search")
+async def search_products(
+    request: Request,
+    q: Annotated[
+        str | None, Query(min_length=1, max_length=200, description="Words of the name or description")
+    ] = None,
+    category: Annotated[str | None, Query(pattern=CATEGORY_PATTERN, description="Only this category")] = None,
+    min_price: Annotated[
+        int | None, Query(alias="minPrice", ge=0, description="Lowest price now (minor units, inclusive)")
+    ] = None,
+    max_price: Annotated[
+        int | None, Query(alias="maxPrice", ge=0, description="Highest price now (minor units, inclusive)")
+    ] = None,
+    in_stock: Annotated[
+        bool | None, Query(alias="inStock", description="Only products in stock (or out of it)")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=4096, description="nextCursor of the previous page")] = None,
+) -> dict[str, Any]:
+    """Full-text product search (fuzzy, over name and description) from the OpenSearch index the
+    product_search_index dataflow writes: results with the price they sell at now (the live flash
+    price included), facets (categories, price ranges), paged by a cursor. OpenSearch down: 503
+    naming the store."""
+    if min_price is not None and max_price is not None and min_price > max_price:
+        raise invalid("minPrice must not be above maxPrice", [{"name": "minPrice", "reason": "above maxPrice"}])
+    query = SearchQuery(q, category, min_price, max_price, in_stock, limit)
+    result: dict[str, Any] = await resources(request).search.search(query, cursor)
+    return result
 
 
 @router.get("/{product_id}")

@@ -123,6 +123,18 @@ class ProductUpdated(msgspec.Struct, frozen=True, gc=False):
     version: int | None  # contract 1.0 records carry none
 
 
+class StockSnapshotUpdated(msgspec.Struct, frozen=True, gc=False):
+    """The inventory_snapshot projection's record of one product's stock (a projection topic)."""
+
+    envelope: Envelope
+    product_id: str
+    on_hand: int
+    reserved: int
+    available: int
+    version: int  # the stock row's version: keep the highest
+    updated_at: int  # epoch ms
+
+
 class FlashSaleStarted(msgspec.Struct, frozen=True, gc=False):
     envelope: Envelope
     sale_id: str
@@ -143,7 +155,7 @@ class FlashSaleEnded(msgspec.Struct, frozen=True, gc=False):
 
 
 OrderEvent = OrderCreated | OrderPaid | OrderCanceled | OrderFulfilled
-DomainEvent = OrderEvent | StockAdjusted | ProductUpdated | FlashSaleStarted | FlashSaleEnded
+DomainEvent = OrderEvent | StockAdjusted | StockSnapshotUpdated | ProductUpdated | FlashSaleStarted | FlashSaleEnded
 
 
 def _order_created(e: Envelope, p: dict[str, Any]) -> OrderCreated:
@@ -175,6 +187,12 @@ def _stock_adjusted(e: Envelope, p: dict[str, Any]) -> StockAdjusted:
         p.get("onHand"),
         p.get("reserved"),
         p.get("stockVersion"),
+    )
+
+
+def _stock_snapshot_updated(e: Envelope, p: dict[str, Any]) -> StockSnapshotUpdated:
+    return StockSnapshotUpdated(
+        e, p["productId"], p["onHand"], p["reserved"], p["available"], p["version"], epoch_ms(p["updatedAt"])
     )
 
 
@@ -215,6 +233,7 @@ _MAKERS: dict[str, tuple[type[Any], Callable[[Envelope, dict[str, Any]], Any]]] 
     "ecommerce.order.order.canceled.v1": (OrderCanceled, _order_canceled),
     "ecommerce.order.order.fulfilled.v1": (OrderFulfilled, _order_fulfilled),
     "ecommerce.inventory.stock.adjusted.v1": (StockAdjusted, _stock_adjusted),
+    "ecommerce.inventory.stock_snapshot.updated.v1": (StockSnapshotUpdated, _stock_snapshot_updated),
     "ecommerce.product.product.updated.v1": (ProductUpdated, _product_updated),
     "ecommerce.pricing.flash_sale.started.v1": (FlashSaleStarted, _flash_sale_started),
     "ecommerce.pricing.flash_sale.ended.v1": (FlashSaleEnded, _flash_sale_ended),

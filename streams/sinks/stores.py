@@ -1,5 +1,6 @@
 """The store sinks one dataflow writes, applied together: Redis always, Cassandra when the
-projection writes rows (`Projection.stores`) and the dataflow's settings keep that store on.
+projection writes rows and OpenSearch when it writes search documents (`Projection.stores`), each
+if the dataflow's settings keep that store on.
 
 Each sink records the positions its own writes reflect. Where the dataflow resumes is the oldest
 of them (`progress`): a store that lost writes — or a store added to a running projection, which
@@ -37,6 +38,11 @@ class Stores:
 
             self.sinks.append(CassandraSink(settings.cassandra, settings.group(projection.name)))
             self.names.append("cassandra")
+        if "opensearch" in wanted:
+            from streams.sinks.opensearch import OpenSearchSink
+
+            self.sinks.append(OpenSearchSink(settings.opensearch, settings.group(projection.name)))
+            self.names.append("opensearch")
 
     def apply(self, writes: Sequence[Write], progress: Mapping[str, int]) -> int:
         return sum(sink.apply(writes, progress) for sink in self.sinks)

@@ -43,10 +43,12 @@ from shopstream.domain.typed_events import (
     ProductUpdated,
     ReleasedItem,
     StockAdjusted,
+    StockSnapshotUpdated,
 )
-from streams import flash_sale_price_map, inventory_snapshot, revenue_windows, serving_caches
+from streams import flash_sale_price_map, inventory_snapshot, product_search_index, revenue_windows, serving_caches
 from streams.core import (
     NEVER,
+    Document,
     Emit,
     Invalidate,
     Item,
@@ -65,6 +67,7 @@ from streams.core import (
 from streams.settings import (
     FlashSalePriceMapSettings,
     InventorySnapshotSettings,
+    ProductSearchIndexSettings,
     RevenueWindowsSettings,
     ServingCachesSettings,
 )
@@ -388,6 +391,38 @@ def sale_histories(draw: st.DrawFn, late: int = LATE) -> History:
     return history
 
 
+SNAPSHOT = event_type("ecommerce.inventory.stock_snapshot.updated.v1")
+
+
+@st.composite
+def snapshot_histories(draw: st.DrawFn, late: int = LATE) -> History:
+    """The inventory_snapshot projection's records of a few products: stock versions 1, 2, …"""
+    history: History = []
+    for p in range(draw(st.integers(0, 3))):
+        product = f"P-{p}"
+        at = T0 + draw(st.integers(0, 5_000))
+        for version in range(1, draw(st.integers(1, 6)) + 1):
+            at += draw(st.integers(1, 20_000))
+            on_hand, reserved = draw(st.integers(0, 50)), draw(st.integers(0, 5))
+            reserved = min(reserved, on_hand)
+            event = StockSnapshotUpdated(
+                envelope_of(SNAPSHOT, product, at, 30_000 + len(history)),
+                product,
+                on_hand,
+                reserved,
+                on_hand - reserved,
+                version,
+                at,
+            )
+            history.append((event, draw(st.integers(0, late))))
+    return history
+
+
+@st.composite
+def search_histories(draw: st.DrawFn, late: int = LATE) -> History:
+    return draw(product_histories(late)) + draw(snapshot_histories(late)) + draw(sale_histories(late))
+
+
 @dataclasses.dataclass(frozen=True)
 class Case:
     name: str
@@ -424,15 +459,22 @@ CASES = [
         serving_histories(),
         serving_histories(),
     ),
+    Case(
+        "product_search_index",
+        lambda: product_search_index.projection(ProductSearchIndexSettings()),
+        search_histories(),
+        search_histories(),
+    ),
 ]
 
 
-def test_the_cases_are_the_four_projections() -> None:
+def test_the_cases_are_the_projections() -> None:
     assert [c.name for c in CASES] == [
         inventory_snapshot.NAME,
         revenue_windows.NAME,
         flash_sale_price_map.NAME,
         serving_caches.NAME,
+        product_search_index.NAME,
     ]
     assert all(c.projection().name == c.name for c in CASES)
 
@@ -747,3 +789,77 @@ def test_the_price_map_holds_the_sales_started_not_ended_and_not_over(
         upsert = last[flash_sale_price_map.REDIS_KEY.format(product)]
         assert isinstance(upsert, Upsert) and upsert.version == price_map.version
         assert json.loads(upsert.fields["sales"]) == expected
+
+
+# --- product_search_index ----------------------------------------------------------------------------
+
+
+@PROPERTY
+@given(history=search_histories(late=0))
+def test_the_search_document_is_the_newest_product_stock_and_sales_and_gone_when_withdrawn(history: History) -> None:
+    projection = product_search_index.projection(ProductSearchIndexSettings())
+    run = Run(projection)
+    run.feed(deliver(projection, history))
+    products = {e.product_id: e for e, _ in history if isinstance(e, ProductUpdated)}
+    newest: dict[str, ProductUpdated] = {}
+    for e, _ in history:
+        if isinstance(e, ProductUpdated):
+            held = newest.get(e.product_id)
+            if held is None or ((e.version or 0), e.envelope.occurred_at) > (
+                (held.version or 0),
+                held.envelope.occurred_at,
+            ):
+                newest[e.product_id] = e
+    stock: dict[str, StockSnapshotUpdated] = {}
+    for e, _ in history:
+        if isinstance(e, StockSnapshotUpdated) and (
+            e.product_id not in stock or e.version > stock[e.product_id].version
+        ):
+            stock[e.product_id] = e
+    docs = {w.id: w for w in run.last().values() if isinstance(w, Document)}
+    assert set(docs) == set(products), "a document for every product with product data, and only those"
+    for product_id, doc in docs.items():
+        want = newest[product_id]
+        assert doc.index == "products"
+        if not want.active:
+            assert doc.body is None
+            continue
+        assert doc.body is not None
+        assert (doc.body["name"], doc.body["price_minor"]) == (want.name, want.price.amount_minor)
+        if product_id in stock:
+            assert doc.body["available"] == stock[product_id].available
+            assert doc.body["in_stock"] is (stock[product_id].available > 0)
+        else:
+            assert "available" not in doc.body and "in_stock" not in doc.body
+        state = run.state(0, product_id)
+        assert doc.version == state.version
+        assert [s["sale_id"] for s in doc.body["flash_sales"]] == [s["saleId"] for s in state.price_map().to_cache()]
+
+
+def test_a_search_document_version_grows_with_every_change_and_a_duplicate_writes_nothing() -> None:
+    projection = product_search_index.projection(ProductSearchIndexSettings())
+    product = ProductUpdated(
+        envelope_of(UPDATED, "P-1", T0, 1), "P-1", "SKU-1", "Kettle", "1.7 l", Money(3_999, "USD"), 1, True, 1
+    )
+    snap = StockSnapshotUpdated(envelope_of(SNAPSHOT, "P-1", T0 + 1, 2), "P-1", 5, 1, 4, 3, T0 + 1)
+    sale = FlashSaleStarted(
+        envelope_of(STARTED, "P-1", T0 + 2, 3), "S-1", "P-1", Money(2_999, "USD"), Money(3_999, "USD"), T0, T0 + 60_000
+    )
+    withdrawn = msgspec.structs.replace(
+        product, envelope=envelope_of(UPDATED, "P-1", T0 + 3, 4), active=False, version=2
+    )
+
+    def item(event: Any, offset: int) -> Item[Any]:
+        return Item("P-1", event, Position(partition_of(event), offset), event.envelope.occurred_at, NEVER, "t", "c")
+
+    run = Run(projection)
+    versions = []
+    for n, event in enumerate([product, snap, sale]):
+        (doc,) = run.feed([item(event, n * GAP)])
+        assert isinstance(doc, Document) and doc.body is not None
+        versions.append(doc.version)
+    assert versions == [1, 4, 5]
+    assert doc.body is not None and doc.body["flash_sales"][0]["price_minor"] == 2_999
+    assert run.feed([item(snap, 9 * GAP)]) == [], "a redelivered snapshot changes nothing"
+    (gone,) = run.feed([item(withdrawn, 10 * GAP)])
+    assert isinstance(gone, Document) and gone.body is None and gone.version == 6

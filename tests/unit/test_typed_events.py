@@ -117,7 +117,7 @@ def mismatches(record: dict[str, Any], cls: type[Any], named: dict[str, dict[str
 
 def test_every_event_type_the_dataflows_read_has_a_class_and_a_schema() -> None:
     assert set(EVENT_CLASSES) == set(_MAKERS)
-    assert len(EVENT_NAMES) == 8
+    assert len(EVENT_NAMES) == 9
     for name in EVENT_NAMES:
         assert (SCHEMAS / f"{name}.avsc").is_file(), name
         assert event_type(name).name == name
@@ -206,6 +206,14 @@ PAYLOADS: dict[str, dict[str, Any]] = {
         "onHand": 12,
         "reserved": 4,
         "stockVersion": 17,
+    },
+    "ecommerce.inventory.stock_snapshot.updated.v1": {
+        "productId": "P-1",
+        "onHand": 12,
+        "reserved": 4,
+        "available": 8,
+        "version": 17,
+        "updatedAt": ts(5),
     },
     "ecommerce.product.product.updated.v1": {
         "productId": "P-1",
@@ -337,6 +345,7 @@ def without(record: dict[str, Any], *path: str | int) -> dict[str, Any]:
         ("ecommerce.order.order.created.v1", ("payload", "totalAmount", "currency")),
         ("ecommerce.order.order.canceled.v1", ("payload", "releasedItems", 0, "productId")),
         ("ecommerce.inventory.stock.adjusted.v1", ("payload", "available")),
+        ("ecommerce.inventory.stock_snapshot.updated.v1", ("payload", "version")),
         ("ecommerce.product.product.updated.v1", ("payload", "priceVersion")),
         ("ecommerce.pricing.flash_sale.started.v1", ("payload", "regularPrice")),
         ("ecommerce.pricing.flash_sale.ended.v1", ("payload", "endedBy")),

@@ -26,6 +26,7 @@ def dataflow_environment(name: str, settings: StackSettings, paths: StackPaths) 
         prefix + "REGISTRY__URL": settings.registry.url,
         prefix + "REDIS__URL": settings.redis.url,
         prefix + "CASSANDRA__CONTACT_POINTS": settings.cassandra.address,
+        prefix + "OPENSEARCH__URL": settings.opensearch.url,
         prefix + "STATE_DIR": str(paths.data("streams")),
     }
     engine = settings.streams.engines.get(name)
@@ -93,16 +94,17 @@ def dataflow(name: str, settings: StackSettings, paths: StackPaths) -> Component
             (settings.kafka.host, settings.kafka.port),
             (settings.registry.host, settings.registry.port),
             (settings.redis.host, settings.redis.port),
-            *([(settings.cassandra.host, settings.cassandra.port)] if _writes_cassandra(name) else []),
+            *([(settings.cassandra.host, settings.cassandra.port)] if _writes(name, "cassandra") else []),
+            *([(settings.opensearch.host, settings.opensearch.port)] if _writes(name, "opensearch") else []),
         ],
     )
 
 
-def _writes_cassandra(name: str) -> bool:
+def _writes(name: str, store: str) -> bool:
     from streams.catalog import dataflow as spec
 
     info = spec(name)
-    return "cassandra" in info.projection(info.settings()).stores
+    return store in info.projection(info.settings()).stores
 
 
 def factories() -> list[Callable[[StackSettings, StackPaths], Component]]:

@@ -36,6 +36,7 @@ def api_environment(settings: StackSettings, paths: StackPaths) -> dict[str, str
         "SHOPSTREAM_API__REDIS__URL": settings.redis.url,
         "SHOPSTREAM_API__KAFKA__BOOTSTRAP": settings.kafka.bootstrap,
         "SHOPSTREAM_API__CASSANDRA__CONTACT_POINTS": settings.cassandra.address,
+        "SHOPSTREAM_API__OPENSEARCH__URL": settings.opensearch.url,
         "SHOPSTREAM_API__TRACES_FILE": str(paths.logs / "traces.jsonl"),
         # the local stack's webhook partners are receivers on this machine
         "SHOPSTREAM_API__WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
