@@ -6,8 +6,8 @@ One stage keyed by productId merges the four inputs:
 - product.updated: sku, name, description, list price, whether it is on sale (`active`); the
   newest by the product row's version wins (contract 1.0 records carry none: version 0, ordered by
   their event time, and a change of theirs reaches the index with the next versioned change of the
-  product, its stock or its sales). product.updated carries no category (its schema has none), so the documents
-  have none and the categories facet holds only what documents carry.
+  product, its stock or its sales). The category comes with product.updated from contract 1.2 on
+  (older records carry none: such a document has no category until the product's next change).
 - the stock snapshot (`ecommerce.inventory.stock_snapshot.updated.v1`, written by
   inventory_snapshot): available units and in_stock; the highest stock version wins.
 - flash sales: the live and coming sales, merged by `shopstream.domain.flash_sales.PriceMap` (the
@@ -69,6 +69,7 @@ class ProductFacts(msgspec.Struct):
     version: int  # the product row's (0: a contract 1.0 record)
     at: int  # the event's time (orders 1.0 records)
     event_id: str
+    category: str | None = None  # contract 1.2
 
 
 class StockFacts(msgspec.Struct):
@@ -127,6 +128,7 @@ class SearchStage(BaseStage[Any, Any]):
                     event.version or 0,
                     event.envelope.occurred_at,
                     event.envelope.event_id,
+                    event.category,
                 )
                 if state.product is None or _rank(facts) > _rank(state.product):
                     state.product, changed = facts, True
@@ -173,6 +175,8 @@ class SearchStage(BaseStage[Any, Any]):
         }
         if product.description is not None:
             body["description"] = product.description
+        if product.category is not None:
+            body["category"] = product.category
         if state.stock is not None:  # unknown stock: neither in stock nor out of it
             body["available"] = state.stock.available
             body["in_stock"] = state.stock.available > 0

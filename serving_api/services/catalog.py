@@ -274,6 +274,7 @@ async def _updated(conn: asyncpg.Connection, ctx: Context, product: Product) -> 
             "priceVersion": product.price_version,
             "active": product.active,
             "version": product.version,
+            "category": product.category,
         },
         producer="product-service",
     )

@@ -52,7 +52,7 @@ EVENT_TYPES: tuple[EventType, ...] = (
     EventType("ecommerce.order.order.canceled.v1", "Compensation", "orderId"),
     EventType("ecommerce.order.order.fulfilled.v1", "Completion", "orderId"),
     EventType("ecommerce.inventory.stock.adjusted.v1", "Stock delta broadcast", "productId", schema_version="1.1"),
-    EventType("ecommerce.product.product.updated.v1", "Cache/search invalidation", "productId", schema_version="1.1"),
+    EventType("ecommerce.product.product.updated.v1", "Cache/search invalidation", "productId", schema_version="1.2"),
     EventType("ecommerce.pricing.flash_sale.started.v1", "Broadcast sale", "productId"),
     EventType("ecommerce.pricing.flash_sale.ended.v1", "Sale ended early", "productId"),
     EventType("ecommerce.webhook.delivery.failed.v1", "Alert operations", "subscriptionId"),

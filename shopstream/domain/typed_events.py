@@ -121,6 +121,7 @@ class ProductUpdated(msgspec.Struct, frozen=True, gc=False):
     price_version: int
     active: bool
     version: int | None  # contract 1.0 records carry none
+    category: str | None = None  # contract 1.2
 
 
 class StockSnapshotUpdated(msgspec.Struct, frozen=True, gc=False):
@@ -207,6 +208,7 @@ def _product_updated(e: Envelope, p: dict[str, Any]) -> ProductUpdated:
         p["priceVersion"],
         p["active"],
         p.get("version"),
+        p.get("category"),
     )
 
 

@@ -32,6 +32,17 @@ def a_product(shop: Storefront, name: str, amount: str = "42.00") -> dict[str, A
     return made
 
 
+def test_the_category_of_a_product_is_a_filter_and_a_facet(shop: Storefront) -> None:
+    word, category = f"brelloq{uuid.uuid4().hex[:6]}", f"cat-{uuid.uuid4().hex[:6]}"
+    made = shop.product(stock=2, amount="9.00", category=category)
+    r = shop.http.patch(f"/api/v1/products/{made['id']}", headers=shop.auth("admin"), json={"name": f"Mug {word}"})
+    assert r.status_code == 200, r.text
+    eventually(lambda: ids(shop, q=word, category=category) == [made["id"]], timeout=60, what="found by category")
+    assert ids(shop, q=word, category="other-category") == []
+    facets = search(shop, q=word).json()["facets"]["categories"]
+    assert {"value": category, "count": 1} in facets, facets
+
+
 def test_a_product_is_found_by_a_word_of_its_name_and_after_a_rename_by_the_new_one_only(shop: Storefront) -> None:
     word, new = f"zorblax{uuid.uuid4().hex[:6]}", f"quintor{uuid.uuid4().hex[:6]}"
     product = a_product(shop, f"Enamel {word} kettle")

@@ -224,6 +224,7 @@ PAYLOADS: dict[str, dict[str, Any]] = {
         "priceVersion": 3,
         "active": True,
         "version": 11,
+        "category": "kitchen",
     },
     "ecommerce.pricing.flash_sale.started.v1": {
         "saleId": "S-1",
