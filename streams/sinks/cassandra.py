@@ -17,11 +17,13 @@ resumes from the store's positions and writes the lost rows again (`streams.core
 from __future__ import annotations
 
 import contextlib
+import logging
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cassandra import DriverException
-from cassandra.cluster import Cluster, Session
+from cassandra.cluster import Cluster, NoHostAvailable, Session
 from cassandra.concurrent import execute_concurrent
 from cassandra.policies import RoundRobinPolicy, TokenAwarePolicy
 from cassandra.query import BatchStatement, BatchType, BoundStatement, PreparedStatement
@@ -30,6 +32,7 @@ from shopstream.runtime.settings import Cassandra
 from streams.core import Row, Write, coalesce
 from streams.sinks.redis import StoreRegressed
 
+log = logging.getLogger("shopstream.streams")
 PROGRESS_TABLE = "projection_progress"  # (projection: the dataflow's group, partition) -> next_offset
 CONCURRENCY = 16  # requests in flight per apply
 BATCH = 100  # rows per unlogged batch (one replica's)
@@ -40,7 +43,7 @@ class CassandraUnavailable(RuntimeError):
 
 
 class CassandraSink:
-    def __init__(self, settings: Cassandra, group: str) -> None:
+    def __init__(self, settings: Cassandra, group: str, wait_s: float = 180.0) -> None:
         self.group = group
         self.cluster = Cluster(
             contact_points=[host for host, _ in settings.hosts()],
@@ -49,9 +52,9 @@ class CassandraSink:
             connect_timeout=settings.timeout * 5,
         )
         self.keyspace = settings.keyspace
-        self.session: Session = self.cluster.connect(settings.keyspace)
-        self.session.default_timeout = max(settings.timeout, 10.0)
         self.statements: dict[tuple[str, tuple[str, ...], bool], PreparedStatement] = {}
+        self.session: Session = self._connect(settings.keyspace, wait_s)
+        self.session.default_timeout = max(settings.timeout, 10.0)
         self.read_progress = self.session.prepare(
             f"SELECT partition, next_offset FROM {PROGRESS_TABLE} WHERE projection = ?"
         )
@@ -60,6 +63,24 @@ class CassandraSink:
         )
         self.wrote: dict[str, int] = {}  # partition → the last position this sink recorded
         self.changed = 0  # rows written (Cassandra does not say which ones were newer)
+
+    def _connect(self, keyspace: str, wait_s: float) -> Session:
+        """A session on the keyspace once it exists with its progress table: a dataflow started
+        with Cassandra (whose migrations `up` applies once it answers) waits for them, up to
+        `wait_s`, instead of crashing until its supervisor gives up."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                session = self.cluster.connect(keyspace)
+                session.execute(f"SELECT projection FROM {PROGRESS_TABLE} LIMIT 1")
+                return session
+            except (NoHostAvailable, DriverException) as exc:
+                if time.monotonic() > deadline:
+                    raise CassandraUnavailable(
+                        f"Cassandra keyspace {keyspace} with {PROGRESS_TABLE} not there after {wait_s:.0f} s: {exc}"
+                    ) from exc
+                log.info("waiting for Cassandra's keyspace %s (%s)", keyspace, type(exc).__name__)
+                time.sleep(2)
 
     def progress(self) -> dict[str, int]:
         rows = self.session.execute(self.read_progress, (self.group,))

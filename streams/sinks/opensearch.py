@@ -51,7 +51,9 @@ class OpenSearchUnavailable(RuntimeError):
 
 
 class OpenSearchSink:
-    def __init__(self, settings: OpenSearch, group: str, progress_alias: str = PROGRESS_ALIAS) -> None:
+    def __init__(
+        self, settings: OpenSearch, group: str, progress_alias: str = PROGRESS_ALIAS, wait_s: float = 180.0
+    ) -> None:
         self.group = group
         self.progress_alias = progress_alias
         self.http = httpx.Client(
@@ -60,9 +62,27 @@ class OpenSearchSink:
             headers={"Content-Type": "application/json"},
         )
         logging.getLogger("httpx").setLevel(logging.WARNING)  # not a log line per request of each batch
+        self._wait_for_indices(wait_s)
         self.wrote: dict[str, int] = {}  # partition → the last position this sink recorded
         self.changed = 0  # documents written or deleted (refused versions not counted)
         self.refused = 0  # actions OpenSearch refused as not newer (409) or deletes of nothing (404)
+
+    def _wait_for_indices(self, wait_s: float) -> None:
+        """Until the positions' alias exists (`up` makes the indices once OpenSearch answers, all
+        in one step): a dataflow started with OpenSearch waits for them, up to `wait_s`, instead of
+        failing its first writes (indices are never made by a write: `action.auto_create_index`)."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                if self.http.get(f"/_alias/{self.progress_alias}").status_code == 200:
+                    return
+                why = f"no alias {self.progress_alias} yet"
+            except httpx.HTTPError as exc:
+                why = type(exc).__name__
+            if time.monotonic() > deadline:
+                raise OpenSearchUnavailable(f"OpenSearch: {why} after {wait_s:.0f} s")
+            logging.getLogger("shopstream.streams").info("waiting for OpenSearch's indices (%s)", why)
+            time.sleep(2)
 
     def progress(self) -> dict[str, int]:
         response = self._send("GET", f"/{self.progress_alias}/_doc/{self._id()}")
