@@ -135,7 +135,7 @@ def main() -> int:
     rows += [(f"idle RSS, {name}", f"{rss / 1024**2:.0f} MiB", "") for name, rss in per_component.items()]
     body = "\n".join(
         [
-            "## Local stack (issue 2)",
+            "## Local stack (issues 2, 15)",
             "",
             f"Conditions: {conditions()}; a throw-away stack beside the dev one (own SHOPSTREAM_HOME, ports "
             f"shifted by {o}); Debian packages already installed; cold = empty SHOPSTREAM_HOME and an empty "

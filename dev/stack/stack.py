@@ -44,6 +44,7 @@ class Stack:
         self.paths = StackPaths(settings.home)
         self.components = build_components(settings)
         self.supervisor = Supervisor(self.paths)
+        self.ready_messages: list[str] = []  # of the on-ready steps the last wait ran
 
     def select(self, names: Sequence[str] = (), *, with_optional: bool = False) -> list[Component]:
         if not names:
@@ -80,19 +81,7 @@ class Stack:
             self.supervisor.start(c.name)
         if not wait:
             return self.status(names)
-        statuses = self.wait_healthy(names, on_status=on_status)
-        self.ready(names)
-        return statuses
-
-    def ready(self, names: Sequence[str] = ()) -> list[str]:
-        """Run the on-ready steps (migrations, connectors) of healthy components, in start order."""
-        done = []
-        for c in self.select(names):
-            if c.on_ready is not None:
-                message = c.on_ready()
-                if message:
-                    done.append(f"{c.name}: {message}")
-        return done
+        return self.wait_healthy(names, on_status=on_status, run_ready=True)
 
     def down(self, names: Sequence[str] = ()) -> None:
         """Stop the named components, or the whole stack and its process manager."""
@@ -120,14 +109,28 @@ class Stack:
         names: Sequence[str] = (),
         timeout: float | None = None,
         on_status: Callable[[list[ComponentStatus]], None] | None = None,
+        run_ready: bool = False,
     ) -> list[ComponentStatus]:
+        """Wait until the components are healthy. `run_ready`: run each one's on-ready step
+        (migrations, topics, connectors) as soon as it is healthy, in start order — not once all
+        are: a dataflow becomes healthy only once its store's tables and its topics exist. The
+        steps' messages are in `ready_messages`."""
         timeout = timeout if timeout is not None else self.settings.up_timeout
         deadline = time.monotonic() + timeout
+        pending = [c for c in self.select(names) if c.on_ready is not None] if run_ready else []
+        self.ready_messages.clear()
         while True:
             statuses = self.status(names)
             if on_status:
                 on_status(statuses)
-            if all(s.healthy for s in statuses):
+            healthy = {s.name for s in statuses if s.healthy}
+            while pending and pending[0].name in healthy:
+                c = pending.pop(0)
+                assert c.on_ready is not None
+                message = c.on_ready()
+                if message:
+                    self.ready_messages.append(f"{c.name}: {message}")
+            if all(s.healthy for s in statuses) and not pending:
                 return statuses
             for s in statuses:
                 if s.detail == "FATAL":

@@ -123,10 +123,10 @@ def up(names: Names = None, wait: Annotated[bool, typer.Option(help="Wait until 
     statuses = stack.up(names or [], wait=False)  # checks (ports, install) fail here, before any table
     if wait:
         with Live(_table(statuses), console=console, refresh_per_second=4, transient=False) as live:
-            statuses = stack.wait_healthy(names or [], on_status=lambda s: live.update(_table(s)))
+            statuses = stack.wait_healthy(names or [], on_status=lambda s: live.update(_table(s)), run_ready=True)
             live.update(_table(statuses))
         console.print()
-        for message in stack.ready(names or []):
+        for message in stack.ready_messages:
             console.print(message)
     state = "healthy" if all(s.healthy for s in statuses) else "started"
     console.print(f"[green]{len(statuses)} components {state}[/green] in {time.monotonic() - started:.1f}s")
