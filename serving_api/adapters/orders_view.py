@@ -73,16 +73,19 @@ class CustomerOrders:
 
     # --- reads -------------------------------------------------------------------------------
     def _connect(self) -> Any:
-        from cassandra.cluster import Cluster
+        from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
         from cassandra.policies import RoundRobinPolicy, TokenAwarePolicy
 
         with self._lock:
             if self._session is None:
                 hosts = self.settings.hosts()
+                profile = ExecutionProfile(
+                    load_balancing_policy=TokenAwarePolicy(RoundRobinPolicy()), request_timeout=self.settings.timeout
+                )
                 cluster = Cluster(
                     contact_points=[h for h, _ in hosts],
                     port=hosts[0][1],
-                    load_balancing_policy=TokenAwarePolicy(RoundRobinPolicy()),
+                    execution_profiles={EXEC_PROFILE_DEFAULT: profile},
                     connect_timeout=self.settings.timeout,
                     control_connection_timeout=self.settings.timeout,
                 )

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cassandra import DriverException
-from cassandra.cluster import Cluster, NoHostAvailable, Session
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
 from cassandra.concurrent import execute_concurrent
 from cassandra.policies import RoundRobinPolicy, TokenAwarePolicy
 from cassandra.query import BatchStatement, BatchType, BoundStatement, PreparedStatement
@@ -45,16 +45,18 @@ class CassandraUnavailable(RuntimeError):
 class CassandraSink:
     def __init__(self, settings: Cassandra, group: str, wait_s: float = 180.0) -> None:
         self.group = group
+        profile = ExecutionProfile(
+            load_balancing_policy=TokenAwarePolicy(RoundRobinPolicy()), request_timeout=max(settings.timeout, 10.0)
+        )
         self.cluster = Cluster(
             contact_points=[host for host, _ in settings.hosts()],
             port=settings.hosts()[0][1],
-            load_balancing_policy=TokenAwarePolicy(RoundRobinPolicy()),
+            execution_profiles={EXEC_PROFILE_DEFAULT: profile},
             connect_timeout=settings.timeout * 5,
         )
         self.keyspace = settings.keyspace
         self.statements: dict[tuple[str, tuple[str, ...], bool], PreparedStatement] = {}
         self.session: Session = self._connect(settings.keyspace, wait_s)
-        self.session.default_timeout = max(settings.timeout, 10.0)
         self.read_progress = self.session.prepare(
             f"SELECT partition, next_offset FROM {PROGRESS_TABLE} WHERE projection = ?"
         )

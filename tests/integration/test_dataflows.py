@@ -693,7 +693,14 @@ def test_streams_cli_lists_the_dataflows_and_reports_progress_state_and_dead_let
         [SHOPSTREAM, "streams", "status", "--json"], capture_output=True, text=True, timeout=60, check=True
     )
     rows = {row["dataflow"]: row for row in json.loads(answer.stdout)}
-    assert set(rows) == {"inventory_snapshot", "revenue_windows", "flash_sale_price_map", "serving_caches"}
+    assert set(rows) == {
+        "inventory_snapshot",
+        "revenue_windows",
+        "flash_sale_price_map",
+        "serving_caches",
+        "orders_by_customer",
+        "product_search_index",
+    }
     for row in rows.values():
         assert row["state"] == "up" and "error" not in row, row
         assert row["engine"] in ENGINES

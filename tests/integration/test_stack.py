@@ -59,6 +59,8 @@ def test_status_reports_every_component_up_with_version_port_pid_and_log(stack: 
         "stream-revenue-windows",
         "stream-flash-sale-price-map",
         "stream-serving-caches",
+        "stream-orders-by-customer",
+        "stream-product-search-index",
         "olap",
         "rabbitmq",
         "webhook-fanout",
