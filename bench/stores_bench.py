@@ -348,6 +348,10 @@ def main() -> int:
             )  # fmt: skip
         )
         progress.remove_task(task)
+        # again, last: the first run follows the sink's 100,000 rows (Cassandra flushing them)
+        task = progress.add_task("GET /customers/me/orders again", total=None)
+        settled, settled_errors = asyncio.run(read_latency(settings, args.read_rate, args.read_seconds))
+        progress.remove_task(task)
     v50, v99 = pct(visible, 0.5), pct(visible, 0.99)
     r50, r99 = pct(reads, 0.5), pct(reads, 0.99)
     body = "\n".join(
@@ -370,6 +374,9 @@ def main() -> int:
             f"| `GET /customers/me/orders` p50 / p99 ms at {args.read_rate:g} req/s ({len(reads):,} requests, "
             f"{errors} errors) | {r50:.1f} / {r99:.1f} | p99 ≤ {GOAL_READ_P99_MS}: {met(r99 <= GOAL_READ_P99_MS)} |",
             f"| read mean ms | {statistics.mean(reads):.1f} | |",
+            f"| the same, run again last ({len(settled):,} requests, {settled_errors} errors) | "
+            f"{pct(settled, 0.5):.1f} / {pct(settled, 0.99):.1f} | p99 ≤ {GOAL_READ_P99_MS}: "
+            f"{met(pct(settled, 0.99) <= GOAL_READ_P99_MS)} |",
             f"| OpenSearch sink docs/s, {args.docs:,} documents | {search_sink['sink_docs_s']:,.0f} | ≥ {GOAL_DOCS:,}: "
             f"{met(search_sink['sink_docs_s'] >= GOAL_DOCS)} |",
             f"| bare `_bulk` docs/s (ceiling) | {search_sink['bare_docs_s']:,.0f} | |",

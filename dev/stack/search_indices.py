@@ -57,6 +57,10 @@ def _apply_index(http: httpx.Client, alias: str, index: str, body: dict[str, Any
         # the same mapping again is a no-op; an added field is accepted; a changed one is refused
         refused = http.put(f"/{index}/_mapping", json=body["mappings"])
         _ok(refused, f"mapping of {index} (a changed field needs {alias}_v<N+1>.json)")
+        # the file's dynamic settings too (the refresh interval); shards are fixed at creation
+        dynamic = {k: v for k, v in body.get("settings", {}).get("index", {}).items() if k == "refresh_interval"}
+        if dynamic:
+            _ok(http.put(f"/{index}/_settings", json={"index": dynamic}), f"settings of {index}")
         created = False
     holders = http.get(f"/_alias/{alias}")
     previous = sorted(holders.json()) if holders.status_code == 200 else []
