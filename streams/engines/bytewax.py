@@ -200,7 +200,12 @@ class BytewaxEngine:
             else:
                 forwarded = None
                 written.append(results)
-        merged = written[0] if len(written) == 1 else op.merge("written", *written)
+        # one empty Out per epoch straight to the sink: Bytewax snapshots a sink only in epochs it
+        # had items, and its snapshot is where it records the positions it reflects — without
+        # these, records that make no writes (order.fulfilled for revenue_windows) read last left
+        # their positions unrecorded while no more came
+        epochs = op.input("epochs", flow, _EpochSource(self))
+        merged = op.merge("written", *written, epochs)
         op.output("sinks", merged, _KernelSink(self))  # (key, Out)
         return flow
 
@@ -382,6 +387,41 @@ class _Partition(StatefulSourcePartition[Any, int]):
         self.consumer.close()
 
 
+class _EpochSource(FixedPartitionedSource[tuple[str, Out], None]):
+    """One item per epoch for the sink (an empty Out of that epoch)."""
+
+    def __init__(self, engine: BytewaxEngine) -> None:
+        self.engine = engine
+
+    def list_parts(self) -> list[str]:
+        return ["epochs"]
+
+    def build_part(self, step_id: str, for_part: str, resume_state: None) -> _EpochPartition:
+        return _EpochPartition(timedelta(seconds=self.engine.settings.epoch_interval) / 4)
+
+
+class _EpochPartition(StatefulSourcePartition[tuple[str, Out], None]):
+    def __init__(self, rest: timedelta) -> None:
+        self.rest = rest
+        self.epoch = 0  # snapshots so far: the epoch numbering of the input partitions
+        self.sent = 0  # the epoch of the last item sent
+        self.awake = datetime.now(UTC)
+
+    def next_batch(self) -> list[tuple[str, Out]]:
+        self.awake = datetime.now(UTC) + self.rest
+        if self.sent > self.epoch:
+            return []
+        self.sent = self.epoch + 1  # items read now are in the epoch after the last end
+        return [("", Out([], self.sent))]
+
+    def next_awake(self) -> datetime | None:
+        return self.awake
+
+    def snapshot(self) -> None:
+        self.epoch += 1
+        return None
+
+
 class _KernelSink(FixedPartitionedSink[Out, None]):
     """One partition: the writes as they come, and at each epoch's end the positions whose items
     it has all written (a stateful sink's snapshot comes after its epoch's items)."""
@@ -403,6 +443,7 @@ class _KernelSinkPartition(StatefulSinkPartition[Out, None]):
     def __init__(self, engine: BytewaxEngine) -> None:
         self.engine = engine
         self.epoch = 0  # the newest epoch of what it wrote
+        self.recorded: dict[str, int] = {}
 
     def write_batch(self, values: list[Out]) -> None:
         writes = [w for out in values for w in out.writes]
@@ -413,10 +454,12 @@ class _KernelSinkPartition(StatefulSinkPartition[Out, None]):
         engine.stores.apply(writes, {})
 
     def snapshot(self) -> None:
-        # Bytewax snapshots a sink only in epochs it had items: the epoch is the items' own
+        # Bytewax snapshots a sink only in epochs it had items (each epoch has one, `_EpochSource`):
+        # the epoch is the items' own
         positions = self.engine.reflected(self.epoch)
-        if positions:
+        if positions and positions != self.recorded:
             self.engine.stores.apply([], positions)  # the records it wrote are flushed already
+            self.recorded = positions
 
 
 def _flush(engine: BytewaxEngine) -> None:

@@ -158,6 +158,48 @@ def test_once_input_stops_the_recorded_positions_reach_the_end_of_every_input(
     assert all(flow.cache.hget(f"inventory:{p}", "available") == "5" for p in products)
 
 
+@pytest.mark.parametrize("engine", ["bytewax"])  # Quix records the repartition topic's positions here
+def test_records_that_write_nothing_read_last_still_have_their_positions_recorded(
+    stack: Stack, producer: Producer, serde: AvroSerde, tmp_path: Path, flows: list[FlowProcess], engine: str
+) -> None:
+    """revenue_windows: fulfilments book nothing (no write reaches a sink); read last, their
+    positions must still be recorded (Bytewax records positions in its sink's snapshot, which it
+    takes only in epochs the sink had items: the engine sends it one every epoch)."""
+    prefix = topics_of_our_own(stack, "quiet")
+    flow = FlowProcess(stack, tmp_path, "revenue_windows", engine, prefix, db=3)
+    flows.append(flow)
+    flow.cache.flushdb()
+    currency, now = a_currency(), int(time.time() * 1000)
+    orders = [f"ORD-q-{uuid.uuid4().hex[:8]}" for _ in range(6)]
+    for i, order in enumerate(orders):
+        produce_order_event(producer, serde, currency, "paid", order, 100 + i, now + i, prefix)
+    producer.flush(10)
+    flow.start()
+    eventually(lambda: windows_in(flow.cache, currency), timeout=90, what=f"the windows: {flow.tail()}")
+    time.sleep(3)  # the payments' positions are recorded; only fulfilments come now
+    for i, order in enumerate(orders):
+        payload = {"orderId": order, "userId": "U", "fulfilledAt": now + 100 + i, "trackingNumber": None}
+        produce(producer, serde, FULFILLED, payload, now + 100 + i, prefix)
+    producer.flush(10)
+    consumer = Consumer({"bootstrap.servers": stack.settings.kafka.bootstrap, "group.id": f"t-{uuid.uuid4().hex}"})
+    ends: dict[str, int] = {}
+    for event in (PAID, CANCELED, FULFILLED):
+        topic = prefix + event.topic
+        for p in consumer.list_topics(topic, timeout=10).topics[topic].partitions:
+            ends[f"{topic}[{p}]"] = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+    consumer.close()
+
+    def recorded() -> dict[str, int]:
+        held = flow.cache.hgetall(f"streams:progress:{flow.group}")
+        return {p: int(v) for p, v in held.items() if p.startswith(prefix) and "repartition" not in p}
+
+    def caught_up() -> bool:
+        held = recorded()
+        return all(held.get(p, 0) >= end for p, end in ends.items() if end > 0)
+
+    eventually(caught_up, timeout=60, what=f"positions {ends} recorded ({engine}), not {recorded()}: {flow.tail()}")
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_a_poison_record_goes_to_the_dead_letter_topic_and_processing_continues(
     stack: Stack, producer: Producer, serde: AvroSerde, tmp_path: Path, flows: list[FlowProcess], engine: str
