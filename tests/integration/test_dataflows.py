@@ -30,7 +30,7 @@ from dev.stack.components.redis import REDIS_SERVER
 from dev.stack.stack import Stack
 from shopstream.domain import event_type
 from shopstream.runtime.topics import create_event_topics
-from shopstream.serde import AvroSerde, RegistryClient
+from shopstream.serde import AvroSerde
 from streams.core import Upsert
 from streams.sinks import RedisSink, StoreRegressed
 from tests.integration.flows import ENGINES, SHOPSTREAM, FlowProcess, produce
@@ -47,28 +47,6 @@ PRODUCT_UPDATED = event_type("ecommerce.product.product.updated.v1")
 STARTED = event_type("ecommerce.pricing.flash_sale.started.v1")
 ENDED = event_type("ecommerce.pricing.flash_sale.ended.v1")
 MINUTE, DAY = 60_000, 86_400_000
-
-
-@pytest.fixture(scope="module")
-def serde(stack: Stack) -> Iterator[AvroSerde]:
-    registry = RegistryClient(stack.settings.registry.url)
-    yield AvroSerde(registry)
-    registry.close()
-
-
-@pytest.fixture(scope="module")
-def producer(stack: Stack) -> Iterator[Producer]:
-    p = Producer({"bootstrap.servers": stack.settings.kafka.bootstrap, "linger.ms": 5, "enable.idempotence": True})
-    yield p
-    assert p.flush(30) == 0
-
-
-@pytest.fixture
-def flows() -> Iterator[list[FlowProcess]]:
-    made: list[FlowProcess] = []
-    yield made
-    for flow in made:
-        flow.stop()
 
 
 def topics_of_our_own(stack: Stack, what: str) -> str:

@@ -19,7 +19,7 @@ from confluent_kafka import Producer
 
 from dev.stack.stack import Stack
 from shopstream.domain import event_type
-from shopstream.serde import AvroSerde, RegistryClient
+from shopstream.serde import AvroSerde
 from tests.integration.flows import ENGINES, FlowProcess, produce
 from tests.integration.test_dataflows import topics_of_our_own
 from tests.integration.test_serving_stores import kill_and_bring_back
@@ -29,28 +29,6 @@ pytestmark = pytest.mark.stack
 
 ADJUSTED = event_type("ecommerce.inventory.stock.adjusted.v1")
 PRODUCT_UPDATED = event_type("ecommerce.product.product.updated.v1")
-
-
-@pytest.fixture(scope="module")
-def serde(stack: Stack) -> Iterator[AvroSerde]:
-    registry = RegistryClient(stack.settings.registry.url)
-    yield AvroSerde(registry)
-    registry.close()
-
-
-@pytest.fixture
-def producer(stack: Stack) -> Iterator[Producer]:
-    p = Producer({"bootstrap.servers": stack.settings.kafka.bootstrap, "linger.ms": 5, "enable.idempotence": True})
-    yield p
-    assert p.flush(30) == 0
-
-
-@pytest.fixture
-def flows() -> Iterator[list[FlowProcess]]:
-    made: list[FlowProcess] = []
-    yield made
-    for flow in made:
-        flow.stop()
 
 
 @pytest.fixture(scope="module")
