@@ -295,9 +295,24 @@ class Projection:
     routes: Mapping[str, int] = field(default_factory=dict)  # event type name → stage index
     # the stores its writes go to besides the projection topics (`streams.sinks.stores`)
     stores: tuple[str, ...] = ("redis",)
+    # what its writes make, per store: Redis keys (glob patterns), Cassandra tables (logical
+    # names), OpenSearch aliases — what a replay rebuilds beside them and its promotion swaps
+    redis_keys: tuple[str, ...] = ()
+    tables: tuple[str, ...] = ()
+    indices: tuple[str, ...] = ()
+    # the kinds of its writes that act outside its own read models (records other consumers act
+    # on): a replay never makes them again (`without_side_effects`)
+    side_effects: tuple[type, ...] = (Emit,)
 
     def entry(self, event_type: str) -> int:
         return self.routes.get(event_type, 0)
+
+
+def without_side_effects(projection: Projection, writes: Sequence[Write]) -> tuple[list[Write], int]:
+    """The writes a replay makes of `writes`: none of the kinds the projection declares side
+    effects; (kept, withheld)."""
+    kept = [w for w in writes if not isinstance(w, projection.side_effects)]
+    return kept, len(writes) - len(kept)
 
 
 # --- the kernel's per-key bookkeeping --------------------------------------------------------------

@@ -66,4 +66,10 @@ class PriceMapStage(BaseStage[Any, Any]):
 
 
 def projection(settings: FlashSalePriceMapSettings) -> Projection:
-    return Projection(NAME, (STARTED, ENDED), (PriceMapStage(settings.empty_ttl_s * 1000),), check=check)
+    return Projection(
+        NAME,
+        (STARTED, ENDED),
+        (PriceMapStage(settings.empty_ttl_s * 1000),),
+        check=check,
+        redis_keys=("flash_price:*",),
+    )

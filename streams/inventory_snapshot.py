@@ -125,5 +125,12 @@ def project(state: ProductStock, trace_id: str, correlation_id: str) -> list[Wri
 
 def projection(settings: InventorySnapshotSettings) -> Projection:
     return Projection(
-        NAME, (SOURCE,), (SnapshotStage(),), emits=(SNAPSHOT,), check=check, stores=("redis", "cassandra")
+        NAME,
+        (SOURCE,),
+        (SnapshotStage(),),
+        emits=(SNAPSHOT,),
+        check=check,
+        stores=("redis", "cassandra"),
+        redis_keys=("inventory:*", TOP_PRODUCTS),
+        tables=(CASSANDRA_TABLE,),
     )

@@ -117,4 +117,4 @@ class OrderStage(BaseStage[Any, Any]):
 
 
 def projection(settings: OrdersByCustomerSettings) -> Projection:
-    return Projection(NAME, ORDER_EVENTS, (OrderStage(),), check=check, stores=("cassandra",))
+    return Projection(NAME, ORDER_EVENTS, (OrderStage(),), check=check, stores=("cassandra",), tables=(TABLE,))

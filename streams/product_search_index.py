@@ -196,4 +196,5 @@ def projection(settings: ProductSearchIndexSettings) -> Projection:
         (SearchStage(settings.opensearch.products_alias),),
         check=check,
         stores=("opensearch",),
+        indices=(settings.opensearch.products_alias,),
     )

@@ -133,4 +133,5 @@ def projection(settings: RevenueWindowsSettings) -> Projection:
         (OrderStage(), WindowStage(settings.grace_ms, ttl)),
         emits=(WINDOW,),
         check=check,
+        redis_keys=("revenue:*",),
     )

@@ -120,4 +120,5 @@ def projection(settings: ServingCachesSettings) -> Projection:
         (PRODUCT_UPDATED, *ORDER_EVENTS),
         (InvalidationStage(settings.floor_ttl_s * 1000), OrderStatusStage()),
         routes={e.name: 1 for e in ORDER_EVENTS},
+        redis_keys=(FLOOR.format("*"), "order_status:*"),
     )

@@ -65,6 +65,9 @@ class DataflowSettings(DeployableSettings):
     # a restart replays at most this much, which the idempotent sinks make harmless)
     batch_size: int = Field(default=5_000, ge=1, le=100_000)
     epoch_interval: float = Field(default=1.0, gt=0, le=600)
+    # a replay (`shopstream replay run`): seconds between its checkpoints (a run killed continues
+    # from the last one)
+    replay_checkpoint_interval: float = Field(default=5.0, gt=0, le=600)
 
     def group(self, dataflow: str) -> str:
         """The consumer group (Quix) and the name of the dataflow's progress in the stores."""

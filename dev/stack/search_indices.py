@@ -48,7 +48,15 @@ def apply_indices(settings: StackSettings) -> list[str]:
 
 
 def _apply_index(http: httpx.Client, alias: str, index: str, body: dict[str, Any]) -> list[str]:
-    changes = []
+    changes: list[str] = []
+    holders = http.get(f"/_alias/{alias}")
+    previous = sorted(holders.json()) if holders.status_code == 200 else []
+    rebuilt = re.compile(re.escape(index) + r"_r\d+")
+    if len(previous) == 1 and rebuilt.fullmatch(previous[0]):
+        # a replay's rebuild of this version is live (`shopstream replay promote`): it has this
+        # version's mapping; additions of the file are put on it
+        _ok(http.put(f"/{previous[0]}/_mapping", json=body["mappings"]), f"mapping of {previous[0]}")
+        return changes
     if http.head(f"/{index}").status_code == 404:
         _ok(http.put(f"/{index}", json=body), f"creating {index}")
         changes.append(f"created {index}")
@@ -62,8 +70,6 @@ def _apply_index(http: httpx.Client, alias: str, index: str, body: dict[str, Any
         if dynamic:
             _ok(http.put(f"/{index}/_settings", json={"index": dynamic}), f"settings of {index}")
         created = False
-    holders = http.get(f"/_alias/{alias}")
-    previous = sorted(holders.json()) if holders.status_code == 200 else []
     if previous == [index]:
         return changes
     if created:

@@ -2,8 +2,12 @@
 orders_by_customer dataflow): one partition per customer, newest first, paged by Cassandra's own
 paging state.
 
-The cursor handed to clients is that paging state with an HMAC over it and the customer it
-pages, so a cursor cannot be forged or replayed against another customer's partition. A
+The table is the one `read_models` points at (a replay's promotion moves it,
+`streams.replay`), looked up again at most every POINTER_TTL_S; a listing keeps paging the table
+its first page came from (kept until the replay's `drop`), so a promotion never breaks a cursor.
+
+The cursor handed to clients is that table and paging state with an HMAC over them and the
+customer it pages, so a cursor cannot be forged or replayed against another customer's partition. A
 Cassandra that does not answer is `Unavailable` naming the store — the history is never read from
 Postgres instead."""
 
@@ -23,6 +27,8 @@ from shopstream.domain import Invalid
 from shopstream.runtime.settings import Cassandra
 
 MAX_PAGE = 100
+TABLE = "orders_by_customer"  # the logical table
+POINTER_TTL_S = 1.0
 _MAC = 16  # bytes of HMAC-SHA256 kept in a cursor
 
 __all__ = ["CustomerOrders", "StoreUnavailable"]
@@ -45,7 +51,8 @@ class CustomerOrders:
         self.secret = cursor_secret
         self._cluster: Any = None
         self._session: Any = None
-        self._select: Any = None
+        self._selects: dict[str, Any] = {}  # physical table → its prepared SELECT
+        self._table, self._table_at = TABLE, float("-inf")
         self._lock = threading.Lock()
 
     # --- cursors -----------------------------------------------------------------------------
@@ -91,16 +98,48 @@ class CustomerOrders:
                 )
                 try:
                     session = cluster.connect(self.settings.keyspace)
-                    self._select = session.prepare(
-                        f"SELECT {COLUMNS} FROM orders_by_customer WHERE customer_id = ?"  # noqa: S608 - constant
-                    )
                 except Exception:
                     cluster.shutdown()
                     raise
                 self._cluster, self._session = cluster, session
             return self._session
 
-    async def _page(self, customer_id: str, limit: int, state: bytes | None) -> tuple[list[Any], bytes | None]:
+    def _pointed(self) -> str:
+        """The physical table `read_models` names now (its own name without a row)."""
+        import time
+
+        session = self._connect()
+        try:
+            row = session.execute(
+                "SELECT physical FROM read_models WHERE name = %s", (TABLE,), timeout=self.settings.timeout
+            ).one()
+        except Exception as exc:
+            if "unconfigured table" not in str(exc).lower():  # a keyspace from before the pointers
+                raise
+            row = None
+        self._table, self._table_at = (row.physical if row is not None else TABLE), time.monotonic()
+        return self._table
+
+    def _select(self, table: str) -> Any:
+        found = self._selects.get(table)
+        if found is None:
+            if not table.replace("_", "").isalnum():
+                raise Invalid("the cursor no longer matches the listing", code="invalid-cursor")
+            found = self._selects[table] = self._connect().prepare(
+                f"SELECT {COLUMNS} FROM {table} WHERE customer_id = ?"  # noqa: S608 - a table of ours
+            )
+        return found
+
+    async def _table_now(self) -> str:
+        import time
+
+        if time.monotonic() - self._table_at < POINTER_TTL_S:
+            return self._table
+        return await asyncio.to_thread(self._pointed)
+
+    async def _page(
+        self, customer_id: str, limit: int, table: str | None, state: bytes | None
+    ) -> tuple[list[Any], str, bytes | None]:
         """One page, read without a thread: the driver's own event loop answers into this one."""
         from cassandra import DriverException
         from cassandra.cluster import NoHostAvailable
@@ -119,7 +158,12 @@ class CustomerOrders:
 
         try:
             session = self._session if self._session is not None else await asyncio.to_thread(self._connect)
-            bound = self._select.bind((customer_id,))
+            if table is None:
+                table = await self._table_now()
+            select: Any = self._selects.get(table)
+            if select is None:
+                select = await asyncio.to_thread(self._select, table)
+            bound = select.bind((customer_id,))
             bound.fetch_size = limit
             future = session.execute_async(bound, paging_state=state, timeout=self.settings.timeout)
 
@@ -134,7 +178,8 @@ class CustomerOrders:
                 loop.call_soon_threadsafe(settle, None, exc)
 
             future.add_callbacks(done, failed)
-            return await answer
+            rows, next_state = await answer
+            return rows, table, next_state
         except (NoHostAvailable, DriverException, OSError) as exc:
             if state is not None and type(exc).__name__ in ("InvalidRequest", "ProtocolException"):
                 raise Invalid("the cursor no longer matches the listing", code="invalid-cursor") from None
@@ -145,8 +190,12 @@ class CustomerOrders:
 
     async def page(self, customer_id: str, limit: int, cursor: str | None) -> dict[str, Any]:
         """{"items": [...], "nextCursor": str | None}, newest order first."""
-        state = None if cursor is None else self.paging_state(customer_id, cursor)
-        rows, next_state = await self._page(customer_id, min(max(limit, 1), MAX_PAGE), state)
+        table: str | None = None
+        state: bytes | None = None
+        if cursor is not None:  # the table the listing started on, and where in it
+            named, _, state = self.paging_state(customer_id, cursor).partition(b"\x00")
+            table = named.decode("ascii", "replace")
+        rows, table, next_state = await self._page(customer_id, min(max(limit, 1), MAX_PAGE), table, state)
         items = [
             {
                 "orderId": r.order_id,
@@ -164,7 +213,8 @@ class CustomerOrders:
             }
             for r in rows
         ]
-        return {"items": items, "nextCursor": None if not next_state else self.cursor(customer_id, next_state)}
+        following = None if not next_state else self.cursor(customer_id, table.encode() + b"\x00" + next_state)
+        return {"items": items, "nextCursor": following}
 
     def close(self) -> None:
         with self._lock:

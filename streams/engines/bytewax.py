@@ -57,11 +57,13 @@ from streams.core import (
     resume_from,
 )
 from streams.engines.inputs import Inputs, Unreadable
+from streams.pause import PauseFlag
 from streams.settings import DataflowSettings
 from streams.sinks import Stores, TopicSink
 
 log = logging.getLogger("shopstream.streams")
 IDLE_POLL = timedelta(milliseconds=5)  # how long a partition with nothing to read rests
+PAUSED_POLL = timedelta(milliseconds=50)  # how long a paused partition rests between looks
 KEEP_SEALED = 1_000  # epochs whose sealed positions are kept (a sink idle longer records later)
 SETTLED_EPOCHS = 3  # a key that took no item for this many epochs has all it was sent before them
 
@@ -101,6 +103,10 @@ class BytewaxEngine:
         )
         self.dlq.ensure_topic()  # one partition, as Quix makes it
         self.held = self.stores.progress()  # what the stores reflect, read once at start
+        # paused from outside (`streams.pause`): the sources stop reading, and once the stores
+        # reflect everything read, the sink says so with the positions
+        self.pause = PauseFlag(settings.redis.url, settings.group(projection.name))
+        self.read_next: dict[str, int] = {}  # source partition → its next offset (0 before any)
         self.flow = self._build()
         self.heartbeat = settings.heartbeat(projection.name)
         self.heartbeat.parent.mkdir(parents=True, exist_ok=True)
@@ -228,6 +234,16 @@ class BytewaxEngine:
         self.producer.flush(30)
         self.stores.close()
         self.registry.close()
+        self.pause.close()
+
+    def answer_pause(self, positions: dict[str, int]) -> None:
+        """Paused, and `positions` (recorded in the stores) cover every record the sources read:
+        say so (`streams.pause`)."""
+        request = self.pause.requested()
+        if request is None or not positions or len(self.read_next) < self.partitions:
+            return
+        if all(positions.get(p) == n for p, n in self.read_next.items()):
+            self.pause.acknowledge(request, positions)
 
 
 def _builder(runner: StageRunner[Any, Any], engine: BytewaxEngine) -> Any:
@@ -334,9 +350,14 @@ class _Partition(StatefulSourcePartition[Any, int]):
 
     def next_batch(self) -> list[Any]:
         self.engine.beat()
+        if self.engine.pause.requested() is not None:  # paused from outside: read nothing
+            self.engine.read_next[self.name] = max(self.next, 0)
+            self.awake = datetime.now(UTC) + PAUSED_POLL
+            return []
         msgs = self.consumer.consume(self.engine.settings.batch_size, 0)
         if msgs:
             self.next = msgs[-1].offset() + 1
+        self.engine.read_next[self.name] = max(self.next, 0)
         # read to the end of what the broker had when it last answered: it holds no watermark back
         low, high = self.consumer.get_watermark_offsets(self.tp, cached=True)
         if (self.next >= 0 and 0 <= high <= self.next) or (self.next < 0 and 0 <= high <= low):
@@ -460,6 +481,7 @@ class _KernelSinkPartition(StatefulSinkPartition[Out, None]):
         if positions and positions != self.recorded:
             self.engine.stores.apply([], positions)  # the records it wrote are flushed already
             self.recorded = positions
+        self.engine.answer_pause(self.recorded)
 
 
 def _flush(engine: BytewaxEngine) -> None:

@@ -41,11 +41,13 @@ from streams.core import (
     resume_from,
 )
 from streams.engines.inputs import Inputs, Unreadable
+from streams.pause import PauseFlag
 from streams.settings import DataflowSettings
 from streams.sinks import Stores, TopicSink
 
 log = logging.getLogger("shopstream.streams")
 STATE_KEY = "k"
+PAUSE_QUIET_S = 1.0  # paused: how long nothing may arrive (from the repartition topic) before it answers
 # the value types stages forward to the next one (JSON on the repartition topic): name → class
 FORWARDED: dict[str, type[Any]] = {"RevenueDelta": RevenueDelta, "Refresh": Refresh, "Tick": Tick}
 
@@ -87,6 +89,7 @@ class QuixEngine:
         )
         self.dlq = self.app.topic(settings.dead_letter(projection.name), value_serializer="bytes")
         self.dead_letters = 0
+        self.pause = PauseFlag(settings.redis.url, self.group)  # paused from outside (`streams.pause`)
         # no timers: a later stage learns of the watermark from items only, so forward it (`Tick`)
         self.runners = [StageRunner(stage, forward_watermarks=True) for stage in projection.stages]
         self.topics = TopicSink(self.serde, self._produce, settings.topic_prefix)
@@ -233,6 +236,7 @@ class QuixEngine:
     def close(self) -> None:
         self.stores.close()
         self.registry.close()
+        self.pause.close()
 
 
 class _Application(Application):
@@ -240,7 +244,40 @@ class _Application(Application):
 
     def __init__(self, engine: QuixEngine, **kwargs: Any) -> None:
         self._engine = engine
+        self._paused_inputs: list[TopicPartition] = []
+        self._quiet_since = time.monotonic()
         super().__init__(**kwargs)
+
+    def _process_message(self, dataframe_composed: Any) -> None:
+        """Paused from outside (`streams.pause`): the input partitions are paused; what the
+        first stage forwarded (the repartition topic) is still read, and once nothing has come for
+        a while and the checkpoint holds nothing uncommitted, the inputs' committed offsets are
+        what the stores reflect."""
+        engine, consumer = self._engine, self._consumer
+        request = engine.pause.requested()
+        if request is None:
+            if self._paused_inputs:
+                consumer.resume(self._paused_inputs)
+                self._paused_inputs = []
+            super()._process_message(dataframe_composed)  # type: ignore[no-untyped-call]
+            return
+        inputs = set(engine.inputs.topics)
+        held = {(tp.topic, tp.partition) for tp in self._paused_inputs}
+        more = [tp for tp in consumer.assignment() if tp.topic in inputs and (tp.topic, tp.partition) not in held]
+        if more:
+            consumer.pause(more)
+            self._paused_inputs += more
+            self._quiet_since = time.monotonic()
+        super()._process_message(dataframe_composed)  # type: ignore[no-untyped-call]
+        checkpoint = self._processing_context.checkpoint
+        if not checkpoint.empty():
+            self._quiet_since = time.monotonic()
+            return
+        if time.monotonic() - self._quiet_since < PAUSE_QUIET_S:
+            return
+        committed = consumer.committed(self._paused_inputs, timeout=10)
+        positions = {partition_name(tp.topic, tp.partition): max(tp.offset, 0) for tp in committed}
+        engine.pause.acknowledge(request, positions)
 
     def _on_assign(self, consumer: Any, topic_partitions: list[TopicPartition]) -> None:
         if topic_partitions:

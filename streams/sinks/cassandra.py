@@ -30,6 +30,7 @@ from cassandra.query import BatchStatement, BatchType, BoundStatement, PreparedS
 
 from shopstream.runtime.settings import Cassandra
 from streams.core import Row, Write, coalesce
+from streams.sinks.cassandra_pointers import cassandra_tables
 from streams.sinks.redis import StoreRegressed
 
 log = logging.getLogger("shopstream.streams")
@@ -43,7 +44,9 @@ class CassandraUnavailable(RuntimeError):
 
 
 class CassandraSink:
-    def __init__(self, settings: Cassandra, group: str, wait_s: float = 180.0) -> None:
+    def __init__(
+        self, settings: Cassandra, group: str, wait_s: float = 180.0, tables: Mapping[str, str] | None = None
+    ) -> None:
         self.group = group
         profile = ExecutionProfile(
             load_balancing_policy=TokenAwarePolicy(RoundRobinPolicy()), request_timeout=max(settings.timeout, 10.0)
@@ -65,6 +68,12 @@ class CassandraSink:
         )
         self.wrote: dict[str, int] = {}  # partition → the last position this sink recorded
         self.changed = 0  # rows written (Cassandra does not say which ones were newer)
+        # a Row names its table by its logical name; the physical one is what `read_models`
+        # points at, read again before each batch of rows (a replay's promotion moves it while the
+        # dataflow is paused, `streams.replay`: the first rows after the pause go to the new
+        # table), or what `tables` says (a replay's shadow)
+        self.follow = tables is None
+        self.tables = cassandra_tables(self.session) if tables is None else dict(tables)
 
     def _connect(self, keyspace: str, wait_s: float) -> Session:
         """A session on the keyspace once it exists with its progress table: a dataflow started
@@ -98,6 +107,11 @@ class CassandraSink:
                 behind = {p: (held.get(p, -1), at) for p, at in self.wrote.items() if held.get(p, -1) < at}
                 if behind:
                     raise StoreRegressed(f"Cassandra lost writes: it holds {behind} (held, written) for {self.group}")
+            if self.follow and rows:
+                pointed = cassandra_tables(self.session)
+                if pointed != self.tables:
+                    log.info("Cassandra read models now %s (were %s)", pointed, self.tables)
+                    self.tables, self.statements = pointed, {}
             by_statement: dict[tuple[str, tuple[str, ...], bool], list[tuple[Any, ...]]] = {}
             for row in rows:
                 names = tuple(k for k, _ in row.key)
@@ -123,12 +137,13 @@ class CassandraSink:
     def _statement(self, table: str, columns: tuple[str, ...], delete: bool) -> PreparedStatement:
         found = self.statements.get((table, columns, delete))
         if found is None:
+            physical = self.tables.get(table, table)
             if delete:
                 where = " AND ".join(f"{c} = ?" for c in columns)
-                cql = f"DELETE FROM {table} USING TIMESTAMP ? WHERE {where}"
+                cql = f"DELETE FROM {physical} USING TIMESTAMP ? WHERE {where}"
             else:
                 marks = ", ".join("?" for _ in columns)
-                cql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) USING TIMESTAMP ?"
+                cql = f"INSERT INTO {physical} ({', '.join(columns)}) VALUES ({marks}) USING TIMESTAMP ?"
             found = self.statements[(table, columns, delete)] = self.session.prepare(cql)
         return found
 

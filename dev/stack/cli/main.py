@@ -60,9 +60,11 @@ def _add_schemas_app() -> None:
 
 
 def _add_streams_app() -> None:
+    from dev.stack.cli.replay import replay_app
     from dev.stack.cli.streams import streams_app
 
     app.add_typer(streams_app, name="streams")
+    app.add_typer(replay_app, name="replay")
 
 
 def _add_olap_app() -> None:

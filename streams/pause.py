@@ -1,0 +1,94 @@
+"""Pausing a running dataflow from outside, cooperatively (a replay's verify and promote,
+`streams.replay`): the pauser sets `streams:pause:<group>` in the dataflow's Redis to a request
+id (with a TTL, so a pauser that dies does not leave the dataflow paused); the engine stops
+reading its inputs, finishes what it read (its stores then reflect every record it read, and a
+multi-stage projection's later stages have taken everything the first one forwarded), and answers
+in `streams:paused:<group>` with the request id and the next offset of each input partition: the
+offset vector its stores reflect exactly, which stays put until the pause key goes. Readers of
+the stores are not paused; the records the dataflow would have read wait in the log.
+
+Both engines do it (`streams.engines.bytewax`, `streams.engines.quix`), wherever they run (the
+local stack, compose, a cluster): it needs only the Redis every dataflow writes."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import redis
+
+PAUSE = "streams:pause:{group}"
+PAUSED = "streams:paused:{group}"
+CHECK_EVERY_S = 0.2  # how often an engine looks at the pause key
+
+
+class PauseFlag:
+    """The engine's side: whether a pause is asked for (read at most every CHECK_EVERY_S), and the
+    answer once everything read is in the stores."""
+
+    def __init__(self, url: str, group: str) -> None:
+        self.client = redis.Redis.from_url(url, socket_timeout=5, health_check_interval=5)
+        self.key, self.answer = PAUSE.format(group=group), PAUSED.format(group=group)
+        self.checked = 0.0
+        self.current: str | None = None
+        self.acknowledged: str | None = None
+
+    def requested(self) -> str | None:
+        now = time.monotonic()
+        if now - self.checked >= CHECK_EVERY_S:
+            self.checked = now
+            try:
+                held = self.client.get(self.key)
+            except redis.RedisError:
+                held = None  # Redis away: the sinks will say so; not a reason to stop reading
+            self.current = held.decode() if isinstance(held, bytes) else held
+            if self.current is None:
+                self.acknowledged = None
+        return self.current
+
+    def acknowledge(self, request: str, positions: Mapping[str, int]) -> None:
+        if self.acknowledged == request:
+            return
+        answer = json.dumps({"id": request, "positions": dict(positions), "at": int(time.time() * 1000)})
+        self.client.set(self.answer, answer, ex=3_600)
+        self.acknowledged = request
+
+    def close(self) -> None:
+        self.client.close()
+
+
+# --- the pauser's side ----------------------------------------------------------------------------
+
+
+class NotPaused(RuntimeError):
+    """The dataflow did not answer the pause in time (not running, or stuck)."""
+
+
+def request_pause(client: Any, group: str, ttl_s: int = 900) -> str:
+    request = uuid.uuid4().hex
+    client.set(PAUSE.format(group=group), request, ex=ttl_s)
+    return request
+
+
+def wait_paused(client: Any, group: str, request: str, timeout_s: float) -> dict[str, int]:
+    """The offset vector the paused dataflow's stores reflect."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        held = client.get(PAUSED.format(group=group))
+        if held is not None:
+            answer = json.loads(held)
+            if answer.get("id") == request:
+                return {p: int(o) for p, o in answer["positions"].items()}
+        if time.monotonic() > deadline:
+            raise NotPaused(
+                f"the dataflow of group {group} did not pause within {timeout_s:.0f} s: is it running?"
+                " (a dataflow that is stopped: --live-stopped)"
+            )
+        time.sleep(0.1)
+
+
+def release(client: Any, group: str) -> None:
+    client.delete(PAUSE.format(group=group), PAUSED.format(group=group))
