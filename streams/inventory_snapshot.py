@@ -131,6 +131,6 @@ def projection(settings: InventorySnapshotSettings) -> Projection:
         emits=(SNAPSHOT,),
         check=check,
         stores=("redis", "cassandra"),
-        redis_keys=("inventory:*", TOP_PRODUCTS),
+        redis_keys=("inventory:*", TOP_PRODUCTS + "*"),  # with the rankings' version hashes
         tables=(CASSANDRA_TABLE,),
     )

@@ -16,7 +16,7 @@ import json
 import time
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 
@@ -49,10 +49,13 @@ class PauseFlag:
                 self.acknowledged = None
         return self.current
 
-    def acknowledge(self, request: str, positions: Mapping[str, int]) -> None:
+    def acknowledge(self, request: str, positions: Mapping[str, int], ticks: bool) -> None:
+        """`ticks`: whether the engine acts on a bare watermark (windows turn final with no record
+        of theirs: Bytewax's timers) or only when a record comes (Quix)."""
         if self.acknowledged == request:
             return
-        answer = json.dumps({"id": request, "positions": dict(positions), "at": int(time.time() * 1000)})
+        at = int(time.time() * 1000)
+        answer = json.dumps({"id": request, "positions": dict(positions), "ticks": ticks, "at": at})
         self.client.set(self.answer, answer, ex=3_600)
         self.acknowledged = request
 
@@ -73,15 +76,19 @@ def request_pause(client: Any, group: str, ttl_s: int = 900) -> str:
     return request
 
 
-def wait_paused(client: Any, group: str, request: str, timeout_s: float) -> dict[str, int]:
-    """The offset vector the paused dataflow's stores reflect."""
+class Paused(NamedTuple):
+    positions: dict[str, int]  # the offset vector the paused dataflow's stores reflect
+    ticks: bool  # whether its engine acts on a bare watermark (`PauseFlag.acknowledge`)
+
+
+def wait_paused(client: Any, group: str, request: str, timeout_s: float) -> Paused:
     deadline = time.monotonic() + timeout_s
     while True:
         held = client.get(PAUSED.format(group=group))
         if held is not None:
             answer = json.loads(held)
             if answer.get("id") == request:
-                return {p: int(o) for p, o in answer["positions"].items()}
+                return Paused({p: int(o) for p, o in answer["positions"].items()}, bool(answer["ticks"]))
         if time.monotonic() > deadline:
             raise NotPaused(
                 f"the dataflow of group {group} did not pause within {timeout_s:.0f} s: is it running?"

@@ -107,6 +107,7 @@ class BytewaxEngine:
         # reflect everything read, the sink says so with the positions
         self.pause = PauseFlag(settings.redis.url, settings.group(projection.name))
         self.read_next: dict[str, int] = {}  # source partition → its next offset (0 before any)
+        self.paused_since: tuple[str, int] | None = None  # (request, the newest sealed epoch then)
         self.flow = self._build()
         self.heartbeat = settings.heartbeat(projection.name)
         self.heartbeat.parent.mkdir(parents=True, exist_ok=True)
@@ -237,13 +238,22 @@ class BytewaxEngine:
         self.pause.close()
 
     def answer_pause(self, positions: dict[str, int]) -> None:
-        """Paused, and `positions` (recorded in the stores) cover every record the sources read:
-        say so (`streams.pause`)."""
+        """Paused, `positions` (recorded in the stores) cover every record the sources read, and
+        the timers have acted on the watermark as of when reading stopped (a stage's timer uses
+        the one sealed SETTLED_EPOCHS before the newest: windows it closes are written that many
+        epochs later): say so (`streams.pause`). Nothing is written after that while paused."""
         request = self.pause.requested()
-        if request is None or not positions or len(self.read_next) < self.partitions:
+        if request is None:
+            self.paused_since = None
+            return
+        if self.paused_since is None or self.paused_since[0] != request:
+            self.paused_since = (request, self.newest_sealed())
+        if self.newest_sealed() < self.paused_since[1] + SETTLED_EPOCHS + 2:
+            return
+        if not positions or len(self.read_next) < self.partitions:
             return
         if all(positions.get(p) == n for p, n in self.read_next.items()):
-            self.pause.acknowledge(request, positions)
+            self.pause.acknowledge(request, positions, ticks=True)  # its windows turn final on timers
 
 
 def _builder(runner: StageRunner[Any, Any], engine: BytewaxEngine) -> Any:

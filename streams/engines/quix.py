@@ -277,7 +277,7 @@ class _Application(Application):
             return
         committed = consumer.committed(self._paused_inputs, timeout=10)
         positions = {partition_name(tp.topic, tp.partition): max(tp.offset, 0) for tp in committed}
-        engine.pause.acknowledge(request, positions)
+        engine.pause.acknowledge(request, positions, ticks=False)  # no timers: windows turn final on records
 
     def _on_assign(self, consumer: Any, topic_partitions: list[TopicPartition]) -> None:
         if topic_partitions:

@@ -43,7 +43,6 @@ from streams.settings import DataflowSettings
 
 log = logging.getLogger("shopstream.replay")
 BATCH = 20_000  # records per kernel batch: writes coalesce per batch, so a big one writes less
-MARKERS = 10  # a gap this small that sends no record holds transaction markers only
 
 
 def consumer(settings: DataflowSettings, **extra: Any) -> Consumer:
@@ -188,12 +187,14 @@ class ReplayRun:
         until: Mapping[str, int],
         progress: Progress | None = None,
         ends: Mapping[str, int] | None = None,
+        close_windows: bool = False,
     ) -> Stats:
         """Read every partition from where this replay is (its checkpoint, else `start`) up to
-        `until` (exclusive), writing to the shadow; then close the windows the final watermark
-        passed, and checkpoint. A partition read to `until` counts as caught up (it holds no
-        watermark back) where `until` is its end (`ends`, as the live engine saw it; by default
-        `until` is the end)."""
+        `until` (exclusive), writing to the shadow, and checkpoint. A partition read to `until`
+        counts as caught up (it holds no watermark back) where `until` is its end (`ends`, as the
+        live engine saw it; by default `until` is the end). `close_windows`: then act on the
+        final watermark alone (windows turning final), as a live engine with timers does while
+        it waits for more (Bytewax; Quix acts on it only when a record comes)."""
         ends = until if ends is None else ends
         for p, offset in start.items():
             self.next.setdefault(p, offset)
@@ -202,7 +203,6 @@ class ReplayRun:
         c = consumer(self.settings)
         cpu0, wall0 = time.process_time(), time.monotonic()
         last_checkpoint = time.monotonic()
-        quiet: dict[str, int] = {}  # partition → polls in a row without a record of it
         try:
             if todo:
                 assignment = []
@@ -210,10 +210,11 @@ class ReplayRun:
                     topic, n = parse_partition_name(p)
                     assignment.append(TopicPartition(topic, n, self.next[p]))
                 c.assign(assignment)
+            # read to its end (the end the live engine sees): it holds no watermark back
+            caught_up = {p for p in until if p not in todo and until[p] >= ends.get(p, 0)}
+            clock, inputs = self.clock, self.inputs
             while todo:
                 messages = c.consume(num_messages=BATCH, timeout=1.0)
-                caught_up = {p for p in until if p not in todo and until[p] >= ends.get(p, 0)}
-                watermark = self.clock.watermark(caught_up)  # as of before this batch: all of it applied
                 items: list[Item[Any]] = []
                 read: dict[str, int] = {}
                 for msg in messages:
@@ -232,27 +233,30 @@ class ReplayRun:
                     read[p] = offset + 1
                     self.stats.read += 1
                     try:
-                        event = self.inputs.event(msg.topic(), msg.value(), msg.key())
+                        event = inputs.event(msg.topic(), msg.value(), msg.key())
                     except Unreadable:
                         self.stats.dead += 1
                         continue
-                    self.clock.observe(p, event.envelope.occurred_at)
-                    items.append(self.inputs.item(event, p, offset, watermark))
-                # a partition whose remaining offsets are transaction markers (not records) sends
-                # nothing more: a few of them left and two polls without a record, it is done
-                for p, end in todo.items():
-                    if p in read:
-                        quiet[p] = 0
-                    elif end - self.next.get(p, 0) <= MARKERS:
-                        quiet[p] = quiet.get(p, 0) + 1
-                        if quiet[p] >= 2:
-                            read[p] = end
+                    # the watermark as of just after the record (as Quix stamps it; Bytewax's
+                    # is older, which only delays when windows turn final, never what they hold)
+                    clock.observe(p, event.envelope.occurred_at)
+                    if offset + 1 >= end and end >= ends.get(p, 0):
+                        caught_up.add(p)
+                    items.append(inputs.item(event, p, offset, clock.watermark(caught_up)))
+                # where each partition is now: the consumer's position passes transaction markers
+                # (not records), so a partition whose last offsets are markers is done by it
+                for tp in c.position([TopicPartition(*parse_partition_name(p)) for p in todo]):
+                    if tp.offset >= 0:
+                        p = partition_name(tp.topic, tp.partition)
+                        read[p] = max(read.get(p, 0), min(tp.offset, todo[p]))
                 self.next.update({p: max(self.next.get(p, 0), o) for p, o in read.items()})
                 self._apply(run_batch(self.projection, self.runners, self.states, items), read)
                 self.stats.events += len(items)
                 done = [p for p, end in todo.items() if self.next.get(p, 0) >= end]
                 for p in done:
                     del todo[p]
+                    if until[p] >= ends.get(p, 0):
+                        caught_up.add(p)
                 if done:
                     c.pause([TopicPartition(*parse_partition_name(p)) for p in done])
                 if progress is not None and read:
@@ -260,7 +264,8 @@ class ReplayRun:
                 if time.monotonic() - last_checkpoint > self.settings.replay_checkpoint_interval:
                     self.checkpoint()
                     last_checkpoint = time.monotonic()
-            self._close_windows(until, {p for p in until if until[p] >= ends.get(p, 0)})
+            if close_windows:
+                self._close_windows(until, caught_up)
             self.checkpoint()
         finally:
             c.close()

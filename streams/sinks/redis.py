@@ -28,7 +28,10 @@ from streams.core import Invalidate, Rank, Upsert, Write, coalesce
 # ARGV[5] = how many calls it made before (the calls hash must hold that). A write is
 # [kind, key index, version, ...]:
 #   u: upsert [.., expire-at ms or 0, {field: value}]   i: invalidate [.., ttl ms, [key indexes]]
-#   z: rank [.., member, score]                         r: unrank [.., member]
+#   z: rank [.., member, score, versions key index]     r: unrank [.., member, versions key index]
+# A ranking's member changes only with a newer version than the last it had (kept in the hash
+# `<ranking>:versions`), like every other write: batches and replays applied in any order end
+# with the same scores.
 _APPLY = """
 local progress = KEYS[1]
 for partition, offset in pairs(cjson.decode(ARGV[1])) do
@@ -64,10 +67,18 @@ for _, w in ipairs(cjson.decode(ARGV[2])) do
       for _, index in ipairs(w[5]) do redis.call('DEL', KEYS[index]) end
       changed = changed + 1
     end
-  elseif kind == 'z' then
-    redis.call('ZADD', key, string.format('%d', w[5]), w[4])
   else
-    redis.call('ZREM', key, w[4])
+    local versions = KEYS[w[#w]]
+    local held = redis.call('HGET', versions, w[4])
+    if not held or tonumber(held) < version then
+      if kind == 'z' then
+        redis.call('ZADD', key, string.format('%d', w[5]), w[4])
+      else
+        redis.call('ZREM', key, w[4])
+      end
+      redis.call('HSET', versions, w[4], string.format('%d', version))
+      changed = changed + 1
+    end
   end
 end
 if ARGV[3] ~= '' then
@@ -78,6 +89,7 @@ end
 return changed
 """
 CHUNK = 2_000  # writes per script call: bounds how long one call holds Redis
+RANK_VERSIONS = ":versions"  # a ranking's member → the version of its score
 
 
 class StoreRegressed(RuntimeError):
@@ -118,10 +130,11 @@ class RedisSink:
             elif isinstance(w, Invalidate):
                 encoded.append(["i", index(w.key), w.version, w.ttl_ms, [index(d) for d in w.drop]])
             elif isinstance(w, Rank):
+                versions = index(w.key + RANK_VERSIONS)
                 if w.score is None:
-                    encoded.append(["r", index(w.key), w.version, w.member])
+                    encoded.append(["r", index(w.key), w.version, w.member, versions])
                 else:
-                    encoded.append(["z", index(w.key), w.version, w.member, w.score])
+                    encoded.append(["z", index(w.key), w.version, w.member, w.score, versions])
             if len(keys) >= CHUNK:
                 self._call(keys, encoded, None)
                 keys, encoded = self._keys(), []

@@ -1,0 +1,221 @@
+"""The replay service on real Kafka and Redis, with live dataflows of the test's own (topics with a
+prefix, their own group, Redis database and state) on both engines:
+
+- a paused dataflow stops reading, answers with the offset vector its stores reflect, writes
+  nothing more while paused, and goes on once released (`streams.pause`) — also a two-stage one
+  on Quix, whose second stage must first take what the first forwarded;
+- `shopstream replay run` then `verify` beside a live dataflow is 100% parity on either engine,
+  with more records arriving while it runs;
+- a replay killed with SIGKILL mid-run, run again, ends with the values of an uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from confluent_kafka import Producer
+
+from dev.stack.stack import Stack
+from shopstream.serde import AvroSerde
+from streams import pause
+from tests.integration.flows import ENGINES, SHOPSTREAM, FlowProcess, produce
+from tests.integration.test_dataflows import (
+    ADJUSTED,
+    DAY,
+    MINUTE,
+    a_currency,
+    produce_order_event,
+    topics_of_our_own,
+)
+from tests.support import eventually, stock_adjusted
+
+
+def replay(flow: FlowProcess, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """`shopstream replay ... --json` with the flow's settings (its topics, group, Redis db, state)."""
+    return subprocess.run(
+        [SHOPSTREAM, "replay", *args, "--json"], env=flow.env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def answer(done: subprocess.CompletedProcess[str]) -> Any:
+    assert done.returncode == 0, f"exit {done.returncode}: {done.stdout[-2000:]} {done.stderr[-3000:]}"
+    return json.loads(done.stdout)
+
+
+def revenue_log(producer: Producer, serde: AvroSerde, prefix: str, n: int, seed: int, hour: int = 1) -> None:
+    """`n` orders paid over an hour of yesterday (`hour`), in time order give or take 2 s (within
+    the grace period: which records a window counts as late depends on when an engine read them,
+    which the log does not say), a quarter of them canceled a little later."""
+    rnd = random.Random(seed)
+    currency = a_currency()
+    start = (int(time.time() * 1000) - DAY) // DAY * DAY + hour * 3_600_000
+    for i in range(n):
+        order, at = f"ORD-{seed}-{i}", start + i * (60 * MINUTE // n) + rnd.randrange(2_000)
+        amount = rnd.randrange(100, 10_000)
+        produce_order_event(producer, serde, currency, "paid", order, amount, at, prefix)
+        if rnd.random() < 0.25:
+            produce_order_event(producer, serde, currency, "canceled", order, amount, at + rnd.randrange(2_000), prefix)
+    assert producer.flush(30) == 0
+
+
+def stock_log(producer: Producer, serde: AvroSerde, prefix: str, products: int, versions: int) -> None:
+    now = int(time.time() * 1000)
+    for v in range(1, versions + 1):
+        for p in range(products):
+            produce(producer, serde, ADJUSTED, stock_adjusted(f"P-{p}", 1, "RESTOCK", v, 0, v), now + v, prefix)
+        producer.poll(0)
+    assert producer.flush(60) == 0
+
+
+def recorded(flow: FlowProcess) -> dict[str, int]:
+    return {k: int(v) for k, v in flow.cache.hgetall(f"streams:progress:{flow.group}").items()}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_paused_dataflow_answers_with_its_positions_writes_nothing_more_and_goes_on_when_released(
+    stack: Stack, producer: Producer, serde: AvroSerde, tmp_path: Path, flows: list[FlowProcess], engine: str
+) -> None:
+    """revenue_windows: two stages (per order, then per currency), so on Quix the pause must also
+    wait for the repartition topic's records before it answers."""
+    prefix = topics_of_our_own(stack, "pause")
+    flow = FlowProcess(stack, tmp_path, "revenue_windows", engine, prefix, db=4)
+    flows.append(flow)
+    flow.cache.flushdb()
+    revenue_log(producer, serde, prefix, 200, seed=1)
+    flow.start()
+    eventually(lambda: flow.values("revenue:1d:*"), timeout=90, what="the first windows")
+    request = pause.request_pause(flow.cache, flow.group)
+    try:
+        vector, ticks = pause.wait_paused(flow.cache, flow.group, request, 60)
+        assert ticks is (engine == "bytewax")
+        held = flow.values("revenue:*")
+        # everything it read is in its windows: more orders now are not read while paused
+        revenue_log(producer, serde, prefix, 50, seed=2)
+        time.sleep(3)
+        assert flow.running(), flow.tail()
+        assert flow.values("revenue:*") == held
+        assert pause.wait_paused(flow.cache, flow.group, request, 1).positions == vector
+    finally:
+        pause.release(flow.cache, flow.group)
+    assert sum(vector.values()) > 0
+    eventually(lambda: flow.values("revenue:*") != held, timeout=60, what="the windows moving on once released")
+
+
+# (Quix turns a window final only when a later record comes, so which windows are final depends on
+# when records arrived: a replay closes them as an engine with timers does, and is compared with one)
+@pytest.mark.parametrize(("engine", "name"), [("bytewax", "revenue_windows"), ("quix", "inventory_snapshot")])
+def test_run_then_verify_beside_a_live_dataflow_is_full_parity_with_records_still_arriving(
+    stack: Stack,
+    producer: Producer,
+    serde: AvroSerde,
+    tmp_path: Path,
+    flows: list[FlowProcess],
+    engine: str,
+    name: str,
+) -> None:
+    prefix = topics_of_our_own(stack, "rv")
+    # Redis only: the test's own database holds both generations
+    flow = FlowProcess(stack, tmp_path, name, engine, prefix, db=5, stores='["redis"]')
+    flows.append(flow)
+    flow.cache.flushdb()
+    if name == "revenue_windows":
+        revenue_log(producer, serde, prefix, 400, seed=3)
+    else:
+        stock_log(producer, serde, prefix, products=200, versions=5)
+    flow.start()
+    built = answer(replay(flow, "run", name))
+    assert built["status"] == "built" and built["read"] > 0 and built["writes"] > 0
+    # more arrives after the run: verify brings the shadow to exactly where the live one is
+    if name == "revenue_windows":  # the next hour: on time (a late record's fate depends on when it is read)
+        revenue_log(producer, serde, prefix, 100, seed=4, hour=2)
+    else:
+        stock_log(producer, serde, prefix, products=220, versions=1)
+    checked = answer(replay(flow, "verify", name))
+    assert checked["parity"] is True, json.dumps(checked["stores"])[:3000]
+    (store,) = checked["stores"]
+    assert store["store"] == "redis" and store["keys"] > 0 and store["differing"] == 0
+    assert flow.running(), flow.tail()
+    # tampered: found, with both values
+    key = next(iter(flow.values("revenue:1d:*" if name == "revenue_windows" else "inventory:P-*")))
+    field = "amountMinor" if name == "revenue_windows" else "available"
+    flow.cache.hset(key, field, "123456789")
+    found = replay(flow, "verify", name)
+    assert found.returncode == 2, found.stderr[-2000:]
+    report = json.loads(found.stdout)
+    assert report["parity"] is False
+    (difference,) = report["stores"][0]["differences"]
+    assert difference["key"] == key
+    assert difference["live"]["value"][field] == "123456789"
+    assert difference["shadow"]["value"][field] != "123456789"
+
+
+def test_a_replay_killed_with_sigkill_continues_to_the_result_of_an_uninterrupted_one(
+    stack: Stack, producer: Producer, serde: AvroSerde, tmp_path: Path
+) -> None:
+    prefix = topics_of_our_own(stack, "kill")
+    flow = FlowProcess(
+        stack,
+        tmp_path,
+        "inventory_snapshot",
+        "bytewax",
+        prefix,
+        db=6,
+        stores='["redis"]',
+        replay_checkpoint_interval="0.2",
+    )
+    flow.cache.flushdb()
+    stock_log(producer, serde, prefix, products=2_000, versions=40)  # 80,000 records
+    root = tmp_path / f"state-{flow.group}" / "replay" / flow.group
+    argv = [SHOPSTREAM, "replay", "run", "inventory_snapshot", "--json"]
+    with (tmp_path / "killed.log").open("w") as log:
+        killed = subprocess.Popen(argv, env=flow.env, stdout=subprocess.DEVNULL, stderr=log)
+    checkpoint = root / "r1" / "checkpoint.msgpack"
+    eventually(lambda: checkpoint.exists() or killed.poll() is not None, timeout=120, what="a first checkpoint")
+    assert killed.poll() is None, "the run ended before it could be killed: make the log longer"
+    os.kill(killed.pid, signal.SIGKILL)
+    killed.wait(10)
+    record = json.loads((root / "r1" / "replay.json").read_text())
+    assert record["status"] == "running"
+    resumed = answer(replay(flow, "run", "inventory_snapshot"))
+    assert resumed["generation"] == 1 and resumed["status"] == "built"
+    assert resumed["read"] >= 80_000  # it went on from its checkpoint (records after it read again)
+    uninterrupted = answer(replay(flow, "run", "inventory_snapshot"))
+    assert uninterrupted["generation"] == 2 and uninterrupted["read"] == 80_000
+    assert generation_values(flow.cache, flow.group, 1) == generation_values(flow.cache, flow.group, 2)
+    # the products, the top-products ranking and its versions, the low-stock ranking's versions (none is low)
+    assert len(generation_values(flow.cache, flow.group, 1)) == 2_000 + 3
+    snapshot = flow.cache.hgetall(f"replay:{flow.group}:r1:inventory:P-7")
+    assert snapshot["version"] == "40" and snapshot["onHand"] == "40"
+
+
+def generation_values(cache: redis.Redis, group: str, generation: int) -> dict[str, Any]:
+    prefix = f"replay:{group}:r{generation}:"
+    out: dict[str, Any] = {}
+    for key in cache.scan_iter(prefix + "*", count=5_000):
+        kind = cache.type(key)
+        name = key[len(prefix) :]
+        out[name] = cache.hgetall(key) if kind == "hash" else cache.zrange(key, 0, -1, withscores=True)
+    return out
+
+
+def test_plan_says_what_it_would_read_and_into_which_shadow(stack: Stack, tmp_path: Path) -> None:
+    prefix = topics_of_our_own(stack, "plan")
+    flow = FlowProcess(stack, tmp_path, "inventory_snapshot", "bytewax", prefix, db=6, stores='["redis"]')
+    planned = answer(replay(flow, "plan", "inventory_snapshot"))
+    assert planned["records"] == 0 and planned["generation"] == 1
+    assert [p["partition"] for p in planned["partitions"]] == [f"{prefix}{ADJUSTED.topic}[{i}]" for i in range(3)]
+    assert planned["targets"]["redis"]["namespace"] == f"replay:{flow.group}:r1:"
+    assert planned["withheld"] == ["Emit"]
+    refused = subprocess.run(
+        [SHOPSTREAM, "replay", "verify", "inventory_snapshot"], env=flow.env, capture_output=True, text=True
+    )
+    assert refused.returncode == 1, refused.stderr
+    assert "Traceback" not in refused.stderr and "no replay that is built" in refused.stderr
