@@ -106,13 +106,14 @@ class Upsert(msgspec.Struct, frozen=True, gc=False):
 
 class Invalidate(msgspec.Struct, frozen=True, gc=False):
     """Drop entries that readers cached (read-through) because `version` of their entity exists,
-    and leave `version` as their floor at `key` for `ttl_ms`, so a reader holding an older copy
+    and leave `version` as their floor at `key` until `expire_at_ms` (an instant of event time, as
+    every expiry of the projections: a replay sets the same one), so a reader holding an older copy
     cannot put it back."""
 
     key: str  # the floor
     version: int
     drop: tuple[str, ...]
-    ttl_ms: int
+    expire_at_ms: int
 
     @property
     def slot(self) -> str:

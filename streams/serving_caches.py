@@ -3,7 +3,7 @@ channel from the writers):
 
 - product.updated → drop `product:{id}` and `gql:product:{id}`, and leave the product's version
   as their floor so that a read that raced the update cannot put the older copy back
-  (`serving_api.services.product_cache`);
+  (`serving_api.services.product_cache`), until the update's event time plus the floor TTL;
 - order events → `order_status:{orderId}` (hash: status, userId, updatedAt), written through on
   each event and removed once the order is fulfilled or canceled (it expires a minute after).
 
@@ -56,18 +56,27 @@ class InvalidationStage(BaseStage[Any, Any]):
     def __init__(self, floor_ttl_ms: int) -> None:
         self.floor_ttl_ms = floor_ttl_ms
 
-    def step(self, key: str, state: int | None, items: Sequence[Item[ProductUpdatedEvent]]) -> Stepped[int]:
-        newest = max((item.value.version or 0 for item in items), default=0)  # Item(ProductUpdated)
-        if newest <= (state or 0):
+    def step(
+        self, key: str, state: tuple[int, int] | None, items: Sequence[Item[ProductUpdatedEvent]]
+    ) -> Stepped[tuple[int, int]]:
+        # (version, event time) of the newest update; Item(ProductUpdated)
+        newest = max(((item.value.version or 0, item.event_time) for item in items), default=(0, 0))
+        if newest[0] <= (state[0] if state else 0):
             return Stepped(state)
         return Stepped(newest, self.current(key, newest))
 
-    def current(self, key: str, state: int) -> list[Write]:
-        # SET product:{id}:floor version; DEL product:{id} gql:product:{id}
-        return [Invalidate(FLOOR.format(key), state, tuple(e.format(key) for e in ENTRIES), self.floor_ttl_ms)]
+    def current(self, key: str, state: tuple[int, int]) -> list[Write]:
+        # SET product:{id}:floor version PXAT <update's time + floor TTL>; DEL product:{id} gql:product:{id}
+        version, at = state
+        drops = tuple(e.format(key) for e in ENTRIES)
+        return [Invalidate(FLOOR.format(key), version, drops, at + self.floor_ttl_ms)]
 
-    def load(self, data: Any) -> int:
-        return int(data)
+    def dump(self, state: tuple[int, int]) -> Any:
+        return list(state)
+
+    def load(self, data: Any) -> tuple[int, int]:
+        # a state from before the update's time was kept: its floor has long expired
+        return (int(data), 0) if isinstance(data, int) else (int(data[0]), int(data[1]))
 
 
 @dataclass(slots=True)

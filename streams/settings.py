@@ -113,8 +113,9 @@ class FlashSalePriceMapSettings(DataflowSettings):
 class ServingCachesSettings(DataflowSettings):
     model_config = SettingsConfigDict(env_prefix="SHOPSTREAM_SERVING_CACHES__")
 
-    # how long a product's floor version outlives its invalidation: at least as long as a
-    # cached copy may live (serving_api.services.product_cache.TTL_MS)
+    # how long after a product update's event time its floor version stays (an instant of event
+    # time, so a replay sets the same one): it must outlast any read that raced the update, and is
+    # kept at a cached copy's life (serving_api.services.product_cache.TTL_MS)
     floor_ttl_s: int = Field(default=600, ge=1)
 
 

@@ -54,6 +54,7 @@ from streams.replay import compare, targets
 from streams.replay.runner import ReplayRun, Stats, consumer, end_offsets, input_partitions, start_offsets
 from streams.settings import DataflowSettings
 from streams.sinks.cassandra_pointers import cassandra_tables
+from streams.sinks.redis import RANK_VERSIONS
 
 log = logging.getLogger("shopstream.replay")
 STATUSES = ("running", "built", "verified", "differs", "promoted", "retired", "dropped")
@@ -455,9 +456,13 @@ class Replays:
         patterns = self.projection.redis_keys
         parity = compare.Parity("redis")
         with self._redis() as r:
-            live_keys = targets.scan(r, patterns)
+            # a ranking's versions hash is the sink's bookkeeping (what a newer write must exceed),
+            # not a value readers see: promoted with the ranking, not compared
+            live_keys = [k for k in targets.scan(r, patterns) if not k.endswith(RANK_VERSIONS)]
             cut = len(record.redis_prefix)
-            shadow_keys = [k[cut:] for k in targets.scan(r, patterns, record.redis_prefix)]
+            shadow_keys = [
+                k[cut:] for k in targets.scan(r, patterns, record.redis_prefix) if not k.endswith(RANK_VERSIONS)
+            ]
             live, shadow = compare.redis_side(r, live_keys), compare.redis_side(r, shadow_keys, record.redis_prefix)
             keys, parity.equal_shards, parity.expiring = compare.differing_keys(live, shadow)
             parity.compared = len(set(live.keys) | set(shadow.keys))

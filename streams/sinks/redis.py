@@ -27,7 +27,7 @@ from streams.core import Invalidate, Rank, Upsert, Write, coalesce
 # ARGV[3] = {partition: next offset} to record ('' for none), ARGV[4] = this sink's token,
 # ARGV[5] = how many calls it made before (the calls hash must hold that). A write is
 # [kind, key index, version, ...]:
-#   u: upsert [.., expire-at ms or 0, {field: value}]   i: invalidate [.., ttl ms, [key indexes]]
+#   u: upsert [.., expire-at ms or 0, {field: value}]   i: invalidate [.., expire-at ms, [key indexes]]
 #   z: rank [.., member, score, versions key index]     r: unrank [.., member, versions key index]
 # A ranking's member changes only with a newer version than the last it had (kept in the hash
 # `<ranking>:versions`), like every other write: batches and replays applied in any order end
@@ -63,7 +63,7 @@ for _, w in ipairs(cjson.decode(ARGV[2])) do
   elseif kind == 'i' then
     local floor = redis.call('GET', key)
     if not floor or tonumber(floor) < version then
-      redis.call('SET', key, string.format('%d', version), 'PX', string.format('%d', w[4]))
+      redis.call('SET', key, string.format('%d', version), 'PXAT', string.format('%d', w[4]))
       for _, index in ipairs(w[5]) do redis.call('DEL', KEYS[index]) end
       changed = changed + 1
     end
@@ -128,7 +128,7 @@ class RedisSink:
             if isinstance(w, Upsert):
                 encoded.append(["u", index(w.key), w.version, w.expire_at_ms or 0, dict(w.fields)])
             elif isinstance(w, Invalidate):
-                encoded.append(["i", index(w.key), w.version, w.ttl_ms, [index(d) for d in w.drop]])
+                encoded.append(["i", index(w.key), w.version, w.expire_at_ms, [index(d) for d in w.drop]])
             elif isinstance(w, Rank):
                 versions = index(w.key + RANK_VERSIONS)
                 if w.score is None:

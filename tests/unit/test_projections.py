@@ -723,21 +723,22 @@ def test_order_status_is_the_highest_ranked_status_and_a_product_floor_its_newes
     run = Run(projection)
     run.feed(*batches(redelivered(items, copies), cuts))
     last = run.last()
-    newest: dict[str, int] = defaultdict(int)
+    newest: dict[str, tuple[int, int]] = defaultdict(lambda: (0, 0))  # (version, its event time)
     statuses: dict[str, list[Any]] = defaultdict(list)
     for event, _ in history:
         if isinstance(event, ProductUpdated):
-            newest[event.product_id] = max(newest[event.product_id], event.version or 0)
+            newest[event.product_id] = max(newest[event.product_id], (event.version or 0, event.envelope.occurred_at))
         else:
             statuses[event.order_id].append(event)
-    for product, version in newest.items():
+    for product, (version, at) in newest.items():
         floor = serving_caches.FLOOR.format(product)
         if version == 0:
             assert run.state(0, product) is None and floor not in last, "1.0 records predate every cached copy"
             continue
-        assert run.state(0, product) == version
+        assert run.state(0, product) == (version, at)
+        # the floor stays until the update's event time plus its TTL (the same instant in any run)
         assert last[floor] == Invalidate(
-            floor, version, (f"product:{product}", f"gql:product:{product}"), settings_.floor_ttl_s * 1000
+            floor, version, (f"product:{product}", f"gql:product:{product}"), at + settings_.floor_ttl_s * 1000
         )
     for order, events in statuses.items():
         top = max(events, key=lambda e: STATUS_RANK[serving_caches.STATUS_OF[type(e)]])
