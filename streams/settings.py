@@ -67,7 +67,7 @@ class DataflowSettings(DeployableSettings):
     epoch_interval: float = Field(default=1.0, gt=0, le=600)
     # a replay (`shopstream replay run`): seconds between its checkpoints (a run killed continues
     # from the last one)
-    replay_checkpoint_interval: float = Field(default=5.0, gt=0, le=600)
+    replay_checkpoint_interval: float = Field(default=15.0, gt=0, le=600)
 
     def group(self, dataflow: str) -> str:
         """The consumer group (Quix) and the name of the dataflow's progress in the stores."""

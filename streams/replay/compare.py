@@ -136,10 +136,43 @@ def redis_values(client: Any, keys: list[str], prefix: str = "") -> Iterator[tup
             yield key, {"type": kind, "value": value, "expiresAt": exp}, exp if int(expires) > 0 else None
 
 
+# KEYS = keys; per key {sha1 of its canonical form, expiry ms (-1: none, -2: no key)}. The digest is
+# made in Redis (one script call per CHUNK keys): a hash's fields sorted with their values and its
+# expiry instant, a sorted set's members and scores, a string's value (without expiry)
+_DIGEST = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  local kind = redis.call('TYPE', key)['ok']
+  local parts = {kind}
+  local expires = redis.call('PEXPIRETIME', key)
+  if kind == 'hash' then
+    local flat = redis.call('HGETALL', key)
+    local pairs_ = {}
+    for j = 1, #flat, 2 do pairs_[#pairs_ + 1] = flat[j] .. '\0' .. flat[j + 1] end
+    table.sort(pairs_)
+    parts[2] = table.concat(pairs_, '\1')
+    parts[3] = tostring(expires)
+  elseif kind == 'zset' then
+    parts[2] = table.concat(redis.call('ZRANGE', key, 0, -1, 'WITHSCORES'), '\1')
+  elseif kind == 'string' then
+    parts[2] = redis.call('GET', key)
+  end
+  out[#out + 1] = {redis.sha1hex(table.concat(parts, '\2')), expires}
+end
+return out
+"""
+
+
 def redis_side(client: Any, keys: list[str], prefix: str = "") -> Side:
+    """Each key's digest, computed in Redis (`_DIGEST`): the values never cross the wire."""
     side = Side()
-    for key, value, expires in redis_values(client, keys, prefix):
-        side.add(key, value, expires)
+    script = client.register_script(_DIGEST)
+    for start in range(0, len(keys), CHUNK):
+        chunk = keys[start : start + CHUNK]
+        for key, (sha, expires) in zip(chunk, script(keys=[prefix + k for k in chunk]), strict=True):
+            if int(expires) == -2:
+                continue  # gone (expired) since it was listed
+            side.keys[key] = (int(sha[:16], 16), int(expires) if int(expires) > 0 else None)
     return side
 
 

@@ -472,6 +472,16 @@ class Replays:
                 parity.differences.append({"key": key, "live": a, "shadow": b})
         return parity
 
+    def _redis_differences(self, r: Any, record: Record) -> list[str]:
+        """Every key whose live value is not the shadow's, bookkeeping (rankings' versions) and
+        keys about to expire included: what a promotion changes."""
+        patterns = self.projection.redis_keys
+        cut = len(record.redis_prefix)
+        live = compare.redis_side(r, targets.scan(r, patterns))
+        shadow_keys = [k[cut:] for k in targets.scan(r, patterns, record.redis_prefix)]
+        keys, _, _ = compare.differing_keys(live, compare.redis_side(r, shadow_keys, record.redis_prefix), -(2**62))
+        return keys
+
     def _compare_cassandra(self, record: Record) -> list[compare.Parity]:
         out = []
         keyspace = self.settings.cassandra.keyspace
@@ -542,8 +552,10 @@ class Replays:
             previous: dict[str, Any] = {"generations": self.live_generations()}
             if "redis" in self.stores:
                 with self._redis() as r:
-                    retired, promoted = targets.promote_redis(r, record.shadow(), self.projection.redis_keys)
-                previous["redisKeys"] = retired
+                    differing = self._redis_differences(r, record)
+                    swapped = targets.promote_redis(r, record.shadow(), self.projection.redis_keys, differing)
+                previous["redisKeys"] = swapped["retired"]
+                previous["redisKeysChanged"] = swapped["changed"]
             if "cassandra" in self.stores:
                 with self._cassandra() as (_, session):
                     pointers = cassandra_tables(session)

@@ -5,10 +5,13 @@ Per store, generation N of a projection (the live one is the generation the stor
 first promotion):
 
 - **Redis**: the projection's keys under the namespace `replay:<group>:r<N>:` (`inventory:P1` is
-  `replay:shopstream-inventory_snapshot:r1:inventory:P1`). Promotion is one Lua script — atomic,
-  readers see the old keys or the new ones, never a mix — that renames the live keys (those
-  matching `Projection.redis_keys`) into the namespace of the generation they were, then the
-  shadow's into the live names. The old generation stays there until `drop`.
+  `replay:shopstream-inventory_snapshot:r1:inventory:P1`). Promotion happens with the live
+  dataflow paused and the shadow at its offset vector, where the two differ only in the keys a
+  repair changes: the live keys (those matching `Projection.redis_keys`) are copied into the
+  namespace of the generation they were (kept until `drop`), then one Lua script — atomic, and
+  short: readers see the old value or the new one of each key, never wait long — copies the
+  differing keys from the shadow into the live names (or deletes them), and the shadow's
+  namespace goes.
 - **Cassandra**: a table `<table>_r<N>` made like the live one (its CQL, renamed). Readers and the
   live sink name a table by its logical name and follow the pointer in `read_models` (logical →
   physical); promotion is one write of that row. The old table stays until `drop`.
@@ -114,43 +117,51 @@ def _glob_escape(text: str) -> str:
     return re.sub(r"([\[\]*?\\])", r"\\\1", text)
 
 
-def promote_redis(client: Any, shadow: Shadow, patterns: Sequence[str]) -> tuple[int, int]:
-    """Swap the shadow's keys in for the live ones in one script; (live keys retired, shadow keys
-    promoted). The generations hash records the new live generation in the same script."""
+def promote_redis(client: Any, shadow: Shadow, patterns: Sequence[str], differing: Sequence[str]) -> dict[str, int]:
+    """Make the shadow's values the live ones, with the live dataflow paused and the shadow at
+    the same offset vector: the two hold the same values but for `differing` (a repair, or
+    nothing), so only those change, in one script (atomic; a few keys, not the whole projection,
+    so Redis is never held long). Before it, every live key is copied into the namespace of the
+    generation it was (kept until `drop`); after it, the shadow's namespace goes (its values are
+    the live ones now)."""
     live_generation = redis_generation(client, shadow.group)
-    retired = NAMESPACE.format(group=shadow.group, generation=live_generation)
     if live_generation == shadow.generation:
         raise ValueError(f"generation {shadow.generation} is live already")
+    retired = NAMESPACE.format(group=shadow.group, generation=live_generation)
+    leftover = scan(client, patterns, retired)  # a generation's keys are never mixed
+    _in_chunks(client, "UNLINK", leftover)
     live = scan(client, patterns)
-    promoted = scan(client, patterns, shadow.redis_prefix)
-    # the retired namespace must be empty (a generation's keys are never overwritten)
-    leftover = scan(client, patterns, retired)
-    if leftover:
-        client.delete(*leftover)
+    for start in range(0, len(live), 1_000):  # server-side copies, a pipeline at a time
+        with client.pipeline(transaction=False) as pipe:
+            for key in live[start : start + 1_000]:
+                pipe.copy(key, retired + key, replace=True)
+            pipe.execute()
     script = client.register_script(_PROMOTE)
-    script(
-        keys=[*live, *promoted, GENERATIONS],
-        args=[len(live), retired, len(shadow.redis_prefix), shadow.group, shadow.generation],
-    )
-    return len(live), len(promoted)
+    changed = script(keys=[*differing, GENERATIONS], args=[shadow.redis_prefix, shadow.group, shadow.generation])
+    _in_chunks(client, "UNLINK", scan(client, patterns, shadow.redis_prefix))
+    return {"retired": len(live), "changed": int(changed)}
 
 
-# KEYS = the live keys, then the shadow's, then the generations hash; ARGV[1] = how many live keys,
-# ARGV[2] = the namespace the live keys retire into, ARGV[3] = the length of the shadow's namespace,
-# ARGV[4] = the group (the generations field), ARGV[5] = the new live generation
+# KEYS = the keys that differ, then the generations hash; ARGV[1] = the shadow's namespace,
+# ARGV[2] = the group (the generations field), ARGV[3] = the new live generation
 _PROMOTE = """
-local live = tonumber(ARGV[1])
 local n = #KEYS - 1
-for i = 1, live do
-  redis.call('RENAME', KEYS[i], ARGV[2] .. KEYS[i])
+for i = 1, n do
+  local key = KEYS[i]
+  if redis.call('EXISTS', ARGV[1] .. key) == 1 then
+    redis.call('COPY', ARGV[1] .. key, key, 'REPLACE')
+  else
+    redis.call('DEL', key)
+  end
 end
-local cut = tonumber(ARGV[3]) + 1
-for i = live + 1, n do
-  redis.call('RENAME', KEYS[i], string.sub(KEYS[i], cut))
-end
-redis.call('HSET', KEYS[#KEYS], ARGV[4], ARGV[5])
-return n - live
+redis.call('HSET', KEYS[#KEYS], ARGV[2], ARGV[3])
+return n
 """
+
+
+def _in_chunks(client: Any, command: str, keys: Sequence[str], size: int = 1_000) -> None:
+    for start in range(0, len(keys), size):
+        client.execute_command(command, *keys[start : start + size])
 
 
 def drop_redis(client: Any, group: str, generation: int, patterns: Sequence[str]) -> int:
@@ -160,8 +171,7 @@ def drop_redis(client: Any, group: str, generation: int, patterns: Sequence[str]
     prefix = NAMESPACE.format(group=group, generation=generation)
     keys = scan(client, patterns, prefix)
     keys += [k.decode() for k in client.scan_iter(match=_glob_escape(f"streams:progress:{group}@r{generation}") + "*")]
-    for start in range(0, len(keys), 1_000):
-        client.delete(*keys[start : start + 1_000])
+    _in_chunks(client, "UNLINK", keys)
     return len(keys)
 
 
