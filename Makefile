@@ -73,6 +73,7 @@ bench: setup
 	$(BIN)/python bench/registry_bench.py --report bench/RESULTS.md
 	$(BIN)/python bench/orders_bench.py --report bench/RESULTS.md
 	$(BIN)/python bench/streams_bench.py --report bench/RESULTS.md
+	$(BIN)/python bench/replay_bench.py --report bench/RESULTS.md
 	$(BIN)/python bench/serving_bench.py --report bench/RESULTS.md
 	$(BIN)/python bench/olap_bench.py --report bench/RESULTS.md
 	$(BIN)/python bench/payment_bench.py --report bench/RESULTS.md

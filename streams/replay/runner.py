@@ -214,7 +214,8 @@ class ReplayRun:
             caught_up = {p for p in until if p not in todo and until[p] >= ends.get(p, 0)}
             clock, inputs = self.clock, self.inputs
             while todo:
-                messages = c.consume(num_messages=BATCH, timeout=1.0)
+                left = sum(end - self.next.get(p, 0) for p, end in todo.items())
+                messages = c.consume(num_messages=max(1, min(BATCH, left)), timeout=1.0)
                 items: list[Item[Any]] = []
                 read: dict[str, int] = {}
                 for msg in messages:

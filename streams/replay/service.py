@@ -253,9 +253,9 @@ class Replays:
         return max([*held, *self.live_generations().values(), 0]) + 1
 
     def _shadow(self, generation: int) -> targets.Shadow:
-        tables = {t: targets.physical_name(t, generation) for t in self.projection.tables}
+        tables = {t: targets.physical_name(t, generation) for t in self.projection.tables if "cassandra" in self.stores}
         indices: dict[str, str] = {}
-        if self.projection.indices:
+        if self.projection.indices and "opensearch" in self.stores:
             with self._opensearch() as http:
                 for alias in self.projection.indices:
                     live = targets.alias_indices(http, alias)
