@@ -32,20 +32,14 @@ from cassandra.cluster import Cluster
 from dev.simulators.storefront import run as simulate
 from dev.stack.cassandra_migrations import KEYSPACE
 from dev.stack.stack import Stack
+from streams import DATAFLOW_NAMES
 from tests.e2e.test_ws import frames_until, socket
 from tests.integration.api_client import Storefront
 from tests.integration.flows import SHOPSTREAM
 from tests.integration.test_webhooks import Receiver, subscribe, unsubscribe
 from tests.support import eventually
 
-ALL = (
-    "inventory_snapshot",
-    "revenue_windows",
-    "flash_sale_price_map",
-    "serving_caches",
-    "orders_by_customer",
-    "product_search_index",
-)
+ALL = DATAFLOW_NAMES
 
 
 def replay(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
