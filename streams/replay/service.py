@@ -207,13 +207,16 @@ class Replays:
         return out
 
     # --- plan ----------------------------------------------------------------------------------
-    def plan(self, since_ms: int | None = None, sample: int = 20_000) -> dict[str, Any]:
+    def _vectors(self, since_ms: int | None) -> tuple[dict[str, int], dict[str, int]]:
+        """Where a replay would start (the retained log's start, or `since_ms`) and end (now)."""
         c = consumer(self.settings)
         try:
-            start = start_offsets(c, self.topics, since_ms)
-            end = end_offsets(c, self.topics)
+            return start_offsets(c, self.topics, since_ms), end_offsets(c, self.topics)
         finally:
             c.close()
+
+    def plan(self, since_ms: int | None = None, sample: int = 20_000) -> dict[str, Any]:
+        start, end = self._vectors(since_ms)
         records = {p: max(end[p] - start.get(p, 0), 0) for p in end}
         generation = self.next_generation()
         shadow = self._shadow(generation)
@@ -292,12 +295,7 @@ class Replays:
         return record
 
     def _new(self, since_ms: int | None) -> Record:
-        c = consumer(self.settings)
-        try:
-            start = start_offsets(c, self.topics, since_ms)
-            end = end_offsets(c, self.topics)
-        finally:
-            c.close()
+        start, end = self._vectors(since_ms)
         generation = self.next_generation()
         shadow = self._shadow(generation)
         t = now_ms()
