@@ -100,7 +100,7 @@ class OrderStage(BaseStage[Any, Any]):
             "currency": state.currency,
             "item_count": sum(qty for _, qty, _ in state.lines),
             # the order_line type's fields in their order (product_id, quantity, unit_price_minor)
-            "lines": [tuple(line) for line in state.lines],
+            "order_lines": [tuple(line) for line in state.lines],
             "status_changed_at": dict(state.status_changed_at),
             "trace_id": state.trace_id,
             "updated_at": state.updated_at,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import time
 import uuid
 from collections import Counter
@@ -180,4 +181,14 @@ async def _safe(shop: Storefront, action: Callable[[], Any]) -> None:
     try:
         await action()
     except httpx.HTTPError as exc:
-        shop.tally.errors[f"transport {type(exc).__name__}"] += 1
+        shop.tally.errors[f"transport {type(exc).__name__}{_request_of(exc)}"] += 1
+
+
+def _request_of(exc: httpx.HTTPError) -> str:
+    """` POST /api/v1/orders/{id}/pay`: which call failed, its ids folded (a tally's key)."""
+    try:
+        request = exc.request
+    except RuntimeError:  # an error raised before a request was made
+        return ""
+    path = re.sub(r"/(ORD-|P-|USER-)?[0-9a-fA-F-]{8,}", "/{id}", request.url.path)
+    return f" {request.method} {path}"

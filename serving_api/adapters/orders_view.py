@@ -33,8 +33,19 @@ _MAC = 16  # bytes of HMAC-SHA256 kept in a cursor
 
 __all__ = ["CustomerOrders", "StoreUnavailable"]
 
-COLUMNS = (
-    "order_id, created_at, status, total_minor, currency, item_count, lines, status_changed_at, trace_id, updated_at"
+COLUMNS = ", ".join(
+    (
+        "order_id",
+        "created_at",
+        "status",
+        "total_minor",
+        "currency",
+        "item_count",
+        "order_lines",
+        "status_changed_at",
+        "trace_id",
+        "updated_at",
+    )
 )
 
 
@@ -204,7 +215,7 @@ class CustomerOrders:
                 "itemCount": r.item_count,
                 "lines": [
                     {"productId": line.product_id, "qty": line.quantity, "unitPriceMinor": line.unit_price_minor}
-                    for line in (r.lines or [])
+                    for line in (r.order_lines or [])
                 ],
                 "statusChangedAt": {status: _iso(at) for status, at in sorted((r.status_changed_at or {}).items())},
                 "createdAt": _iso(r.created_at),

@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 
 import httpx
+import pytest
 
 from dev.stack.stack import Stack
 from tests.integration.api_client import Storefront
@@ -17,6 +18,13 @@ from tests.support import eventually
 
 def search(shop: Storefront, **params: Any) -> httpx.Response:
     return shop.http.get("/api/v1/products/search", params=params)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def search_answers(shop: Storefront) -> None:
+    """A freshly started OpenSearch may take longer than the API's read timeout over its first
+    queries (the API then answers 503, retry later, as it should): wait until it answers in time."""
+    eventually(lambda: search(shop, q="mug").status_code == 200, timeout=90, what="a first search answered")
 
 
 def ids(shop: Storefront, **params: Any) -> list[str]:

@@ -44,7 +44,7 @@ def olap(stack: Stack) -> OlapClient:
 def simulated_day(stack: Stack, olap: OlapClient) -> dict[str, Any]:
     """A compressed storefront day through the public API (orders placed, paid, canceled,
     fulfilled), then everything landed and the marts built."""
-    tally = asyncio.run(simulate(stack.settings.api.url, rate=25, duration=20, users=20, products=12, seed=7))
+    tally = asyncio.run(simulate(stack.settings.api.url, rate=15, duration=25, users=20, products=12, seed=7))
     assert tally.calls["pay 200"] > 10, f"the simulator paid too few orders: {tally.calls}"
     assert not tally.errors, tally.errors
     settle(stack, olap)

@@ -58,7 +58,7 @@ def legacy(stack: Stack) -> Iterator[Legacy]:
     control.http.close()
 
 
-def adapter(stack: Stack, clock: FakeClock, soap_timeout: float = 0.3, soap_port: int | None = None) -> PaymentAdapter:
+def adapter(stack: Stack, clock: FakeClock, soap_timeout: float = 2.0, soap_port: int | None = None) -> PaymentAdapter:
     api = stack.settings.api
     return PaymentAdapter(
         LegacySoapGateway(f"http://{api.host}:{soap_port or api.soap_payment_port}/soap?wsdl", soap_timeout),
@@ -123,22 +123,23 @@ def test_slow_gateway_times_out_is_retried_and_answers_when_it_catches_up(stack:
     clock = FakeClock()
 
     async def scenario() -> None:
-        a = adapter(stack, clock, soap_timeout=0.3)
+        # a timeout well above a normal answer on a loaded machine, and slow answers well above it
+        a = adapter(stack, clock, soap_timeout=1.0)
         try:
             timeouts = REGISTRY.get_sample_value(
                 "payment_attempts_total", {"path": "soap-legacy", "outcome": "timeout"}
             )
-            legacy.mode("slow", delay_ms=1500, times=2)  # two slow answers, then normal again
+            legacy.mode("slow", delay_ms=2500, times=2)  # two slow answers, then normal again
             out = await a.capture(oid(), USD)
             assert (out.status, out.gateway, out.soap_attempts, out.fallback) == ("APPROVED", "soap-legacy", 3, None)
             after = REGISTRY.get_sample_value("payment_attempts_total", {"path": "soap-legacy", "outcome": "timeout"})
             assert after == (timeouts or 0) + 2
             assert a.breaker.current_state == pybreaker.STATE_CLOSED and a.breaker.fail_counter == 0
-            legacy.mode("slow", delay_ms=1500)  # slow for good: 5 timeouts, then REST
+            legacy.mode("slow", delay_ms=2500)  # slow for good: 5 timeouts, then REST
             started = time.monotonic()
             out = await a.capture(oid(), USD)
             assert (out.gateway, out.soap_attempts, out.fallback) == ("rest-sim", 5, "soap-exhausted")
-            assert time.monotonic() - started < 5 * 0.3 + 2  # each attempt bounded by the timeout
+            assert time.monotonic() - started < 5 * 1.0 + 3  # each attempt bounded by the timeout
             assert a.breaker.current_state == pybreaker.STATE_OPEN
         finally:
             await a.close()
