@@ -1,6 +1,7 @@
 """Pausing a running dataflow from outside, cooperatively (a replay's verify and promote,
 `streams.replay`): the pauser sets `streams:pause:<group>` in the dataflow's Redis to a request
-id (with a TTL, so a pauser that dies does not leave the dataflow paused); the engine stops
+id, on a short lease (`PauseLease`: a TTL its holder renews, so a pauser killed with kill -9
+leaves the dataflow paused for LEASE_S at most); the engine stops
 reading its inputs, finishes what it read (its stores then reflect every record it read, and a
 multi-stage projection's later stages have taken everything the first one forwarded), and answers
 in `streams:paused:<group>` with the request id and the next offset of each input partition: the
@@ -13,6 +14,7 @@ local stack, compose, a cluster): it needs only the Redis every dataflow writes.
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from collections.abc import Mapping
@@ -23,6 +25,7 @@ import redis
 PAUSE = "streams:pause:{group}"
 PAUSED = "streams:paused:{group}"
 CHECK_EVERY_S = 0.2  # how often an engine looks at the pause key
+LEASE_S = 30  # a pause request's TTL; its holder renews it every third of that
 
 
 class PauseFlag:
@@ -70,10 +73,42 @@ class NotPaused(RuntimeError):
     """The dataflow did not answer the pause in time (not running, or stuck)."""
 
 
-def request_pause(client: Any, group: str, ttl_s: int = 900) -> str:
+def request_pause(client: Any, group: str, ttl_s: int = LEASE_S) -> str:
+    """Set the pause request for `ttl_s` (renew it with a `PauseLease` to hold it longer)."""
     request = uuid.uuid4().hex
     client.set(PAUSE.format(group=group), request, ex=ttl_s)
     return request
+
+
+# renews the request's TTL only while the key still holds this request (not after a release, nor
+# over another pauser's request)
+_RENEW = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('EXPIRE', KEYS[1], ARGV[2]) end return 0"
+
+
+class PauseLease:
+    """Holds a pause request while its holder runs: a thread renews the key's TTL every third of
+    `ttl_s`. A holder that stops (`close`, or killed: the thread dies with it) lets the key
+    expire, and the dataflow reads on."""
+
+    def __init__(self, url: str, group: str, request: str, ttl_s: int = LEASE_S) -> None:
+        self.client = redis.Redis.from_url(url, socket_timeout=5)
+        self.key, self.request, self.ttl_s = PAUSE.format(group=group), request, ttl_s
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._renew, name=f"pause-lease-{group}", daemon=True)
+        self.thread.start()
+
+    def _renew(self) -> None:
+        while not self.stopped.wait(self.ttl_s / 3):
+            try:
+                if not self.client.eval(_RENEW, 1, self.key, self.request, self.ttl_s):
+                    return  # released, or taken over: nothing left to hold
+            except redis.RedisError:
+                continue  # Redis away for a moment: the TTL left covers the next try
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.thread.join(timeout=5)
+        self.client.close()
 
 
 class Paused(NamedTuple):

@@ -372,11 +372,13 @@ class Replays:
             else:  # paused: the vector it answers with is what its stores reflect
                 with self._redis() as r:
                     request = pause.request_pause(r, self.group)
+                    self._hold(pause.PauseLease(self.settings.redis.url, self.group, request))
                     try:
                         vector, ticks = pause.wait_paused(
                             r, self.group, request, max(deadline - time.monotonic(), 15.0)
                         )
                     except pause.NotPaused as exc:
+                        self._drop_lease()
                         pause.release(r, self.group)
                         raise ReplayError(str(exc)) from None
             behind = {
@@ -405,9 +407,20 @@ class Replays:
         self._build(record, until, progress, ends, close_windows=ticks)
         return {p: record.end[p] for p in sorted(record.end)}
 
+    def _hold(self, lease: Any) -> None:
+        """The lease that keeps the current pause request (renewed while this process runs)."""
+        self._drop_lease()
+        self._lease = lease
+
+    def _drop_lease(self) -> None:
+        lease, self._lease = getattr(self, "_lease", None), None
+        if lease is not None:
+            lease.close()
+
     def _release(self) -> None:
         from streams import pause
 
+        self._drop_lease()
         with self._redis() as r:
             pause.release(r, self.group)
 

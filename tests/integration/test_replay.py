@@ -222,3 +222,28 @@ def test_plan_says_what_it_would_read_and_into_which_shadow(stack: Stack, tmp_pa
     )
     assert refused.returncode == 1, refused.stderr
     assert "Traceback" not in refused.stderr and "no replay that is built" in refused.stderr
+
+
+def test_a_pause_lasts_while_its_lease_is_renewed_and_ends_soon_after_its_holder_is_gone(stack: Stack) -> None:
+    """A replay killed mid-verify must not leave the live dataflow paused: the request is a short
+    TTL its holder renews (here 3 s, renewed every second)."""
+    url = f"redis://{stack.settings.redis.host}:{stack.settings.redis.port}/6"
+    client = redis.Redis.from_url(url, decode_responses=True)
+    group = f"t-lease-{os.getpid()}-{time.time_ns()}"
+    key = pause.PAUSE.format(group=group)
+    try:
+        request = pause.request_pause(client, group, ttl_s=3)
+        lease = pause.PauseLease(url, group, request, ttl_s=3)
+        time.sleep(5)  # longer than the TTL: the lease kept it
+        assert client.get(key) == request
+        lease.close()  # its holder gone (a kill -9 ends the renewing thread the same way)
+        eventually(lambda: client.get(key) is None, timeout=5, what="the pause expired")
+        # a lease never renews another pauser's request, nor brings a released one back
+        other = pause.request_pause(client, group, ttl_s=3)
+        stale = pause.PauseLease(url, group, request, ttl_s=3)
+        time.sleep(1.5)
+        stale.close()
+        assert client.get(key) == other and client.ttl(key) <= 2
+    finally:
+        client.delete(key)
+        client.close()
