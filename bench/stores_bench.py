@@ -184,7 +184,7 @@ async def read_latency(settings: StackSettings, rate: float, seconds: float) -> 
                 "total_minor": 500,
                 "currency": "USD",
                 "item_count": 1,
-                "lines": [("P-bench", 1, 500)],
+                "order_lines": [("P-bench", 1, 500)],
                 "status_changed_at": {"PENDING": now - i * 1000},
                 "trace_id": "0" * 32,
                 "updated_at": now - i * 1000,
