@@ -56,9 +56,16 @@ def test_a_product_is_found_by_a_word_of_its_name_and_after_a_rename_by_the_new_
     product = a_product(shop, f"Enamel {word} kettle")
     pid = product["id"]
     eventually(lambda: pid in ids(shop, q=word), timeout=60, what=f"{pid} found by {word}")
-    found = search(shop, q=word).json()
-    item = next(i for i in found["items"] if i["productId"] == pid)
-    assert item["price"] == {"amountMinor": 4200, "currency": "USD"} and item["inStock"] is True
+
+    def document() -> tuple[dict[str, Any], dict[str, Any]] | None:
+        # the name, the price and the stock reach the document from different events: found by
+        # its new name, it may not hold the price and the stock yet
+        found = search(shop, q=word).json()
+        item = next(i for i in found["items"] if i["productId"] == pid)
+        whole = item["price"] == {"amountMinor": 4200, "currency": "USD"} and item["inStock"] is True
+        return (found, item) if whole else None
+
+    found, _ = eventually(document, timeout=60, what=f"{pid}'s price and stock in its document")
     assert {"categories", "priceRanges"} <= set(found["facets"])
     assert sum(b["count"] for b in found["facets"]["priceRanges"]) >= 1
     assert ids(shop, q=word, minPrice=4000, maxPrice=4500, inStock="true") == [pid]
