@@ -103,6 +103,7 @@ class Replays:
         self.root = Path(self.settings.state_dir) / "replay" / self.group
         self.topics = [self.settings.topic_prefix + e.topic for e in self.projection.inputs]
         self.stores = [s for s in ("redis", "cassandra", "opensearch") if self._writes(s)]
+        self._lease: Any = None  # the `PauseLease` of the pause this replay holds, if any
 
     def _writes(self, store: str) -> bool:
         if store == "redis":
@@ -413,7 +414,7 @@ class Replays:
         self._lease = lease
 
     def _drop_lease(self) -> None:
-        lease, self._lease = getattr(self, "_lease", None), None
+        lease, self._lease = self._lease, None
         if lease is not None:
             lease.close()
 
