@@ -65,7 +65,7 @@ log = logging.getLogger("shopstream.streams")
 IDLE_POLL = timedelta(milliseconds=5)  # how long a partition with nothing to read rests
 PAUSED_POLL = timedelta(milliseconds=50)  # how long a paused partition rests between looks
 KEEP_SEALED = 1_000  # epochs whose sealed positions are kept (a sink idle longer records later)
-SETTLED_EPOCHS = 3  # a key that took no item for this many epochs has all it was sent before them
+SETTLED_EPOCHS = 3  # sink epochs a pause waits after its positions, for the timers to have acted
 
 
 @dataclass(slots=True)
@@ -94,6 +94,9 @@ class BytewaxEngine:
         self.clock = PartitionClock()
         self.caught_up: set[str] = set()  # partitions read to their end (they do not hold the watermark)
         self.sealed_watermark = NEVER  # as of the last epoch every partition has ended
+        # the newest epoch whose items every stage has applied: the sink snapshotted it (Timely
+        # snapshots an operator at an epoch's end only once every item of it has passed)
+        self.applied_epoch = 0
         # epoch → (positions read by its end, the watermark then), the last KEEP_SEALED epochs
         self.sealed: dict[int, tuple[dict[str, int], int]] = {}
         self.epochs: dict[int, dict[str, tuple[int, int, bool]]] = {}  # epoch → partition → its end
@@ -107,7 +110,9 @@ class BytewaxEngine:
         # reflect everything read, the sink says so with the positions
         self.pause = PauseFlag(settings.redis.url, settings.group(projection.name))
         self.read_next: dict[str, int] = {}  # source partition → its next offset (0 before any)
-        self.paused_since: tuple[str, int] | None = None  # (request, the newest sealed epoch then)
+        # (request, when the recorded positions first covered every record read: the sink's
+        # epoch and the monotonic time then, or None before that)
+        self.paused_since: tuple[str, tuple[int, float] | None] | None = None
         self.flow = self._build()
         self.heartbeat = settings.heartbeat(projection.name)
         self.heartbeat.parent.mkdir(parents=True, exist_ok=True)
@@ -143,9 +148,6 @@ class BytewaxEngine:
         the sink may record once it has written all items of epochs up to `epoch`)."""
         done = [e for e in self.sealed if e <= epoch]
         return self.sealed[max(done)][0] if done else {}
-
-    def newest_sealed(self) -> int:
-        return max(self.sealed, default=0)
 
     def watermark_of(self, epoch: int) -> int:
         """The watermark sealed at the newest epoch up to `epoch` every partition has ended."""
@@ -239,20 +241,27 @@ class BytewaxEngine:
 
     def answer_pause(self, positions: dict[str, int]) -> None:
         """Paused, `positions` (recorded in the stores) cover every record the sources read, and
-        the timers have acted on the watermark as of when reading stopped (a stage's timer uses
-        the one sealed SETTLED_EPOCHS before the newest: windows it closes are written that many
-        epochs later): say so (`streams.pause`). Nothing is written after that while paused."""
+        the timers have acted on the watermark as of when reading stopped (a timer uses the
+        watermark of the newest epoch the sink has ended; its writes reach the sink an epoch or
+        two later): say so (`streams.pause`) once the sink has ended SETTLED_EPOCHS more epochs
+        and as many timer ticks have passed. Nothing is written after that while paused."""
         request = self.pause.requested()
         if request is None:
             self.paused_since = None
             return
         if self.paused_since is None or self.paused_since[0] != request:
-            self.paused_since = (request, self.newest_sealed())
-        if self.newest_sealed() < self.paused_since[1] + SETTLED_EPOCHS + 2:
-            return
+            self.paused_since = (request, None)
         if not positions or len(self.read_next) < self.partitions:
             return
-        if all(positions.get(p) == n for p, n in self.read_next.items()):
+        if any(positions.get(p) != n for p, n in self.read_next.items()):
+            self.paused_since = (request, None)  # still reading what was fetched before the pause
+            return
+        covered = self.paused_since[1]
+        if covered is None:
+            self.paused_since = (request, (self.applied_epoch, time.monotonic()))
+            return
+        settled = self.applied_epoch >= covered[0] + SETTLED_EPOCHS
+        if settled and time.monotonic() - covered[1] >= SETTLED_EPOCHS * self.settings.epoch_interval:
             self.pause.acknowledge(request, positions, ticks=True)  # its windows turn final on timers
 
 
@@ -279,10 +288,11 @@ def _builder(runner: StageRunner[Any, Any], engine: BytewaxEngine) -> Any:
         def on_notify(self) -> tuple[Iterable[Any], bool]:
             assert self.key is not None
             # the watermark of an epoch all of whose items this key has taken: one before the
-            # newest it has seen (items of a later epoch arrived, so every earlier one did), or,
-            # when it saw none for a while, one SETTLED_EPOCHS behind the newest every partition
-            # has ended (an item of that epoch still on its way to this stage would be that late)
-            epoch = max(self.epoch - 1, engine.newest_sealed() - SETTLED_EPOCHS)
+            # newest it has seen (items of a later epoch arrived, so every earlier one did), or
+            # the newest the sink has ended (every stage has applied its items). Not "a few
+            # epochs behind the sources": under load a stage lags the sources by more than that,
+            # and an item still on its way would then be late (a cancellation dropped).
+            epoch = max(self.epoch - 1, engine.applied_epoch)
             writes = runner.advance(self.key, self.ks, engine.watermark_of(epoch))
             return ([Out(writes, epoch)] if writes else []), False
 
@@ -487,6 +497,7 @@ class _KernelSinkPartition(StatefulSinkPartition[Out, None]):
     def snapshot(self) -> None:
         # Bytewax snapshots a sink only in epochs it had items (each epoch has one, `_EpochSource`):
         # the epoch is the items' own
+        self.engine.applied_epoch = max(self.engine.applied_epoch, self.epoch)
         positions = self.engine.reflected(self.epoch)
         if positions and positions != self.recorded:
             self.engine.stores.apply([], positions)  # the records it wrote are flushed already

@@ -1,6 +1,6 @@
 """The serving stores of issue 15 as stack components, on the real local processes: Cassandra with
 our CQL migrations, OpenSearch with the versioned product index behind its alias; each survives a
-kill -9 and comes back with `shopstream up`."""
+kill -9 and comes back with `shopstream up` (test_store_restarts.py)."""
 
 from __future__ import annotations
 
@@ -122,26 +122,6 @@ def test_orders_by_customer_is_newest_first_within_a_customer(cql: Any) -> None:
         cql.execute(f"DELETE FROM {KEYSPACE}.orders_by_customer WHERE customer_id = %s", [customer])
 
 
-def test_cassandra_killed_comes_back_with_its_schema_and_rows(stack: Stack) -> None:
-    projection = f"test-{uuid.uuid4().hex[:8]}"
-    with session(stack.settings.cassandra) as s:
-        s.execute(
-            f"INSERT INTO {KEYSPACE}.projection_progress (projection, partition, next_offset) VALUES (%s, %s, %s)",
-            [projection, "orders.placed/0", 42],
-        )
-    time.sleep(2.5)  # past the commit log's sync period (1 s, infra/conf/cassandra.yaml)
-    kill_and_bring_back(stack, "cassandra")
-    with session(stack.settings.cassandra) as s:
-        try:
-            row = s.execute(
-                f"SELECT next_offset FROM {KEYSPACE}.projection_progress WHERE projection = %s", [projection]
-            ).one()
-            assert row is not None and row.next_offset == 42  # replayed from the commit log
-        finally:
-            s.execute(f"DELETE FROM {KEYSPACE}.projection_progress WHERE projection = %s", [projection])
-    assert apply_cql_migrations(stack.settings) == []
-
-
 # --- OpenSearch --------------------------------------------------------------------------------
 
 
@@ -199,13 +179,5 @@ def test_product_text_search_through_the_alias(search: httpx.Client) -> None:
         search.delete(f"/products/_doc/{doc_id}", params={"refresh": "true"})
 
 
-def test_opensearch_killed_comes_back_with_its_index_and_documents(stack: Stack, search: httpx.Client) -> None:
-    index = f"test-restart-{uuid.uuid4().hex[:8]}"
-    search.put(f"/{index}", json={"settings": {"number_of_shards": 1, "number_of_replicas": 0}}).raise_for_status()
-    try:
-        search.put(f"/{index}/_doc/1", json={"n": 1}).raise_for_status()  # translog fsynced per request
-        kill_and_bring_back(stack, "opensearch")
-        assert search.get(f"/{index}/_doc/1").raise_for_status().json()["_source"] == {"n": 1}
-        products_index(search)
-    finally:
-        search.delete(f"/{index}")
+# The kill -9 of each store, with dataflows streaming into it: test_store_restarts.py (it uses
+# `kill_and_bring_back` above and checks the schema, the index and a row written before the kill).
