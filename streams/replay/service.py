@@ -57,7 +57,7 @@ from streams.sinks.cassandra_pointers import cassandra_tables
 from streams.sinks.redis import RANK_VERSIONS
 
 log = logging.getLogger("shopstream.replay")
-STATUSES = ("running", "built", "verified", "differs", "promoted", "retired", "dropped")
+STATUSES = ("running", "built", "verified", "differs", "promoting", "promoted", "retired", "dropped")
 
 
 class ReplayError(RuntimeError):
@@ -551,8 +551,11 @@ class Replays:
         wait_s: float = 60.0,
         progress: Any = None,
     ) -> Record:
-        record = self.record(generation, statuses=("built", "verified", "differs"))
-        if record.status != "verified" and not accept_differences:
+        record = self.record(generation, statuses=("built", "verified", "differs", "promoting"))
+        # a promotion that was cut off (killed, a store down) after its checks: run again, it
+        # finishes — the stores that serve the generation already are left as they are
+        resuming = record.status == "promoting"
+        if record.status != "verified" and not accept_differences and not resuming:
             why = "was not verified" if record.verify is None else "differs from the live one"
             raise ReplayError(
                 f"generation {record.generation} {why}: `shopstream replay verify {self.spec.name}` first,"
@@ -561,24 +564,32 @@ class Replays:
         started = time.monotonic()
         try:
             vector = self._align(record, live_stopped, wait_s, progress)
-            previous: dict[str, Any] = {"generations": self.live_generations()}
+            live = self.live_generations()
+            previous: dict[str, Any] = record.previous if resuming and record.previous else {"generations": live}
+            record.previous, record.status = previous, "promoting"
+            self.save(record)  # before the first swap: from here on, running promote again finishes it
             if "redis" in self.stores:
                 with self._redis() as r:
-                    differing = self._redis_differences(r, record)
-                    swapped = targets.promote_redis(r, record.shadow(), self.projection.redis_keys, differing)
-                previous["redisKeys"] = swapped["retired"]
-                previous["redisKeysChanged"] = swapped["changed"]
+                    if live.get("redis") != record.generation:
+                        differing = self._redis_differences(r, record)
+                        swapped = targets.promote_redis(r, record.shadow(), self.projection.redis_keys, differing)
+                        previous["redisKeys"] = swapped["retired"]
+                        previous["redisKeysChanged"] = swapped["changed"]
+                    else:  # swapped before the cut: what the catching up wrote into the namespace goes
+                        targets.drop_namespace(r, record.shadow(), self.projection.redis_keys)
             if "cassandra" in self.stores:
                 with self._cassandra() as (_, session):
                     pointers = cassandra_tables(session)
-                    previous["tables"] = {t: pointers.get(t, t) for t in record.tables}
+                    previous.setdefault("tables", {t: pointers.get(t, t) for t in record.tables})
                     for logical, physical in record.tables.items():
-                        targets.point_cassandra(session, logical, physical, record.generation)
+                        if pointers.get(logical, logical) != physical:
+                            targets.point_cassandra(session, logical, physical, record.generation)
             if "opensearch" in self.stores:
                 with self._opensearch() as http:
-                    previous["indices"] = {
-                        alias: targets.promote_index(http, alias, index) for alias, index in record.indices.items()
-                    }
+                    indices = previous.setdefault("indices", {})
+                    for alias, index in record.indices.items():
+                        if targets.alias_indices(http, alias) != [index]:
+                            indices[alias] = targets.promote_index(http, alias, index)
             record.previous = previous
             record.promoted_at = now_ms()
             record.status = "promoted"
@@ -586,6 +597,7 @@ class Replays:
                 **record.stats,
                 "promotedAt": vector,
                 "promoteSeconds": round(time.monotonic() - started, 3),
+                **({"resumed": True} if resuming else {}),
             }
             for other in self.records():
                 if other.status == "promoted" and other.generation != record.generation:

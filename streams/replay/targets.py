@@ -138,8 +138,13 @@ def promote_redis(client: Any, shadow: Shadow, patterns: Sequence[str], differin
             pipe.execute()
     script = client.register_script(_PROMOTE)
     changed = script(keys=[*differing, GENERATIONS], args=[shadow.redis_prefix, shadow.group, shadow.generation])
-    _in_chunks(client, "UNLINK", scan(client, patterns, shadow.redis_prefix))
+    drop_namespace(client, shadow, patterns)
     return {"retired": len(live), "changed": int(changed)}
+
+
+def drop_namespace(client: Any, shadow: Shadow, patterns: Sequence[str]) -> None:
+    """Delete the shadow's namespace once its values are the live ones."""
+    _in_chunks(client, "UNLINK", scan(client, patterns, shadow.redis_prefix))
 
 
 # KEYS = the keys that differ, then the generations hash; ARGV[1] = the shadow's namespace,

@@ -6,7 +6,9 @@ prefix, their own group, Redis database and state) on both engines:
   on Quix, whose second stage must first take what the first forwarded;
 - `shopstream replay run` then `verify` beside a live dataflow is 100% parity on either engine,
   with more records arriving while it runs;
-- a replay killed with SIGKILL mid-run, run again, ends with the values of an uninterrupted run."""
+- a replay killed with SIGKILL mid-run, run again, ends with the values of an uninterrupted run;
+- a promotion cut off after its Redis swap, run again, finishes (it does not refuse the generation
+  as "live already")."""
 
 from __future__ import annotations
 
@@ -26,6 +28,8 @@ from confluent_kafka import Producer
 from dev.stack.stack import Stack
 from shopstream.serde import AvroSerde
 from streams import pause
+from streams.replay import targets
+from streams.replay.service import Replays
 from tests.integration.flows import ENGINES, SHOPSTREAM, FlowProcess, produce
 from tests.integration.test_dataflows import (
     ADJUSTED,
@@ -197,6 +201,60 @@ def test_a_replay_killed_with_sigkill_continues_to_the_result_of_an_uninterrupte
     assert len(generation_values(flow.cache, flow.group, 1)) == 2_000 + 3
     snapshot = flow.cache.hgetall(f"replay:{flow.group}:r1:inventory:P-7")
     assert snapshot["version"] == "40" and snapshot["onHand"] == "40"
+
+
+def test_a_promotion_cut_off_after_its_redis_swap_finishes_when_run_again(
+    stack: Stack,
+    producer: Producer,
+    serde: AvroSerde,
+    tmp_path: Path,
+    flows: list[FlowProcess],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    prefix = topics_of_our_own(stack, "prom")
+    flow = FlowProcess(stack, tmp_path, "inventory_snapshot", "quix", prefix, db=5, stores='["redis"]')
+    flows.append(flow)
+    flow.cache.flushdb()
+    stock_log(producer, serde, prefix, products=200, versions=3)
+    flow.start()
+    assert answer(replay(flow, "run", "inventory_snapshot"))["status"] == "built"
+    assert answer(replay(flow, "verify", "inventory_snapshot"))["parity"] is True
+
+    # the promoting process dies right after the Redis script swapped the generation in, before
+    # it cleared the shadow's namespace and recorded the promotion
+    class Killed(BaseException):
+        pass
+
+    def die(*args: Any) -> None:
+        raise Killed
+
+    for name, value in flow.env.items():
+        if name.startswith("SHOPSTREAM_"):
+            monkeypatch.setenv(name, value)
+    monkeypatch.setattr(targets, "drop_namespace", die)
+    with pytest.raises(Killed):
+        Replays("inventory_snapshot").promote()
+    monkeypatch.undo()
+    assert flow.cache.hget(targets.GENERATIONS, flow.group) == "1"  # the swap itself happened
+    record = json.loads((tmp_path / f"state-{flow.group}" / "replay" / flow.group / "r1" / "replay.json").read_text())
+    assert record["status"] == "promoting"
+
+    now = int(time.time() * 1000)
+    for p in range(200):  # the live one goes on meanwhile
+        produce(producer, serde, ADJUSTED, stock_adjusted(f"P-{p}", 1, "RESTOCK", 4, 0, 4), now, prefix)
+    assert producer.flush(30) == 0
+    done = answer(replay(flow, "promote", "inventory_snapshot"))
+    assert done["status"] == "promoted" and done["generation"] == 1
+    assert not list(flow.cache.scan_iter(f"replay:{flow.group}:r1:*"))  # the namespace is gone
+    status = answer(replay(flow, "status", "inventory_snapshot"))
+    assert status["live"] == {"redis": 1}
+    assert [(r["generation"], r["status"]) for r in status["replays"]] == [(1, "promoted")]
+    # the live dataflow went on from the promoted positions: every product at its newest version
+    eventually(
+        lambda: {flow.cache.hget(f"inventory:P-{p}", "version") for p in range(200)} == {"4"},
+        timeout=60,
+        what="the live values after the promotion",
+    )
 
 
 def generation_values(cache: redis.Redis, group: str, generation: int) -> dict[str, Any]:

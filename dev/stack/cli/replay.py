@@ -231,7 +231,8 @@ def promote(
 ) -> None:
     """Swap the shadow in atomically per store (Redis keys in one script, Cassandra's read_models
     pointer, the OpenSearch alias); the live dataflow continues from the promoted positions. The
-    old generation stays until `drop`."""
+    old generation stays until `drop`. A promotion cut off (killed, a store down) is finished by
+    running it again."""
     _logging(f"replay-{uuid.uuid4().hex[:8]}")
     with _fails():
         _names(name, False)
@@ -272,7 +273,8 @@ def status(
     as_json: Json = False,
 ) -> None:
     """Per projection: the live generation per store, and each replay's status (running, built,
-    verified, differs, promoted, retired) with its lag behind the log."""
+    verified, differs, promoting — cut off mid-promotion: promote again —, promoted, retired) with
+    its lag behind the log."""
     from streams.catalog import DATAFLOWS
 
     rows = []
