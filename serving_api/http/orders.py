@@ -87,7 +87,8 @@ async def get_order(order_id: str, request: Request, who: Caller) -> dict[str, A
 async def pay_order(order_id: str, request: Request, who: Caller) -> dict[str, Any]:
     res = resources(request)
     await res.authz.require(who, "order.pay", await orders.owner_and_status(res.pool, order_id))
-    return await orders.pay(res.pool, res.payments, context(request, "order-service"), who.user_id, order_id)
+    ctx = context(request, "order-service")
+    return await orders.pay(res.pool, res.payments, ctx, who.user_id, order_id, res.settings.payment_intent_ttl)
 
 
 @router.post("/api/v1/orders/{order_id}/cancel")
@@ -95,7 +96,8 @@ async def cancel_order(order_id: str, request: Request, who: Caller, body: Cance
     res = resources(request)
     await res.authz.require(who, "order.cancel", await orders.owner_and_status(res.pool, order_id))
     reason = body.reason if body else "customer request"
-    return await orders.cancel(res.pool, context(request, "order-service"), who.user_id, order_id, reason)
+    ctx = context(request, "order-service")
+    return await orders.cancel(res.pool, ctx, who.user_id, order_id, reason, res.settings.payment_intent_ttl)
 
 
 @router.post("/api/v1/orders/{order_id}/fulfill")

@@ -9,6 +9,7 @@ after 30 s), so they run in file order and the SOAP-path ones wait out an open b
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -267,6 +268,65 @@ def test_a_soap_decline_keeps_the_order_pending_without_fallback(
     assert [(x["status"], x["gateway"]) for x in payments] == [("DECLINED", "soap-legacy")]
     assert [(a["outcome"], a["soap_attempts"], a["fallback"]) for a in attempts] == [("DECLINED", 1, None)]
     assert api_metric(shop, "payment_attempts_total", '{outcome="approved",path="rest-sim"}') == rest_calls
+
+
+def test_a_slow_capture_holds_no_lock_or_connection_and_a_cancel_meanwhile_is_refused(
+    stack: Stack, shop: Storefront, legacy: Legacy, api_circuit_closed: None
+) -> None:
+    p = shop.product(stock=3)
+    order = shop.order("alice", [(p["id"], 1)]).json()
+    legacy.mode("slow", delay_ms=1500, times=1)  # one slow answer (under the API's 2 s SOAP timeout)
+    paid: dict[str, httpx.Response] = {}
+
+    def pay() -> None:
+        with httpx.Client(base_url=stack.settings.api.url, timeout=30) as http:
+            paid["r"] = http.post(f"/api/v1/orders/{order['id']}/pay", headers=shop.auth("alice"))
+
+    async def during() -> tuple[bool, bool]:
+        conn = await asyncpg.connect(stack.settings.postgres.dsn)
+        try:
+            deadline = time.monotonic() + 10
+            while not await conn.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM payment_intents WHERE order_id = $1)", order["id"]
+            ):
+                assert time.monotonic() < deadline, "no payment intent recorded"
+                await asyncio.sleep(0.02)
+            # the gateway is being called: the order's row is not locked (NOWAIT would raise)
+            async with conn.transaction():
+                locked = await conn.fetchval("SELECT id FROM orders WHERE id = $1 FOR UPDATE NOWAIT", order["id"])
+            still = await conn.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM payment_intents WHERE order_id = $1)", order["id"]
+            )
+            return locked == order["id"], still
+        finally:
+            await conn.close()
+
+    thread = threading.Thread(target=pay)
+    thread.start()
+    try:
+        free, still_in_flight = asyncio.run(during())
+        assert free
+        assert still_in_flight, "the capture ended before the checks: make the gateway slower"
+        refused = shop.http.post(f"/api/v1/orders/{order['id']}/cancel", headers=shop.auth("alice"))
+        assert refused.status_code == 409 and refused.headers["content-type"] == "application/problem+json"
+        assert refused.json()["type"].endswith("/payment-in-progress"), refused.text
+        again = shop.http.post(f"/api/v1/orders/{order['id']}/pay", headers=shop.auth("alice"))
+        assert again.status_code == 409 and again.json()["type"].endswith("/payment-in-progress"), again.text
+    finally:
+        thread.join(30)
+    assert paid["r"].status_code == 200 and paid["r"].json()["status"] == "PAID", paid["r"].text
+    payments, attempts = payment_rows(stack, order["id"])
+    assert [(x["status"], x["gateway"]) for x in payments] == [("APPROVED", "soap-legacy")]
+    assert [a["outcome"] for a in attempts] == ["APPROVED"]
+
+    async def intents() -> int:
+        conn = await asyncpg.connect(stack.settings.postgres.dsn)
+        try:
+            return int(await conn.fetchval("SELECT count(*) FROM payment_intents WHERE order_id = $1", order["id"]))
+        finally:
+            await conn.close()
+
+    assert asyncio.run(intents()) == 0  # booked: the intent is gone
 
 
 def test_failing_soap_falls_back_to_rest_and_both_failing_leaves_the_order_pending(
