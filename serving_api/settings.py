@@ -49,8 +49,8 @@ class ApiSettings(DeployableSettings):
     payment_breaker_success_threshold: int = Field(default=2, ge=1)  # successes in half-open that close it again
     payment_rest_timeout: float = 5.0
     # how long a capture in flight keeps the order's other payments and cancels out (409): longer
-    # than the adapter's worst case (at the defaults 5 SOAP attempts x 2 s + backoff <= 8 s + REST
-    # 5 s = 23 s); an API that died mid-capture leaves one behind that expires after it
+    # than the adapter's worst case (at the defaults 5 SOAP attempts x 2 s + backoff <= 1.5 s + REST
+    # 5 s = 16.5 s); an API that died mid-capture leaves one behind that expires after it
     payment_intent_ttl: float = Field(default=120.0, gt=0)
     # partner webhook URLs on loopback/private addresses: refused unless allowed (the local stack
     # allows them, its partners are local test receivers; anywhere else they would be SSRF)

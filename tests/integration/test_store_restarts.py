@@ -80,18 +80,27 @@ def until_settled(flows: list[FlowProcess], done: Any, timeout: float, what: str
     raise AssertionError(f"{what} within {timeout:.0f} s: " + " | ".join(f.tail() for f in pending))
 
 
+def engine_runs(
+    stack: Stack, tmp: Path, flows: list[FlowProcess], dataflow: str, tag: str, per: int
+) -> list[tuple[FlowProcess, list[str]]]:
+    """A dataflow process per engine, each on topics and a Redis database of its own, with the
+    ids of the `per` products it is fed."""
+    runs = []
+    for db, engine in enumerate(ENGINES, start=7):
+        prefix = topics_of_our_own(stack, f"{tag}-{engine}")
+        flow = FlowProcess(stack, tmp, dataflow, engine, prefix, db=db)
+        flows.append(flow)
+        runs.append((flow, [f"P-{tag}-{engine[0]}{uuid.uuid4().hex[:6]}-{i}" for i in range(per)]))
+    return runs
+
+
 def test_cassandra_killed_mid_stream_ends_with_every_snapshot_row_at_its_last_version(
     stack: Stack, producer: Producer, serde: AvroSerde, cql: Any, tmp_path: Path, flows: list[FlowProcess]
 ) -> None:
     count, per = 12_000, 200
     now = int(time.time() * 1000)
     lock = threading.Lock()
-    runs = []  # (flow, its products) per engine
-    for db, engine in enumerate(ENGINES, start=7):
-        prefix = topics_of_our_own(stack, f"cass-{engine}")
-        flow = FlowProcess(stack, tmp_path, "inventory_snapshot", engine, prefix, db=db)
-        flows.append(flow)
-        runs.append((flow, [f"P-ck-{engine[0]}{uuid.uuid4().hex[:6]}-{i}" for i in range(per)]))
+    runs = engine_runs(stack, tmp_path, flows, "inventory_snapshot", "ck", per)
     products_of = {id(flow): products for flow, products in runs}
 
     def adjust(i: int) -> None:
@@ -154,12 +163,7 @@ def test_opensearch_killed_mid_stream_ends_with_every_document_at_its_last_versi
     count, per = 6_000, 100
     now = int(time.time() * 1000)
     lock = threading.Lock()
-    runs = []  # (flow, its products) per engine
-    for db, engine in enumerate(ENGINES, start=7):
-        prefix = topics_of_our_own(stack, f"osr-{engine}")
-        flow = FlowProcess(stack, tmp_path, "product_search_index", engine, prefix, db=db)
-        flows.append(flow)
-        runs.append((flow, [f"P-osr-{engine[0]}{uuid.uuid4().hex[:6]}-{i}" for i in range(per)]))
+    runs = engine_runs(stack, tmp_path, flows, "product_search_index", "osr", per)
     products_of = {id(flow): products for flow, products in runs}
 
     def update(i: int) -> None:
