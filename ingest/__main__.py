@@ -27,7 +27,9 @@ async def serve(settings: IotIngestSettings, tokens: TokenSource) -> None:
     limits = httpx.Limits(max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency)
     async with httpx.AsyncClient(base_url=settings.api.url, timeout=settings.api_timeout_s, limits=limits) as http:
         ingest = StockIngest(settings, StockWriter(http, tokens), dead_letters)
-        health = serve_health(settings.listen.host, settings.listen.port, lambda: ingest.tally.as_json(ingest.buffered))
+        health = serve_health(
+            settings.listen.host, settings.listen.port, lambda: ingest.tally.as_json(ingest.buffered, ingest.retrying)
+        )
         try:
             await ingest.run(stop)
         finally:

@@ -18,6 +18,8 @@ def metrics_text(state: dict[str, Any]) -> str:
         f"shopstream_iot_ingest_connected {int(bool(state['connected']))}",
         "# TYPE shopstream_iot_ingest_buffered gauge",
         f"shopstream_iot_ingest_buffered {state['buffered']}",
+        "# TYPE shopstream_iot_ingest_retrying gauge",
+        f"shopstream_iot_ingest_retrying {state.get('retrying', 0)}",
         "# TYPE shopstream_iot_ingest_messages_total counter",
     ]
     for outcome in ("received", "applied", "replayed", "unkeyed"):

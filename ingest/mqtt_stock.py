@@ -60,7 +60,7 @@ class Tally:
     connected: bool = False
     session_present: bool = False
 
-    def as_json(self, buffered: int) -> dict[str, object]:
+    def as_json(self, buffered: int, retrying: int = 0) -> dict[str, object]:
         return {
             "connected": self.connected,
             "sessionPresent": self.session_present,
@@ -72,6 +72,7 @@ class Tally:
             "deadLetters": dict(self.dead_letters),
             "retries": self.retries,
             "buffered": buffered,
+            "retrying": retrying,
         }
 
 
@@ -83,6 +84,7 @@ class StockIngest:
         self.tally = Tally()
         self._lanes: dict[str, deque[tuple[Inbound, StockDelta | Rejected]]] = {}
         self._draining: set[asyncio.Task[None]] = set()
+        self._retrying: set[str] = set()  # lanes in a retry's backoff
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._session = 0  # written by the MQTT thread only
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -95,6 +97,10 @@ class StockIngest:
             manual_ack=True,
         )
         self.client.reconnect_delay_set(min_delay=1, max_delay=5)
+        # an exception in a callback must not end the network thread (no reconnect after it):
+        # paho logs it through on_log and goes on
+        self.client.suppress_exceptions = True
+        self.client.on_log = self._on_log
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
@@ -103,7 +109,16 @@ class StockIngest:
     def buffered(self) -> int:
         return sum(len(lane) for lane in list(self._lanes.values()))
 
+    @property
+    def retrying(self) -> int:
+        """Lanes whose first message waits for a retry (the API or the dead-letter topic away)."""
+        return len(self._retrying)
+
     # --- the MQTT thread: hand everything to the event loop ------------------------------------
+    def _on_log(self, _c: mqtt.Client, _u: object, level: int, text: str) -> None:
+        if level == mqtt.MQTT_LOG_ERR:
+            log.error("MQTT client: %s", text)
+
     def _on_connect(
         self,
         client: mqtt.Client,
@@ -161,28 +176,32 @@ class StockIngest:
             while queue and not self._stopping:
                 item, parsed = queue[0]
                 async with self._slots:
-                    await self._settle(item, parsed)
+                    await self._settle(lane, item, parsed)
                 queue.popleft()
                 self._ack(item)
         finally:
             del self._lanes[lane]
 
-    async def _settle(self, item: Inbound, parsed: StockDelta | Rejected) -> None:
+    async def _settle(self, lane: str, item: Inbound, parsed: StockDelta | Rejected) -> None:
         """Apply or dead-letter one message; retries (without limit) what is not its fault."""
         delay = self.settings.retry_min_s
-        while True:
-            try:
-                await self._settle_once(item, parsed)
-                return
-            except (ApiUnavailable, DeadLetterFailed) as exc:
-                self.tally.retries += 1
-                log.warning("%s; retrying %s in %.1fs", exc, item.topic, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.settings.retry_max_s)
-            except Exception as exc:  # an answer we cannot read: the message, not the lane, gives up
-                log.exception("unexpected failure settling %s", item.topic)
-                await self._dead_letter_or_retry(item, f"{type(exc).__name__}: {exc}")
-                return
+        try:
+            while True:
+                try:
+                    await self._settle_once(item, parsed)
+                    return
+                except (ApiUnavailable, DeadLetterFailed) as exc:
+                    self.tally.retries += 1
+                    self._retrying.add(lane)
+                    log.warning("%s; retrying %s in %.1fs", exc, item.topic, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, self.settings.retry_max_s)
+                except Exception as exc:  # an answer we cannot read: the message, not the lane, gives up
+                    log.exception("unexpected failure settling %s", item.topic)
+                    await self._dead_letter_or_retry(item, f"{type(exc).__name__}: {exc}")
+                    return
+        finally:
+            self._retrying.discard(lane)
 
     async def _dead_letter_or_retry(self, item: Inbound, detail: str) -> None:
         """Dead-letter a message whose settling failed unexpectedly (reason `api-error`), so that

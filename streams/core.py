@@ -304,6 +304,11 @@ class Projection:
     # the kinds of its writes that act outside its own read models (records other consumers act
     # on): a replay never makes them again (`without_side_effects`)
     side_effects: tuple[type, ...] = (Emit,)
+    # the OLTP tables a replay can re-seed it from when the log is not enough (`shopstream replay
+    # run --reseed`, `streams.replay.reseed`): table → its rule making one row (as CDC gives it,
+    # with the change's time in epoch ms) the typed input event of the projection's first stage,
+    # carrying the version the events of that state carry; None: the row gives nothing to seed
+    seeds: Mapping[str, Callable[[Mapping[str, Any], int], Any]] = field(default_factory=dict)
 
     def entry(self, event_type: str) -> int:
         return self.routes.get(event_type, 0)

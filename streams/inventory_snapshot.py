@@ -8,11 +8,13 @@ ordered); this module is the projection's one stage."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from shopstream.domain import event_type
+from shopstream.domain.envelope import epoch_ms
 from shopstream.domain.inventory import (
     ON_HAND_REASONS,
     RESERVED_REASONS,
@@ -22,7 +24,7 @@ from shopstream.domain.inventory import (
     is_low,
     units_ordered,
 )
-from shopstream.domain.typed_events import BadEvent, StockAdjusted
+from shopstream.domain.typed_events import BadEvent, Envelope, StockAdjusted
 from streams.core import BaseStage, Emit, Item, Projection, Rank, Row, Stepped, Upsert, Write
 from streams.settings import InventorySnapshotSettings
 
@@ -41,6 +43,36 @@ OUTPUTS = (
     f"redis {TOP_PRODUCTS}, {LOW_STOCK_KEY}",
     f"cassandra {CASSANDRA_TABLE}",
 )
+
+
+SEED_TABLE = "inventory_stock"  # what `replay run --reseed` re-reads from Postgres
+SEED_REASON = "SNAPSHOT"  # a seed row's reason: neither on-hand nor reserved moves by a delta
+
+
+def seed(row: Mapping[str, Any], changed_at: int) -> StockAdjusted | None:
+    """A stock row (Postgres `inventory_stock`, as CDC gives it) as the after-state the fold takes:
+    on-hand, reserved and the row's version (the stockVersion of its events); its updated_at is
+    its last event's occurredAt (the API stamps the event with it). No delta: the units held by
+    orders (top products) are not in the row. A row never adjusted (version 0) has no event and
+    seeds nothing."""
+    version = int(row["version"])
+    if version <= 0:
+        return None
+    product_id = str(row["product_id"])
+    on_hand, reserved = int(row["on_hand"]), int(row["reserved"])
+    updated = row.get("updated_at")
+    occurred_at = epoch_ms(datetime.fromisoformat(updated.replace("Z", "+00:00"))) if updated else changed_at
+    envelope = Envelope(
+        f"seed:{SEED_TABLE}:{product_id}:{version}",
+        SOURCE.name,
+        occurred_at,
+        "replay-reseed",
+        "",
+        "",
+        SOURCE.schema_version,
+        product_id,
+    )
+    return StockAdjusted(envelope, product_id, 0, SEED_REASON, None, on_hand - reserved, on_hand, reserved, version)
 
 
 def check(event: StockAdjusted) -> None:
@@ -133,4 +165,5 @@ def projection(settings: InventorySnapshotSettings) -> Projection:
         stores=("redis", "cassandra"),
         redis_keys=("inventory:*", TOP_PRODUCTS + "*"),  # with the rankings' version hashes
         tables=(CASSANDRA_TABLE,),
+        seeds={SEED_TABLE: seed},
     )

@@ -10,7 +10,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shopstream.runtime.paths import REPO_ROOT
-from shopstream.runtime.settings import Cassandra, DeployableSettings, Kafka, OpenSearch, Redis, Registry
+from shopstream.runtime.settings import Cassandra, DeployableSettings, Kafka, OpenSearch, Postgres, Redis, Registry
 
 Engine = Literal["quix", "bytewax"]
 Store = Literal["redis", "cassandra", "opensearch"]
@@ -68,6 +68,11 @@ class DataflowSettings(DeployableSettings):
     # a replay (`shopstream replay run`): seconds between its checkpoints (a run killed continues
     # from the last one)
     replay_checkpoint_interval: float = Field(default=15.0, gt=0, le=600)
+    # the OLTP database, for `shopstream replay run --reseed` only (it writes Debezium's
+    # execute-snapshot signal, `streams.replay.reseed`); no dataflow connects to it
+    postgres: Postgres = Postgres()
+    # how long a re-seed waits for the connector's incremental snapshot to end
+    reseed_timeout: float = Field(default=600.0, gt=0)
 
     def group(self, dataflow: str) -> str:
         """The consumer group (Quix) and the name of the dataflow's progress in the stores."""

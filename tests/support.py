@@ -7,15 +7,16 @@ from collections.abc import Callable
 from typing import Any
 
 
-def eventually(check: Callable[[], Any], timeout: float = 30, what: str = "") -> Any:
-    """Poll `check` until it returns something truthy (returned), or fail after `timeout` s."""
+def eventually(check: Callable[[], Any], timeout: float = 30, what: str | Callable[[], str] = "") -> Any:
+    """Poll `check` until it returns something truthy (returned), or fail after `timeout` s saying
+    `what` (a callable is called then: the state at the failure, not at the start)."""
     deadline = time.monotonic() + timeout
     while True:
         result = check()
         if result:
             return result
         if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
+            raise AssertionError(f"not within {timeout}s: {what() if callable(what) else what}")
         time.sleep(0.1)
 
 

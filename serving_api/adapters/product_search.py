@@ -9,13 +9,21 @@ with several overlapping sales, a sale's price in range counts).
 
 Pages go by `search_after`; the cursor handed to clients is the last hit's sort values with an
 HMAC over them and the query they page, so a cursor cannot be forged or used with other
-parameters. An OpenSearch that does not answer is `StoreUnavailable` naming the store — the search
-is never answered from Postgres instead."""
+parameters. A full-text search (sorted by relevance) pages over a point in time opened with its
+first page: scores move as the index changes (every product indexed changes the term statistics),
+so `search_after` on a score from the live index would skip or repeat hits between pages; on the
+point in time every page sees the index as the first one did. The point in time lives
+`PIT_KEEP_ALIVE` past each page (a later page is a 422 `cursor-expired`: search again) and is closed
+with the last page; should OpenSearch refuse to open one (its open-PIT limit), that search pages
+over the live index as it is. A browse without `q` is sorted by product id alone, which new
+documents cannot reorder: it pages over the live index. An OpenSearch that does not answer is
+`StoreUnavailable` naming the store — the search is never answered from Postgres instead."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
 import json
@@ -31,6 +39,7 @@ from shopstream.domain.flash_sales import price_at
 from shopstream.runtime.settings import OpenSearch
 
 MAX_PAGE = 100
+PIT_KEEP_ALIVE = "5m"
 _MAC = 16  # bytes of HMAC-SHA256 kept in a cursor
 # the price-range facet's buckets, in minor units: [from, to)
 PRICE_RANGES: tuple[tuple[int | None, int | None], ...] = (
@@ -82,6 +91,11 @@ def price_clause(low: int | None, high: int | None, now: int, high_inclusive: bo
     return {"bool": {"should": [listed, on_sale], "minimum_should_match": 1}}
 
 
+def _pit_gone(response: httpx.Response) -> bool:
+    """OpenSearch's answer to a search on a point in time that expired or was closed."""
+    return response.status_code == 404 or (response.is_error and "search_context_missing" in response.text)
+
+
 def _bucket_key(low: int | None, high: int | None) -> str:
     return f"{'*' if low is None else low}-{'*' if high is None else high}"
 
@@ -96,11 +110,13 @@ class ProductSearch:
     def _mac(self, query: SearchQuery, values: bytes) -> bytes:
         return hmac.new(self.secret, query.key() + b"\x00" + values, hashlib.sha256).digest()[:_MAC]
 
-    def cursor(self, query: SearchQuery, sort: list[Any]) -> str:
-        values = json.dumps(sort, separators=(",", ":")).encode()
+    def cursor(self, query: SearchQuery, sort: list[Any], pit: str | None = None) -> str:
+        page: Any = sort if pit is None else {"after": sort, "pit": pit}
+        values = json.dumps(page, separators=(",", ":")).encode()
         return base64.urlsafe_b64encode(self._mac(query, values) + values).decode().rstrip("=")
 
-    def search_after(self, query: SearchQuery, cursor: str) -> list[Any]:
+    def search_after(self, query: SearchQuery, cursor: str) -> tuple[list[Any], str | None]:
+        """The sort values the cursor continues after, and the point in time it pages over."""
         invalid = Invalid(
             "the cursor is not one this API gave out for this search",
             code="invalid-cursor",
@@ -114,10 +130,32 @@ class ProductSearch:
         mac, values = raw[:_MAC], raw[_MAC:]
         if not values or not hmac.compare_digest(mac, self._mac(query, values)):
             raise invalid
-        sort = json.loads(values)
-        if not isinstance(sort, list):
+        page = json.loads(values)
+        if isinstance(page, dict) and isinstance(page.get("after"), list) and isinstance(page.get("pit"), str):
+            return page["after"], page["pit"]
+        if not isinstance(page, list):
             raise invalid
-        return sort
+        return page, None
+
+    # --- points in time ----------------------------------------------------------------------
+    async def _open_pit(self) -> str | None:
+        """A point in time over the alias, or None when OpenSearch will not open one now."""
+        try:
+            response = await self.http.post(
+                f"/{self.settings.products_alias}/_search/point_in_time", params={"keep_alive": PIT_KEEP_ALIVE}
+            )
+        except httpx.HTTPError as exc:
+            raise self._unavailable() from exc
+        if response.status_code >= 500 and "point in time" not in response.text.lower():
+            raise self._unavailable()
+        if response.is_error:
+            return None  # too many open (search.max_open_pit_context): this search pages over the live index
+        pit: str = response.json()["pit_id"]
+        return pit
+
+    async def _close_pit(self, pit: str) -> None:
+        with contextlib.suppress(httpx.HTTPError):  # it expires after PIT_KEEP_ALIVE anyway
+            await self.http.request("DELETE", "/_search/point_in_time", json={"pit_id": [pit]})
 
     # --- reads -------------------------------------------------------------------------------
     def body(self, query: SearchQuery, now: int, after: list[Any] | None) -> dict[str, Any]:
@@ -158,18 +196,32 @@ class ProductSearch:
     async def search(self, query: SearchQuery, cursor: str | None, now: int | None = None) -> dict[str, Any]:
         """{"items": [...], "total": n, "facets": {...}, "nextCursor": str | None}."""
         at = int(time.time() * 1000) if now is None else now
-        after = None if cursor is None else self.search_after(query, cursor)
+        after, pit = (None, None) if cursor is None else self.search_after(query, cursor)
         body = self.body(query, at, after)
+        if cursor is None and query.q:
+            pit = await self._open_pit()
+        if pit is not None:
+            body["pit"] = {"id": pit, "keep_alive": PIT_KEEP_ALIVE}
+        path = "/_search" if pit is not None else f"/{self.settings.products_alias}/_search"
         try:
-            response = await self.http.post(f"/{self.settings.products_alias}/_search", json=body)
+            response = await self.http.post(path, json=body)
         except httpx.HTTPError as exc:
             raise self._unavailable() from exc
+        if pit is not None and cursor is not None and _pit_gone(response):
+            raise Invalid(
+                f"the cursor's pages have expired (a search's pages stay consistent for {PIT_KEEP_ALIVE} "
+                "after each page): search again",
+                code="cursor-expired",
+                title="Cursor expired",
+                invalid_params=[{"name": "cursor", "reason": "expired"}],
+            )
         if response.status_code == 400 and after is not None:
             raise Invalid("the cursor no longer matches the search", code="invalid-cursor")
         if response.is_error:
             raise self._unavailable()
         answer = response.json()
         hits = answer["hits"]["hits"]
+        pit = answer.get("pit_id", pit)
         items = [self._item(h, at) for h in hits]
         aggs = answer.get("aggregations", {})
         ranges = aggs.get("price_ranges", {}).get("buckets", {})
@@ -182,12 +234,14 @@ class ProductSearch:
                 for low, high in PRICE_RANGES
             ],
         }
-        full = len(hits) == body["size"]
+        more = len(hits) == body["size"] and bool(hits)
+        if pit is not None and not more:
+            await self._close_pit(pit)
         return {
             "items": items,
             "total": answer["hits"]["total"]["value"],
             "facets": facets,
-            "nextCursor": self.cursor(query, hits[-1]["sort"]) if full and hits else None,
+            "nextCursor": self.cursor(query, hits[-1]["sort"], pit) if more else None,
         }
 
     def _unavailable(self) -> StoreUnavailable:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import datetime
 
 import asyncpg
 
@@ -15,6 +16,7 @@ from shopstream.domain.inventory import available
 from shopstream.runtime.context import Context
 
 STOCK_ADJUSTED = event_type("ecommerce.inventory.stock.adjusted.v1")
+RETURNING = "RETURNING product_id, on_hand, reserved, version, updated_at"  # a changed stock row
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,10 @@ class Stock:
     on_hand: int
     reserved: int
     version: int
+    # when the row last changed (clock_timestamp(): taken once the row is locked, so it grows with
+    # the version): its stock.adjusted event's occurredAt, so that the row re-read through CDC (a
+    # replay's re-seed) says the same as the event
+    updated_at: datetime | None = None
 
     @property
     def available(self) -> int:
@@ -102,8 +108,8 @@ async def reserve(conn: asyncpg.Connection, ctx: Context, order_id: str, lines: 
     after = []
     for product_id, qty in wanted.items():
         row = await conn.fetchrow(
-            "UPDATE inventory_stock SET reserved = reserved + $2, version = version + 1, updated_at = now() "
-            "WHERE product_id = $1 RETURNING product_id, on_hand, reserved, version",
+            "UPDATE inventory_stock SET reserved = reserved + $2, version = version + 1, "
+            f"updated_at = clock_timestamp() WHERE product_id = $1 {RETURNING}",
             product_id,
             qty,
         )
@@ -132,8 +138,8 @@ async def release(conn: asyncpg.Connection, ctx: Context, order_id: str) -> list
     out = []
     for r in sorted(released, key=lambda r: r["product_id"]):
         row = await conn.fetchrow(
-            "UPDATE inventory_stock SET reserved = reserved - $2, version = version + 1, updated_at = now() "
-            "WHERE product_id = $1 RETURNING product_id, on_hand, reserved, version",
+            "UPDATE inventory_stock SET reserved = reserved - $2, version = version + 1, "
+            f"updated_at = clock_timestamp() WHERE product_id = $1 {RETURNING}",
             r["product_id"],
             r["qty"],
         )
@@ -173,7 +179,7 @@ async def commit(conn: asyncpg.Connection, ctx: Context, order_id: str) -> list[
     for r in sorted(committed, key=lambda r: r["product_id"]):
         row = await conn.fetchrow(
             "UPDATE inventory_stock SET on_hand = on_hand - $2, reserved = reserved - $2, version = version + 1, "
-            "updated_at = now() WHERE product_id = $1 RETURNING product_id, on_hand, reserved, version",
+            f"updated_at = clock_timestamp() WHERE product_id = $1 {RETURNING}",
             r["product_id"],
             r["qty"],
         )
@@ -186,8 +192,8 @@ async def adjust(conn: asyncpg.Connection, ctx: Context, product_id: str, delta:
     if delta == 0:
         raise ValueError("a stock adjustment needs a non-zero delta")
     row = await conn.fetchrow(
-        "UPDATE inventory_stock SET on_hand = on_hand + $2, version = version + 1, updated_at = now() "
-        "WHERE product_id = $1 AND on_hand + $2 >= reserved RETURNING product_id, on_hand, reserved, version",
+        "UPDATE inventory_stock SET on_hand = on_hand + $2, version = version + 1, updated_at = clock_timestamp() "
+        f"WHERE product_id = $1 AND on_hand + $2 >= reserved {RETURNING}",
         product_id,
         delta,
     )
@@ -224,4 +230,5 @@ async def _adjusted(
             "stockVersion": stock.version,
         },
         producer="inventory-service",
+        occurred_at=stock.updated_at,
     )

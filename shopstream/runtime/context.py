@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -21,9 +22,15 @@ class Context:
     traceparent: str | None = None
 
     async def publish(
-        self, conn: asyncpg.Connection, event: EventType, payload: dict[str, Any], producer: str | None = None
+        self,
+        conn: asyncpg.Connection,
+        event: EventType,
+        payload: dict[str, Any],
+        producer: str | None = None,
+        occurred_at: datetime | None = None,
     ) -> dict[str, Any]:
-        """Write `event` to the outbox in the caller's transaction, with this request's ids."""
+        """Write `event` to the outbox in the caller's transaction, with this request's ids
+        (`occurred_at`: when the change happened as the database recorded it; default now)."""
         return await add_event(
             conn,
             self.serde,
@@ -33,4 +40,5 @@ class Context:
             correlation_id=self.correlation_id,
             trace_id=self.trace_id,
             traceparent=self.traceparent,
+            occurred_at=occurred_at,
         )

@@ -5,6 +5,7 @@ its registered schema at the source). Debezium's EventRouter takes it from the W
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -30,11 +31,14 @@ async def add_event(
     correlation_id: str,
     trace_id: str,
     traceparent: str | None = None,
+    occurred_at: datetime | None = None,
 ) -> dict[str, Any]:
     """Write one event to the outbox inside the caller's transaction; returns the envelope."""
     if not conn.is_in_transaction():
         raise RuntimeError("outbox events are written inside the state change's transaction")
-    record = envelope(event, payload, producer=producer, correlation_id=correlation_id, trace_id=trace_id)
+    record = envelope(
+        event, payload, producer=producer, correlation_id=correlation_id, trace_id=trace_id, occurred_at=occurred_at
+    )
     body = serde.encode(event.subject, record)
     event_id = uuid.UUID(record["eventId"])
     await conn.execute(

@@ -29,6 +29,7 @@ from streams.core import (
     Item,
     KeyState,
     PartitionClock,
+    Position,
     Projection,
     StageRunner,
     Write,
@@ -117,6 +118,7 @@ class Stats:
     dead: int = 0  # records no stage can take (the live dataflow dead-lettered them already)
     writes: int = 0  # writes applied (coalesced per batch)
     withheld: int = 0  # side effects not made again
+    seeded: int = 0  # rows of a re-seed stepped (`seed`)
     cpu_s: float = 0.0
     wall_s: float = 0.0
     extra: dict[str, int] = field(default_factory=dict)
@@ -128,6 +130,7 @@ class Stats:
             "deadLetters": self.dead,
             "writes": self.writes,
             "withheld": self.withheld,
+            "seeded": self.seeded,
             "cpuSeconds": round(self.cpu_s, 3),
             "wallSeconds": round(self.wall_s, 3),
         }
@@ -274,6 +277,71 @@ class ReplayRun:
             self.stats.wall_s += time.monotonic() - wall0
         return self.stats
 
+    def seed(self, start: Mapping[str, int], until: Mapping[str, int], progress: Progress | None = None) -> Stats:
+        """Step the re-seed's CDC records (`streams.replay.reseed`) from where this replay is in
+        them (its checkpoint, else `start`) up to `until`: each row, made its first stage's input
+        by the projection's rule (`Projection.seeds`), before any of the log. Their positions are
+        the replay's own (its checkpoint): the live dataflow reads no CDC topic, so none reaches
+        the stores' recorded positions."""
+        from streams.replay import reseed
+
+        for p, offset in start.items():
+            self.next.setdefault(p, offset)
+        todo = {p: end for p, end in until.items() if self.next.get(p, 0) < end}
+        if not todo:
+            return self.stats
+        seeds = self.projection.seeds
+        c = consumer(self.settings)
+        cpu0, wall0 = time.process_time(), time.monotonic()
+        try:
+            c.assign([TopicPartition(*parse_partition_name(p), self.next[p]) for p in todo])
+            while todo:
+                messages = c.consume(num_messages=BATCH, timeout=1.0)
+                items: list[Item[Any]] = []
+                read: dict[str, int] = {}
+                for msg in messages:
+                    if msg.error() is not None:
+                        if msg.error().fatal():
+                            raise RuntimeError(f"Kafka: {msg.error()}")
+                        continue
+                    p, offset = partition_name(msg.topic(), msg.partition()), msg.offset()
+                    end = todo.get(p)
+                    if end is None or offset >= end:
+                        continue
+                    read[p] = offset + 1
+                    self.stats.read += 1
+                    change = reseed.decode(msg.topic(), msg.value())
+                    event = None
+                    if change is not None and change.row is not None and change.op != "d":
+                        event = seeds[change.table](change.row, change.changed_at)
+                    if event is None:
+                        continue
+                    self.stats.seeded += 1
+                    e = event.envelope
+                    at = Position(p, offset)
+                    items.append(
+                        Item(
+                            e.partition_key, event, at, e.occurred_at, self.clock.current, e.trace_id, e.correlation_id
+                        )
+                    )
+                for tp in c.position([TopicPartition(*parse_partition_name(p)) for p in todo]):
+                    if tp.offset >= 0:
+                        p = partition_name(tp.topic, tp.partition)
+                        read[p] = max(read.get(p, 0), min(tp.offset, todo[p]))
+                self.next.update({p: max(self.next.get(p, 0), o) for p, o in read.items()})
+                self._apply(run_batch(self.projection, self.runners, self.states, items), {})
+                self.stats.events += len(items)
+                for p in [p for p, end in todo.items() if self.next.get(p, 0) >= end]:
+                    del todo[p]
+                if progress is not None and read:
+                    progress(len(messages))
+            self.checkpoint()
+        finally:
+            c.close()
+            self.stats.cpu_s += time.process_time() - cpu0
+            self.stats.wall_s += time.monotonic() - wall0
+        return self.stats
+
     def _close_windows(self, until: Mapping[str, int], caught_up: set[str]) -> None:
         """Every partition read to the vector: the stages that act on the watermark alone
         (windows turning final) do so, as a live engine does while it waits for more."""
@@ -335,6 +403,7 @@ class ReplayRun:
             s.get("writes", 0),
             s.get("withheld", 0),
         )
+        self.stats.seeded = s.get("seeded", 0)
         log.info("replay resumed from %s: %d records read before", path, self.stats.read)
 
     def keys(self) -> int:

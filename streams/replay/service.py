@@ -83,6 +83,11 @@ class Record(msgspec.Struct, kw_only=True):
     verify: dict[str, Any] | None = None
     promoted_at: int | None = None
     previous: dict[str, Any] | None = None  # what promotion retired: the old generation's names
+    # a re-seed (`run --reseed`): the incremental snapshot's signal id, and the CDC partitions'
+    # offsets before and after it — stepped before the log, never part of the offset vector
+    seed_signal: str | None = None
+    seed_start: dict[str, int] = msgspec.field(default_factory=dict)
+    seed_end: dict[str, int] = msgspec.field(default_factory=dict)
 
     def shadow(self) -> targets.Shadow:
         return targets.Shadow(self.group, self.generation, self.redis_prefix, self.tables, self.indices)
@@ -234,6 +239,8 @@ class Replays:
             "records": total,
             "targets": self._targets(shadow),
             "withheld": sorted(t.__name__ for t in self.projection.side_effects),
+            # what `run --reseed` re-reads from Postgres (Debezium's incremental snapshot)
+            "seedTables": sorted(self.projection.seeds),
             "ratePerSecond": round(rate) if rate else None,
             "etaSeconds": round(total / rate, 1) if rate else None,
         }
@@ -279,12 +286,20 @@ class Replays:
         return out
 
     # --- run -----------------------------------------------------------------------------------
-    def run(self, since_ms: int | None = None, progress: Callable[[int, int], None] | None = None) -> Record:
-        """Continue the unfinished replay, or start a new generation; `progress(done, total)`."""
+    def run(
+        self,
+        since_ms: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        reseed: bool = False,
+        snapshot_progress: Callable[[str], None] | None = None,
+    ) -> Record:
+        """Continue the unfinished replay, or start a new generation; `progress(done, total)`.
+        `reseed`: a new generation first takes an incremental snapshot of the projection's seed
+        tables from Postgres and steps their rows before the log (`streams.replay.reseed`)."""
         try:
             record = self.record(statuses=("running",))
         except ReplayError:
-            record = self._new(since_ms)
+            record = self._new(since_ms, reseed, snapshot_progress)
         shadow = record.shadow()
         self._make_targets(shadow)
         record.status = "running"
@@ -295,7 +310,29 @@ class Replays:
         self.save(record)
         return record
 
-    def _new(self, since_ms: int | None) -> Record:
+    def _new(self, since_ms: int | None, reseed: bool = False, snapshot_progress: Any = None) -> Record:
+        signal: str | None = None
+        seed_start: dict[str, int] = {}
+        seed_end: dict[str, int] = {}
+        if reseed:
+            from streams.replay import reseed as snapshots
+
+            tables = sorted(self.projection.seeds)
+            if not tables:
+                raise ReplayError(
+                    f"{self.spec.name} has no seed tables: it is rebuilt from the log only"
+                    " (the README's replay section lists what each projection can be re-seeded from)"
+                )
+            try:  # before the vector: the log it reads then covers every change the rows show
+                signal, seed_start, seed_end = snapshots.take_snapshot(
+                    self.settings.kafka.bootstrap,
+                    self.settings.postgres.dsn.get_secret_value(),
+                    tables,
+                    self.settings.reseed_timeout,
+                    snapshot_progress,
+                )
+            except snapshots.ReseedError as exc:
+                raise ReplayError(str(exc)) from None
         start, end = self._vectors(since_ms)
         generation = self.next_generation()
         shadow = self._shadow(generation)
@@ -313,6 +350,9 @@ class Replays:
             redis_prefix=shadow.redis_prefix,
             tables=dict(shadow.tables),
             indices=dict(shadow.indices),
+            seed_signal=signal,
+            seed_start=seed_start,
+            seed_end=seed_end,
         )
         self.save(record)
         return record
@@ -339,8 +379,9 @@ class Replays:
         close_windows: bool = False,
     ) -> Stats:
         run = ReplayRun(self.projection, self.settings, record.shadow(), self.checkpoint_path(record))
-        total = sum(max(until[p] - record.start.get(p, 0), 0) for p in until)
-        done = sum(min(run.next.get(p, record.start.get(p, 0)), until[p]) - record.start.get(p, 0) for p in until)
+        spans = [(record.seed_start, record.seed_end), (record.start, until)]
+        total = sum(max(end[p] - start.get(p, 0), 0) for start, end in spans for p in end)
+        done = sum(min(run.next.get(p, start.get(p, 0)), end[p]) - start.get(p, 0) for start, end in spans for p in end)
         if progress is not None:
             progress(done, total)
 
@@ -352,8 +393,14 @@ class Replays:
 
         try:
             run.open_sinks()
+            if record.seed_end:
+                run.seed(record.seed_start, record.seed_end, advance)
             stats = run.run(record.start, until, advance, ends, close_windows)
-            record.end = {p: max(run.next.get(p, 0), until.get(p, 0)) for p in set(until) | set(run.next)}
+            record.end = {
+                p: max(run.next.get(p, 0), until.get(p, 0))
+                for p in set(until) | set(run.next)
+                if p not in record.seed_end
+            }
         finally:
             run.close()
         return stats

@@ -1,10 +1,14 @@
 """End to end: a product created through the REST API is found by a word of its name in
 `GET /api/v1/products/search` (OpenSearch, written by the product_search_index dataflow); renamed
-through the API it is found by its new name and not by the old; facets come with the results; bad
-parameters are a 422 problem; with OpenSearch down the search is a 503 naming the store."""
+through the API it is found by its new name and not by the old; facets come with the results; a text
+search's pages neither skip nor repeat a hit when the index changes between them, and a cursor
+whose point in time is gone is a 422 `cursor-expired`; bad parameters are a 422 problem; with
+OpenSearch down the search is a 503 naming the store."""
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 from typing import Any
 
@@ -90,12 +94,31 @@ def test_pages_go_by_a_cursor_that_cannot_be_forged(shop: Storefront) -> None:
     eventually(lambda: set(ids(shop, q=word)) == made, timeout=60, what="3 products in the index")
     first = search(shop, q=word, limit=2).json()
     assert len(first["items"]) == 2 and first["nextCursor"]
+    # the index changes between the pages (a product more with the word: its term statistics, so
+    # every score, move): the second page continues the first one's view, nothing skipped or repeated
+    later = a_product(shop, f"Mug {word} later")["id"]
+    eventually(lambda: later in ids(shop, q=word), timeout=60, what="the later product in the index")
     second = search(shop, q=word, limit=2, cursor=first["nextCursor"]).json()
-    assert {i["productId"] for i in first["items"] + second["items"]} == made
+    paged = [i["productId"] for i in first["items"] + second["items"]]
+    assert len(paged) == 3 and set(paged) == made and second["nextCursor"] is None, paged
     other = search(shop, q="something else", cursor=first["nextCursor"])
     assert other.status_code == 422 and other.json()["type"].endswith("invalid-cursor")
     forged = search(shop, q=word, cursor="bm90LWEtY3Vyc29y")
     assert forged.status_code == 422 and forged.headers["content-type"] == "application/problem+json"
+
+
+def test_a_cursor_whose_pages_were_closed_is_a_422_cursor_expired(stack: Stack, shop: Storefront) -> None:
+    word = f"pitx{uuid.uuid4().hex[:6]}"
+    made = {a_product(shop, f"Mug {word} {n}")["id"] for n in range(3)}
+    eventually(lambda: set(ids(shop, q=word)) == made, timeout=60, what="3 products in the index")
+    cursor = search(shop, q=word, limit=2).json()["nextCursor"]
+    raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+    pit = json.loads(raw[16:])["pit"]  # after the 16 bytes of HMAC: the page's view of the index
+    with httpx.Client(base_url=stack.settings.opensearch.url, timeout=30) as client:
+        assert client.request("DELETE", "/_search/point_in_time", json={"pit_id": [pit]}).status_code == 200
+    expired = search(shop, q=word, limit=2, cursor=cursor)
+    assert expired.status_code == 422 and expired.headers["content-type"] == "application/problem+json"
+    assert expired.json()["type"].endswith("cursor-expired"), expired.text
 
 
 def test_bad_parameters_are_a_422_problem(shop: Storefront) -> None:

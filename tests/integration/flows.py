@@ -135,4 +135,7 @@ class FlowProcess:
         return found
 
     def tail(self) -> str:
-        return self.log.read_text()[-3000:] if self.log.exists() else ""
+        """Whether the process runs (or how it ended), then the end of its log."""
+        code = None if self.process is None else self.process.poll()
+        state = "not started" if self.process is None else "running" if code is None else f"exited {code}"
+        return f"[{self.group}: {state}]\n" + (self.log.read_text()[-3000:] if self.log.exists() else "")

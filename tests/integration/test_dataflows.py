@@ -131,7 +131,7 @@ def test_once_input_stops_the_recorded_positions_reach_the_end_of_every_input(
     eventually(
         lambda: recorded() == ends,
         timeout=90,
-        what=f"positions {ends} recorded ({engine}), not {recorded()}: {flow.tail()}",
+        what=lambda: f"positions {ends} recorded ({engine}), not {recorded()}: {flow.tail()}",
     )
     assert all(flow.cache.hget(f"inventory:{p}", "available") == "5" for p in products)
 
@@ -153,7 +153,7 @@ def test_records_that_write_nothing_read_last_still_have_their_positions_recorde
         produce_order_event(producer, serde, currency, "paid", order, 100 + i, now + i, prefix)
     producer.flush(10)
     flow.start()
-    eventually(lambda: windows_in(flow.cache, currency), timeout=90, what=f"the windows: {flow.tail()}")
+    eventually(lambda: windows_in(flow.cache, currency), timeout=90, what=lambda: f"the windows: {flow.tail()}")
     time.sleep(3)  # the payments' positions are recorded; only fulfilments come now
     for i, order in enumerate(orders):
         payload = {"orderId": order, "userId": "U", "fulfilledAt": now + 100 + i, "trackingNumber": None}
@@ -175,7 +175,9 @@ def test_records_that_write_nothing_read_last_still_have_their_positions_recorde
         held = recorded()
         return all(held.get(p, 0) >= end for p, end in ends.items() if end > 0)
 
-    eventually(caught_up, timeout=60, what=f"positions {ends} recorded ({engine}), not {recorded()}: {flow.tail()}")
+    eventually(
+        caught_up, timeout=60, what=lambda: f"positions {ends} recorded ({engine}), not {recorded()}: {flow.tail()}"
+    )
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -200,7 +202,7 @@ def test_a_poison_record_goes_to_the_dead_letter_topic_and_processing_continues(
     eventually(
         lambda: flow.cache.hget(f"inventory:{product}", "available") == "4",
         timeout=90,
-        what=f"the good record after the poison ({engine}): {flow.tail()}",
+        what=lambda: f"the good record after the poison ({engine}): {flow.tail()}",
     )
     consumer = Consumer({"bootstrap.servers": stack.settings.kafka.bootstrap, "group.id": f"t-{uuid.uuid4().hex}"})
     parts = consumer.list_topics(flow.dead_letter_topic, timeout=10).topics[flow.dead_letter_topic].partitions
@@ -292,6 +294,12 @@ def a_currency() -> str:
     return "Z" + "".join(random.choices(string.ascii_uppercase, k=2))
 
 
+def differing(found: dict[str, Any], expected: dict[str, Any], most: int = 10) -> dict[str, Any]:
+    """The keys whose values differ (or are missing on one side): {key: (found, expected)}."""
+    keys = sorted(k for k in found.keys() | expected.keys() if found.get(k) != expected.get(k))
+    return {k: (found.get(k), expected.get(k)) for k in keys[:most]}
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_revenue_windows_survive_kill_9_with_the_values_of_an_uninterrupted_run(
     stack: Stack, producer: Producer, serde: AvroSerde, tmp_path: Path, flows: list[FlowProcess], engine: str
@@ -327,12 +335,18 @@ def test_revenue_windows_survive_kill_9_with_the_values_of_an_uninterrupted_run(
 
     killed.start()
     uninterrupted.start()
-    eventually(lambda: windows_in(killed.cache, currency), timeout=90, what=f"the first window values: {killed.tail()}")
+    eventually(
+        lambda: windows_in(killed.cache, currency), timeout=90, what=lambda: f"the first window values: {killed.tail()}"
+    )
     killed.kill()  # mid-stream: no shutdown, no final commit
     seen_at_kill = sums(killed)
     killed.start()
     for flow in (killed, uninterrupted):
-        eventually(lambda: sums(flow) == running, timeout=180, what=f"every event counted once: {flow.tail()}")  # noqa: B023
+        eventually(
+            lambda: sums(flow) == running,  # noqa: B023
+            timeout=180,
+            what=lambda: f"every event counted once, differing: {differing(sums(flow), running)} {flow.tail()}",  # noqa: B023
+        )
     produce_order_event(producer, serde, currency, *closer, prefix=prefix)
     producer.flush(10)
     after_restart = eventually(lambda: done(killed), timeout=60, what="every window final after the restart")
@@ -372,7 +386,7 @@ def test_a_restart_with_a_backlog_on_one_partition_drops_no_on_time_event(
     found = eventually(
         lambda: (w := {k: v[:2] for k, v in windows_in(flow.cache, currency).items()}) == expected and w,
         timeout=180,
-        what=f"every on-time payment counted ({engine}): {flow.tail()}",
+        what=lambda: f"every on-time payment counted ({engine}): {flow.tail()}",
     )
     assert sum(v[1] for k, v in found.items() if k.startswith("1m")) == len(events)
 
@@ -480,7 +494,9 @@ def test_a_redis_that_comes_back_older_is_repaired_from_the_log(
     producer.flush(30)
     victim.start()
     reference.start()
-    eventually(lambda: len(windows_in(victim.cache, currency)) >= 2, timeout=90, what=f"first values: {victim.tail()}")
+    eventually(
+        lambda: len(windows_in(victim.cache, currency)) >= 2, timeout=90, what=lambda: f"first values: {victim.tail()}"
+    )
     progress = f"streams:progress:{victim.group}"
 
     def recorded() -> int:
@@ -494,7 +510,11 @@ def test_a_redis_that_comes_back_older_is_repaired_from_the_log(
     for event in events[half:]:
         produce_order_event(producer, serde, currency, *event, prefix=prefix)
     producer.flush(30)
-    eventually(lambda: recorded() >= len(events), timeout=90, what=f"every record: {victim.tail()}")
+    eventually(
+        lambda: recorded() >= len(events),
+        timeout=90,
+        what=lambda: f"every record ({recorded()} of {len(events)} recorded): {victim.tail()}",
+    )
     time.sleep(3)
     private_redis.kill()
     shutil.copy(snapshot, data / "dump.rdb")
@@ -546,7 +566,9 @@ def test_a_record_that_books_nothing_read_last_still_turns_the_windows_final(
     flows.append(flow)
     flow.cache.flushdb()
     flow.start()
-    eventually(lambda: len(windows_in(flow.cache, currency)) == 6, timeout=90, what=f"the windows: {flow.tail()}")
+    eventually(
+        lambda: len(windows_in(flow.cache, currency)) == 6, timeout=90, what=lambda: f"the windows: {flow.tail()}"
+    )
     later = start + DAY + 30 * MINUTE
     fulfilled = {"orderId": f"ORD-{currency}-0", "userId": "U", "fulfilledAt": later, "trackingNumber": None}
     produce(producer, serde, FULFILLED, fulfilled, later, prefix)
@@ -698,7 +720,7 @@ def test_quix_and_bytewax_end_in_the_same_values(
         return bool(a) and a == b
 
     try:
-        eventually(settled, timeout=180, what=f"the same Redis values: {runs[0].tail()} {runs[1].tail()}")
+        eventually(settled, timeout=180, what=lambda: f"the same Redis values: {runs[0].tail()} {runs[1].tail()}")
     except AssertionError:
         a, b = values(runs[0]), values(runs[1])
         diff = {k: (a.get(k), b.get(k)) for k in a.keys() | b.keys() if a.get(k) != b.get(k)}

@@ -172,6 +172,10 @@ def test_a_broker_restart_mid_stream_loses_nothing_and_doubles_nothing(
     expected = {p["id"]: 1000 + sums[p["id"]] for p in products}
     eventually(lambda: {i: shop.stock(i)["onHand"] for i in expected} == expected, 90, f"on hand {expected}")
     eventually(lambda: {i: snapshot_on_hand(cache, i) for i in expected} == expected, 60, f"snapshots {expected}")
-    eventually(lambda: ingest_state()["connected"] and ingest_state()["buffered"] == 0, 30, "the ingest drained")
+    eventually(
+        lambda: ingest_state()["connected"] and ingest_state()["buffered"] == 0,
+        60,
+        lambda: f"the ingest drained; its /health: {ingest_state()}",  # the session, the lanes, the retries
+    )
     time.sleep(2)  # nothing late arrives to double anything
     assert {i: shop.stock(i)["onHand"] for i in expected} == expected

@@ -147,6 +147,8 @@ def plan(
         out.print(table)
         out.print(f"  {p['records']:,} records from {p['from']}; shadow: {json.dumps(p['targets'])}")
         out.print(f"  not made again: {', '.join(p['withheld']) or 'nothing'}")
+        seeds = ", ".join(p["seedTables"]) or "none (the log only)"
+        out.print(f"  --reseed re-reads from Postgres: {seeds}")
         if p["ratePerSecond"]:
             out.print(f"  measured {p['ratePerSecond']:,} records/s in this process: about {p['etaSeconds']} s")
 
@@ -156,6 +158,14 @@ def run(
     name: Annotated[str | None, typer.Argument(help="The projection.")] = None,
     every: Annotated[bool, typer.Option("--all", help="Every projection, one after another.")] = False,
     since: Annotated[str | None, typer.Option(help="From the first record at or after this ISO 8601 instant.")] = None,
+    reseed: Annotated[
+        bool,
+        typer.Option(
+            "--reseed",
+            help="When the log is not enough (retention, a new projection): first re-read the projection's"
+            " seed tables from Postgres (Debezium's incremental snapshot) and step their rows before the log.",
+        ),
+    ] = False,
     as_json: Json = False,
 ) -> None:
     """Rebuild into a new shadow generation up to the log's end as of now (or continue the
@@ -165,12 +175,21 @@ def run(
     with _fails():
         for n in _names(name, every):
             replays = _replays(n)
+            if reseed and every and not replays.projection.seeds:
+                continue  # --all --reseed: the projections that have seed tables
             with _bar(f"{n}", as_json) as progress:
-                record = replays.run(_since(since), progress)
+
+                def snapshot(state: str, n: str = n) -> None:
+                    if not as_json:
+                        console.print(f"{n}: incremental snapshot {state}")
+
+                record = replays.run(_since(since), progress, reseed, snapshot)
             results.append({"projection": n, "generation": record.generation, "status": record.status, **record.stats})
             if not as_json:
                 s = record.stats
                 rate = s["read"] / s["wallSeconds"] if s.get("wallSeconds") else 0
+                if record.seed_signal:
+                    out.print(f"{n}: {s.get('seeded', 0):,} rows re-seeded from Postgres ({record.seed_signal})")
                 out.print(
                     f"{n}: generation {record.generation} built: {s['read']:,} records ({rate:,.0f}/s),"
                     f" {s['writes']:,} writes, {s['withheld']:,} side effects withheld, {s['deadLetters']} dead letters"
