@@ -74,6 +74,32 @@ class OlapClient:
         """Have the loader land every topic again from its beginning."""
         self._request("POST", "/replay")
 
+    # --- rebuilds of the landing beside the live one (`shopstream replay ... olap_landing`) ---------
+    def rebuild_plan(self) -> dict[str, Any]:
+        return dict(self._request("GET", "/rebuilds/plan").json())
+
+    def rebuild_start(self, max_rate: int | None = None) -> dict[str, Any]:
+        """A new generation landing, at most `max_rate` records/s (or the unfinished one
+        continuing); its record."""
+        return dict(self._request("POST", "/rebuilds", json={"maxRate": max_rate}).json())
+
+    def rebuilds(self) -> dict[str, Any]:
+        return dict(self._request("GET", "/rebuilds").json())
+
+    def rebuild_verify(self, generation: int, wait: float = 60.0) -> dict[str, Any]:
+        body = {"waitSeconds": wait}
+        return dict(
+            self._request("POST", f"/rebuilds/{generation}/verify", json=body, timeout=wait + self.timeout).json()
+        )
+
+    def rebuild_promote(self, generation: int, accept_differences: bool = False, wait: float = 60.0) -> dict[str, Any]:
+        body = {"waitSeconds": wait, "acceptDifferences": accept_differences}
+        path = f"/rebuilds/{generation}/promote"
+        return dict(self._request("POST", path, json=body, timeout=wait + self.timeout).json())
+
+    def rebuild_drop(self, generation: int) -> dict[str, Any]:
+        return dict(self._request("DELETE", f"/rebuilds/{generation}").json())
+
     def settle(self, timeout: float = 120.0, since: float | None = None) -> dict[str, Any]:
         """Wait until the loader has landed everything written before `since` (a time.time(), default
         now): no backlog measured after it. Returns the loader's figures."""

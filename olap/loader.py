@@ -110,8 +110,10 @@ class Loader:
         self.stats = LoaderStats()
         self.prefix = settings.topic_prefix
         self._replay = threading.Event()
+        self._pause = threading.Event()
+        self._paused = threading.Event()
+        self.paused_at: dict[tuple[str, int], int] = {}
         self._rewound: set[tuple[str, int]] = set()  # partitions a replay has sought already
-        self._event_topics = {self.prefix + t for t in EVENT_TOPICS}
         self._consumer = Consumer(
             {
                 "bootstrap.servers": settings.kafka.bootstrap,
@@ -129,28 +131,41 @@ class Loader:
 
     def subscriptions(self) -> list[str]:
         """The topics landed: every CDC topic (a pattern), the outbox events, the revenue windows."""
-        cdc = "^" + re.escape(self.prefix + CDC_TOPIC_PREFIX) + "(" + "|".join(CDC_TABLES) + ")$"
-        return [cdc, *sorted(self._event_topics), self.prefix + REVENUE_WINDOW_TOPIC]
+        return subscriptions(self.prefix)
 
     # --- one record -----------------------------------------------------------------------------
     def route(self, msg: Message) -> tuple[str, tuple[Any, ...]] | None:
         """(raw table, row) for a record; None for one that carries nothing (a tombstone)."""
-        topic, value = msg.topic() or "", msg.value()
-        origin = Origin(topic, msg.partition() or 0, msg.offset() or 0)
-        name = topic.removeprefix(self.prefix)
-        if name.startswith(CDC_TOPIC_PREFIX):
-            table = name.removeprefix(CDC_TOPIC_PREFIX)
-            row = cdc_row(table, msg.key(), value, origin)
-            return None if row is None else (f"cdc_{table}", row)
-        if value is None:
-            raise BadRecord("an event record without a value")
-        try:
-            schema_id, event = self.serde.decode(value)
-        except SerdeError as exc:
-            raise BadRecord(str(exc)) from exc
-        if name == REVENUE_WINDOW_TOPIC:
-            return "revenue_windows", revenue_window_row(event, origin)
-        return "events", event_row(schema_id, event, origin)
+        return route(msg, self.prefix, self.serde)
+
+    # --- a pause (a rebuild's promotion swaps the tables under a loader that stands still) -------
+    def pause(self, timeout: float) -> dict[tuple[str, int], int]:
+        """Stop landing once the batch in hand is landed and committed; the positions it stands at
+        (topic, partition) -> the next offset to land. RuntimeError if it did not pause in time."""
+        self._paused.clear()
+        self._pause.set()
+        if not self._paused.wait(timeout):
+            self._pause.clear()
+            raise RuntimeError(f"the loader did not pause within {timeout:.0f}s")
+        return dict(self.paused_at)
+
+    def resume(self) -> None:
+        self._pause.clear()
+
+    def _stand_still(self, stop: threading.Event) -> None:
+        positions = self._consumer.position(self._consumer.assignment())
+        unknown = [tp for tp in positions if tp.offset < 0]
+        committed = {tp_key(c): c.offset for c in self._consumer.committed(unknown, timeout=10)}
+        self.paused_at = {
+            (tp.topic, tp.partition): tp.offset if tp.offset >= 0 else max(committed.get(tp_key(tp), 0), 0)
+            for tp in positions
+        }
+        self._paused.set()
+        while self._pause.is_set() and not stop.is_set():
+            msg = self._consumer.poll(0.2)  # the partitions are paused: nothing comes (but the group's events)
+            if msg is not None and msg.error() is None:  # one fetched before the pause: read it after
+                self._consumer.seek(TopicPartition(msg.topic() or "", msg.partition() or 0, msg.offset() or 0))
+        self._paused.clear()
 
     # --- the loop -------------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -160,6 +175,13 @@ class Loader:
         try:
             while not stop.is_set():
                 try:
+                    if self._pause.is_set():
+                        self._consumer.pause(self._consumer.assignment())
+                        try:
+                            self._stand_still(stop)
+                        finally:
+                            self._consumer.resume(self._consumer.assignment())
+                        continue
                     if self._replay.is_set():
                         self._rewind_to_beginning()
                     messages = self._collect(stop)
@@ -248,8 +270,7 @@ class Loader:
                 continue
             if routed is not None:
                 batch.setdefault(routed[0], []).append(routed[1])
-        for table, rows in batch.items():
-            self.client.insert(f"{RAW_DATABASE}.{table}", rows, column_names=list(COLUMNS[table]))
+        insert(self.client, RAW_DATABASE, batch)
         # dead letters only once the batch is in (a retried batch would send them twice), and
         # delivered before the offsets move past them
         if bad:
@@ -337,6 +358,43 @@ class Loader:
             return
         self.stats.backlog = dict(backlog)
         self.stats.backlog_at = time.time()
+
+
+def route(msg: Message, prefix: str, serde: AvroSerde) -> tuple[str, tuple[Any, ...]] | None:
+    """(raw table, row) for a record of a landed topic (`prefix` before its name); None for one
+    that carries nothing (a tombstone); BadRecord for one that cannot be landed."""
+    topic, value = msg.topic() or "", msg.value()
+    origin = Origin(topic, msg.partition() or 0, msg.offset() or 0)
+    name = topic.removeprefix(prefix)
+    if name.startswith(CDC_TOPIC_PREFIX):
+        table = name.removeprefix(CDC_TOPIC_PREFIX)
+        row = cdc_row(table, msg.key(), value, origin)
+        return None if row is None else (f"cdc_{table}", row)
+    if value is None:
+        raise BadRecord("an event record without a value")
+    try:
+        schema_id, event = serde.decode(value)
+    except SerdeError as exc:
+        raise BadRecord(str(exc)) from exc
+    if name == REVENUE_WINDOW_TOPIC:
+        return "revenue_windows", revenue_window_row(event, origin)
+    return "events", event_row(schema_id, event, origin)
+
+
+def insert(client: Client, database: str, batch: Batch) -> None:
+    """One block per table of `database`."""
+    for table, rows in batch.items():
+        client.insert(f"{database}.{table}", rows, column_names=list(COLUMNS[table]))
+
+
+def subscriptions(prefix: str) -> list[str]:
+    """The topics landed: every CDC topic (a pattern), the outbox events, the revenue windows."""
+    cdc = "^" + re.escape(prefix + CDC_TOPIC_PREFIX) + "(" + "|".join(CDC_TABLES) + ")$"
+    return [cdc, *sorted(prefix + t for t in EVENT_TOPICS), prefix + REVENUE_WINDOW_TOPIC]
+
+
+def tp_key(tp: TopicPartition) -> tuple[str, int]:
+    return (tp.topic, tp.partition)
 
 
 def _next_offsets(messages: list[Message]) -> list[TopicPartition]:

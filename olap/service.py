@@ -8,10 +8,17 @@ HTTP (port 8124):
     GET|POST /?query=...          the core of the ClickHouse HTTP interface (read-only): curl, HTTP tools
     POST /dbt                     {"args": ["build"]} one dbt invocation at a time (409 when busy)
     POST /replay                  land every topic again from its beginning (deduplicated)
+    GET  /rebuilds/plan           what a rebuild would land (`shopstream replay plan olap_landing`)
+    POST /rebuilds                a new generation of the raw tables beside the live one (olap.rebuild)
+    GET  /rebuilds                the live generation, every rebuild's status and progress
+    POST /rebuilds/{n}/verify     parity with the live landing at the generation's offset vector
+    POST /rebuilds/{n}/promote    swap its tables in (the loader paused meanwhile)
+    DELETE /rebuilds/{n}          drop a generation that is not live
     GET  /dbt-docs/               the dbt docs site of the last `dbt docs generate`"""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
@@ -22,6 +29,7 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
+from confluent_kafka import KafkaException
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
@@ -30,6 +38,7 @@ from pydantic import BaseModel, Field
 
 from olap.builds import BadInvocation, BuildBusy, DbtRunner, export_profile_values
 from olap.loader import Loader
+from olap.rebuild import RebuildError, Rebuilds
 from olap.settings import OlapSettings
 from olap.store import StoreLock, connect, create_raw_tables
 from shopstream import __version__
@@ -59,6 +68,19 @@ class DbtIn(BaseModel):
     wait_s: float = Field(default=0.0, ge=0, le=3600)
 
 
+class RebuildIn(BaseModel):
+    wait_s: float = Field(default=60.0, ge=0, le=3600, alias="waitSeconds")
+    accept_differences: bool = Field(default=False, alias="acceptDifferences")
+
+
+class RebuildStartIn(BaseModel):
+    max_rate: int | None = Field(default=None, gt=0, alias="maxRate")
+
+
+def jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
 # what one analyst query may take from the process that also lands and builds
 QUERY_LIMITS = {"max_execution_time": "120", "max_memory_usage": str(4 * 1024**3), "max_result_bytes": str(1024**3)}
 
@@ -72,6 +94,7 @@ class OlapService:
     settings: OlapSettings
     lock: StoreLock | None = None
     loader: Loader | None = None
+    rebuilds: Rebuilds | None = None
     dbt: DbtRunner | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
@@ -86,12 +109,15 @@ class OlapService:
         export_profile_values(s)
         admin = connect(s)
         new_store = create_raw_tables(admin)
-        self.loader = Loader(s, connect(s), AvroSerde(RegistryClient(s.registry.url)))
+        serde = AvroSerde(RegistryClient(s.registry.url))
+        self.loader = Loader(s, connect(s), serde)
         if new_store:  # the consumer group may remember offsets of a store that is gone
             log.info("a new store: landing every topic from its beginning")
             self.loader.replay()
+        self.rebuilds = Rebuilds(s, connect(s), serde, self.loader)
         self.dbt = DbtRunner(s)
         self._spawn("olap-loader", self.loader.run, self.stop)
+        self.rebuilds.resume()
         if s.build_interval_s > 0:
             self._spawn("olap-builder", self._build_periodically)
         log.info(
@@ -100,6 +126,8 @@ class OlapService:
 
     def close(self) -> None:
         self.stop.set()
+        if self.rebuilds is not None:
+            self.rebuilds.stop.set()
         for thread in self.threads:
             thread.join(timeout=30)
         if self.lock is not None:
@@ -239,6 +267,51 @@ def create_app(settings: OlapSettings, service: OlapService | None = None) -> Fa
         assert svc.loader is not None
         svc.loader.replay()
         return {"status": "replaying"}
+
+    def rebuilds() -> Rebuilds:
+        assert svc.rebuilds is not None
+        return svc.rebuilds
+
+    def rebuild_call(call: Any, *args: Any) -> Response:
+        try:
+            return JSONResponse(jsonable(call(*args)))
+        except RebuildError as exc:
+            return problem(409, "Rebuild refused", str(exc))
+        except ClickHouseError as exc:
+            log.exception("rebuild")
+            return problem(500, "Rebuild failed", _clean(exc), code=_code(exc))
+        except (RuntimeError, KafkaException) as exc:  # the loader did not pause, the broker away
+            log.exception("rebuild")
+            return problem(503, "Rebuild failed", f"{type(exc).__name__}: {exc}")
+
+    @app.get("/rebuilds/plan")
+    def rebuild_plan() -> Response:
+        return rebuild_call(rebuilds().plan)
+
+    @app.post("/rebuilds")
+    def rebuild_start(body: RebuildStartIn | None = None) -> Response:
+        return rebuild_call(lambda: rebuilds().start(body.max_rate if body else None).to_json())
+
+    @app.get("/rebuilds")
+    def rebuild_status() -> Response:
+        return rebuild_call(rebuilds().status)
+
+    @app.post("/rebuilds/{generation}/verify")
+    def rebuild_verify(generation: int, body: RebuildIn) -> Response:
+        return rebuild_call(rebuilds().verify, generation, body.wait_s)
+
+    @app.post("/rebuilds/{generation}/promote")
+    def rebuild_promote(generation: int, body: RebuildIn) -> Response:
+        def promote() -> dict[str, Any]:
+            promoted = rebuilds().promote(generation, body.accept_differences, body.wait_s)
+            svc._built_after = -1  # the marts are built again from the promoted tables
+            return promoted.to_json()
+
+        return rebuild_call(promote)
+
+    @app.delete("/rebuilds/{generation}")
+    def rebuild_drop(generation: int) -> Response:
+        return rebuild_call(rebuilds().drop, generation)
 
     @app.post("/dbt")
     def dbt(body: DbtIn) -> Response:

@@ -40,7 +40,7 @@ _LANDED = (
     "_topic LowCardinality(String), _partition UInt32, _offset UInt64, _landed_at DateTime64(3, 'UTC') DEFAULT now64(3)"
 )
 
-CDC_DDL = f"""CREATE TABLE IF NOT EXISTS {RAW_DATABASE}.cdc_{{table}} (
+CDC_DDL = f"""CREATE TABLE IF NOT EXISTS {{db}}.cdc_{{table}} (
     pk String COMMENT 'the row key: its one column''s value, or the key columns'' values as a JSON array',
     op LowCardinality(String) COMMENT 'c insert, u update, d delete, r snapshot read',
     lsn UInt64 COMMENT 'Postgres LSN of the change (source.lsn)',
@@ -49,9 +49,9 @@ CDC_DDL = f"""CREATE TABLE IF NOT EXISTS {RAW_DATABASE}.cdc_{{table}} (
     deleted UInt8,
     row String COMMENT 'the row after the change (before it, for a delete) as JSON',
     {_LANDED}
-) ENGINE = ReplacingMergeTree ORDER BY (pk, lsn, op)"""
+) ENGINE = ReplacingMergeTree ORDER BY (pk, lsn, op){{comment}}"""
 
-EVENTS_DDL = f"""CREATE TABLE IF NOT EXISTS {RAW_DATABASE}.events (
+EVENTS_DDL = f"""CREATE TABLE IF NOT EXISTS {{db}}.events (
     event_id String,
     event_type LowCardinality(String),
     schema_version LowCardinality(String),
@@ -63,9 +63,9 @@ EVENTS_DDL = f"""CREATE TABLE IF NOT EXISTS {RAW_DATABASE}.events (
     trace_id String,
     payload String COMMENT 'the event payload as JSON',
     {_LANDED}
-) ENGINE = ReplacingMergeTree ORDER BY (event_type, event_id)"""
+) ENGINE = ReplacingMergeTree ORDER BY (event_type, event_id){{comment}}"""
 
-REVENUE_WINDOWS_DDL = f"""CREATE TABLE IF NOT EXISTS {RAW_DATABASE}.revenue_windows (
+REVENUE_WINDOWS_DDL = f"""CREATE TABLE IF NOT EXISTS {{db}}.revenue_windows (
     window_id String,
     currency LowCardinality(String),
     window_size LowCardinality(String) COMMENT 'MINUTE or DAY',
@@ -77,16 +77,18 @@ REVENUE_WINDOWS_DDL = f"""CREATE TABLE IF NOT EXISTS {RAW_DATABASE}.revenue_wind
     final UInt8,
     event_id String,
     {_LANDED}
-) ENGINE = ReplacingMergeTree(version) ORDER BY (currency, window_size, window_start)"""
+) ENGINE = ReplacingMergeTree(version) ORDER BY (currency, window_size, window_start){{comment}}"""
 
 
-def ddl() -> list[str]:
-    """Every statement that creates the raw layer (idempotent)."""
+def ddl(database: str = RAW_DATABASE, generation: int | None = None) -> list[str]:
+    """Every statement that creates the raw layer (idempotent) in `database`; a rebuild's tables
+    (`olap.rebuild`) say their generation in their comment, which an EXCHANGE moves with them."""
+    comment = "" if generation is None else f" COMMENT 'shopstream generation {int(generation)}'"
     return [
-        f"CREATE DATABASE IF NOT EXISTS {RAW_DATABASE}",
-        *(CDC_DDL.format(table=t) for t in CDC_TABLES),
-        EVENTS_DDL,
-        REVENUE_WINDOWS_DDL,
+        f"CREATE DATABASE IF NOT EXISTS {database}",
+        *(CDC_DDL.format(db=database, table=t, comment=comment) for t in CDC_TABLES),
+        EVENTS_DDL.format(db=database, comment=comment),
+        REVENUE_WINDOWS_DDL.format(db=database, comment=comment),
     ]
 
 
@@ -114,6 +116,23 @@ COLUMNS = {
     **{f"cdc_{t}": CDC_COLUMNS for t in CDC_TABLES},
     "events": EVENT_COLUMNS,
     "revenue_windows": REVENUE_WINDOW_COLUMNS,
+}
+
+
+# what makes two rows one (each table's sorting key: ReplacingMergeTree keeps one row per key),
+# which of them is kept (the highest), and what a row says (all but where it came from and, for a
+# revenue window, the id of the event that carried the value): what a rebuild's parity compares
+IDENTITY: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
+    **{
+        f"cdc_{t}": (("pk", "lsn", "op"), ("_offset",), ("pk", "op", "lsn", "tx_id", "changed_at", "deleted", "row"))
+        for t in CDC_TABLES
+    },
+    "events": (("event_type", "event_id"), ("_offset",), EVENT_COLUMNS[:-3]),
+    "revenue_windows": (
+        ("currency", "window_size", "window_start"),
+        ("version", "_offset"),
+        REVENUE_WINDOW_COLUMNS[:-4],
+    ),
 }
 
 

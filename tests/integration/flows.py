@@ -98,6 +98,7 @@ class FlowProcess:
         self.cache = redis.Redis(host=stack.settings.redis.host, port=port, db=db, decode_responses=True)
         self.log = tmp / f"flow-{self.group}.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self.restarts: list[str] = []
 
     def start(self) -> None:
         with self.log.open("a") as log:
@@ -106,6 +107,14 @@ class FlowProcess:
 
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
+
+    def supervise(self) -> None:
+        """What supervisord does for the stack's dataflows: start the process again when it has
+        ended by itself (a transaction or a store lost under load ends it: by design, it stops and
+        is restarted); each restart is kept with the log that ended it, for the failure message."""
+        if self.process is not None and self.process.poll() is not None:
+            self.restarts.append(f"exited {self.process.returncode}: {self.log.read_text()[-1500:]}")
+            self.start()
 
     def kill(self) -> None:
         assert self.process is not None
@@ -138,4 +147,5 @@ class FlowProcess:
         """Whether the process runs (or how it ended), then the end of its log."""
         code = None if self.process is None else self.process.poll()
         state = "not started" if self.process is None else "running" if code is None else f"exited {code}"
-        return f"[{self.group}: {state}]\n" + (self.log.read_text()[-3000:] if self.log.exists() else "")
+        restarted = f", restarted {len(self.restarts)}x, first after: {self.restarts[0]}" if self.restarts else ""
+        return f"[{self.group}: {state}{restarted}]\n" + (self.log.read_text()[-3000:] if self.log.exists() else "")

@@ -336,21 +336,29 @@ def test_revenue_windows_survive_kill_9_with_the_values_of_an_uninterrupted_run(
     killed.start()
     uninterrupted.start()
     eventually(
-        lambda: windows_in(killed.cache, currency), timeout=90, what=lambda: f"the first window values: {killed.tail()}"
+        lambda: windows_in(killed.cache, currency),
+        timeout=180,
+        what=lambda: f"the first window values: {killed.tail()}",
     )
     killed.kill()  # mid-stream: no shutdown, no final commit
     seen_at_kill = sums(killed)
     killed.start()
     for flow in (killed, uninterrupted):
         eventually(
-            lambda: sums(flow) == running,  # noqa: B023
+            lambda: flow.supervise() or sums(flow) == running,  # noqa: B023
             timeout=180,
             what=lambda: f"every event counted once, differing: {differing(sums(flow), running)} {flow.tail()}",  # noqa: B023
         )
     produce_order_event(producer, serde, currency, *closer, prefix=prefix)
     producer.flush(10)
-    after_restart = eventually(lambda: done(killed), timeout=60, what="every window final after the restart")
-    reference = eventually(lambda: done(uninterrupted), timeout=60, what="the uninterrupted run")
+    after_restart = eventually(
+        lambda: killed.supervise() or done(killed), timeout=90, what=lambda: f"every window final: {killed.tail()}"
+    )
+    reference = eventually(
+        lambda: uninterrupted.supervise() or done(uninterrupted),
+        timeout=90,
+        what=lambda: f"the uninterrupted run's windows final: {uninterrupted.tail()}",
+    )
     assert seen_at_kill != running, "the kill did not land mid-stream"
     assert after_restart == reference
     assert {k: v[:2] for k, v in after_restart.items()} == expected

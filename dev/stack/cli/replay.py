@@ -37,15 +37,21 @@ LiveStopped = Annotated[
 Wait = Annotated[float, typer.Option(help="Seconds to wait for the live dataflow to reach the shadow and pause.")]
 
 
-def _names(name: str | None, every: bool) -> list[str]:
+def _known() -> list[str]:
+    """The projections, then the OLAP landing (rebuilt by the OLAP service: `olap.rebuild`)."""
+    from olap.rebuild import NAME
     from streams.catalog import DATAFLOWS
 
+    return [*DATAFLOWS, NAME]
+
+
+def _names(name: str | None, every: bool) -> list[str]:
     if every:
-        return list(DATAFLOWS)
+        return _known()
     if name is None:
         raise typer.BadParameter("name a projection, or --all")
-    if name not in DATAFLOWS:
-        raise typer.BadParameter(f"no projection {name!r}; known: {', '.join(DATAFLOWS)}")
+    if name not in _known():
+        raise typer.BadParameter(f"no projection {name!r}; known: {', '.join(_known())}")
     return [name]
 
 
@@ -108,6 +114,12 @@ def _logging(correlation: str) -> None:
 
 
 def _replays(name: str) -> Any:
+    from olap.rebuild import NAME
+
+    if name == NAME:
+        from dev.stack.cli.olap_replay import OlapReplays
+
+        return OlapReplays()
     from streams.replay.service import Replays
 
     return Replays(name)
@@ -166,10 +178,18 @@ def run(
             " seed tables from Postgres (Debezium's incremental snapshot) and step their rows before the log.",
         ),
     ] = False,
+    max_rate: Annotated[
+        int | None,
+        typer.Option(
+            "--max-rate", min=1, help="olap_landing: land at most this many records/s (beside a busy live loader)."
+        ),
+    ] = None,
     as_json: Json = False,
 ) -> None:
     """Rebuild into a new shadow generation up to the log's end as of now (or continue the
     unfinished one: a run killed at any point continues from its last checkpoint)."""
+    from olap.rebuild import NAME
+
     _logging(f"replay-{uuid.uuid4().hex[:8]}")
     results = []
     with _fails():
@@ -183,7 +203,10 @@ def run(
                     if not as_json:
                         console.print(f"{n}: incremental snapshot {state}")
 
-                record = replays.run(_since(since), progress, reseed, snapshot)
+                if max_rate is not None and n != NAME:
+                    raise typer.BadParameter(f"--max-rate is for {NAME}", param_hint="--max-rate")
+                extra = {"max_rate": max_rate} if n == NAME else {}
+                record = replays.run(_since(since), progress, reseed, snapshot, **extra)
             results.append({"projection": n, "generation": record.generation, "status": record.status, **record.stats})
             if not as_json:
                 s = record.stats
@@ -294,11 +317,9 @@ def status(
     """Per projection: the live generation per store, and each replay's status (running, built,
     verified, differs, promoting — cut off mid-promotion: promote again —, promoted, retired) with
     its lag behind the log."""
-    from streams.catalog import DATAFLOWS
-
     rows = []
     with _fails():
-        for n in [name] if name else list(DATAFLOWS):
+        for n in [name] if name else _known():
             _names(n, False)
             rows.append(_replays(n).status())
     if as_json:
