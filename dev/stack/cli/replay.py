@@ -317,11 +317,19 @@ def status(
     """Per projection: the live generation per store, and each replay's status (running, built,
     verified, differs, promoting — cut off mid-promotion: promote again —, promoted, retired) with
     its lag behind the log."""
+    from olap.client import OlapUnavailable
+    from olap.rebuild import NAME
+
     rows = []
     with _fails():
         for n in [name] if name else _known():
             _names(n, False)
-            rows.append(_replays(n).status())
+            try:
+                rows.append(_replays(n).status())
+            except OlapUnavailable as exc:  # every projection's status but the landing's, which says why
+                if name is not None or n != NAME:
+                    raise
+                rows.append({"projection": n, "live": None, "replays": [], "error": str(exc)})
     if as_json:
         _emit(True, rows if name is None else rows[0])
         return
