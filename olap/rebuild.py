@@ -43,6 +43,7 @@ from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from olap.loader import Batch, Loader, insert, route, subscriptions
 from olap.settings import OlapSettings
+from olap.store import connect
 from olap.tables import COLUMNS, IDENTITY, RAW_DATABASE, BadRecord, ddl
 from shopstream.serde import AvroSerde
 
@@ -131,6 +132,7 @@ class Rebuilds:
     def __init__(self, settings: OlapSettings, client: Client, serde: AvroSerde, loader: Loader) -> None:
         self.settings = settings
         self.client = client  # this object's own (one query at a time: calls hold `lock`)
+        self.lander = connect(settings)  # the blocks' inserts: the status and verify queries go on meanwhile
         self.serde = serde
         self.loader = loader
         self.lock = threading.RLock()
@@ -356,7 +358,7 @@ class Rebuilds:
                             continue
                         if routed is not None:
                             batch.setdefault(routed[0], []).append(routed[1])
-                insert(self.client_for_land(), database(n), batch)
+                insert(self.lander, database(n), batch)
                 # where each partition stands (past control records and aborted transactions too)
                 for tp in consumer.position([TopicPartition(*split(p)) for p in todo]):
                     p = key(tp.topic, tp.partition)
@@ -385,15 +387,6 @@ class Rebuilds:
                     self.stop.wait(max(0.0, read / g.max_rate - (time.monotonic() - began)))
         finally:
             consumer.close()
-
-    def client_for_land(self) -> Client:
-        """The client landing blocks (its own: the status and verify queries go on meanwhile)."""
-        client: Client | None = getattr(self, "_land_client", None)
-        if client is None:
-            from olap.store import connect
-
-            client = self._land_client = connect(self.settings)
-        return client
 
     # --- verify ----------------------------------------------------------------------------------
     def wait_for_live(self, until: Vector, wait: float) -> None:

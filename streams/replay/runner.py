@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -221,16 +221,7 @@ class ReplayRun:
                 messages = c.consume(num_messages=max(1, min(BATCH, left)), timeout=1.0)
                 items: list[Item[Any]] = []
                 read: dict[str, int] = {}
-                for msg in messages:
-                    if msg.error() is not None:
-                        if msg.error().fatal():
-                            raise RuntimeError(f"Kafka: {msg.error()}")
-                        continue
-                    p = partition_name(msg.topic(), msg.partition())
-                    offset = msg.offset()
-                    end = todo.get(p)
-                    if end is None:
-                        continue
+                for msg, p, offset, end in _to_read(messages, todo):
                     if offset >= end:  # past the vector: everything below it was delivered
                         read[p] = end
                         continue
@@ -247,12 +238,7 @@ class ReplayRun:
                     if offset + 1 >= end and end >= ends.get(p, 0):
                         caught_up.add(p)
                     items.append(inputs.item(event, p, offset, clock.watermark(caught_up)))
-                # where each partition is now: the consumer's position passes transaction markers
-                # (not records), so a partition whose last offsets are markers is done by it
-                for tp in c.position([TopicPartition(*parse_partition_name(p)) for p in todo]):
-                    if tp.offset >= 0:
-                        p = partition_name(tp.topic, tp.partition)
-                        read[p] = max(read.get(p, 0), min(tp.offset, todo[p]))
+                _stand(c, todo, read)
                 self.next.update({p: max(self.next.get(p, 0), o) for p, o in read.items()})
                 self._apply(run_batch(self.projection, self.runners, self.states, items), read)
                 self.stats.events += len(items)
@@ -299,14 +285,8 @@ class ReplayRun:
                 messages = c.consume(num_messages=BATCH, timeout=1.0)
                 items: list[Item[Any]] = []
                 read: dict[str, int] = {}
-                for msg in messages:
-                    if msg.error() is not None:
-                        if msg.error().fatal():
-                            raise RuntimeError(f"Kafka: {msg.error()}")
-                        continue
-                    p, offset = partition_name(msg.topic(), msg.partition()), msg.offset()
-                    end = todo.get(p)
-                    if end is None or offset >= end:
+                for msg, p, offset, end in _to_read(messages, todo):
+                    if offset >= end:
                         continue
                     read[p] = offset + 1
                     self.stats.read += 1
@@ -324,10 +304,7 @@ class ReplayRun:
                             e.partition_key, event, at, e.occurred_at, self.clock.current, e.trace_id, e.correlation_id
                         )
                     )
-                for tp in c.position([TopicPartition(*parse_partition_name(p)) for p in todo]):
-                    if tp.offset >= 0:
-                        p = partition_name(tp.topic, tp.partition)
-                        read[p] = max(read.get(p, 0), min(tp.offset, todo[p]))
+                _stand(c, todo, read)
                 self.next.update({p: max(self.next.get(p, 0), o) for p, o in read.items()})
                 self._apply(run_batch(self.projection, self.runners, self.states, items), {})
                 self.stats.events += len(items)
@@ -408,3 +385,27 @@ class ReplayRun:
 
     def keys(self) -> int:
         return sum(len(s) for s in self.states)
+
+
+def _to_read(messages: list[Any], todo: Mapping[str, int]) -> Iterator[tuple[Any, str, int, int]]:
+    """(record, partition, offset, the partition's end) for the records of partitions still to
+    read; a fatal consumer error raises."""
+    for msg in messages:
+        error = msg.error()
+        if error is not None:
+            if error.fatal():
+                raise RuntimeError(f"Kafka: {error}")
+            continue
+        p = partition_name(msg.topic(), msg.partition())
+        end = todo.get(p)
+        if end is not None:
+            yield msg, p, msg.offset(), end
+
+
+def _stand(c: Any, todo: Mapping[str, int], read: dict[str, int]) -> None:
+    """Where each partition is now, into `read`: the consumer's position passes transaction
+    markers (not records), so a partition whose last offsets are markers is done by it."""
+    for tp in c.position([TopicPartition(*parse_partition_name(p)) for p in todo]):
+        if tp.offset >= 0:
+            p = partition_name(tp.topic, tp.partition)
+            read[p] = max(read.get(p, 0), min(tp.offset, todo[p]))
